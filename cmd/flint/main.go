@@ -1,0 +1,100 @@
+// Command flint provisions a cloud instance at first boot and answers
+// instance metadata queries. Each subcommand lives in its own file; this
+// file holds the dispatch table and exit-code conventions only.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+)
+
+// Exit codes shared by every subcommand.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+// commands is the one list of subcommands, in the order `flint help` shows them.
+func commands() []command {
+	return []command{
+		{"get", "print one metadata value or listing", cmdGet},
+		{"dump", "print the whole metadata tree", cmdDump},
+		{"emulate", "serve an instance metadata emulator", cmdEmulate},
+		{"version", "print the version", cmdVersion},
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := dispatch(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func dispatch(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
+	if name := filepath.Base(argv[0]); name == "ec2-metadata" {
+		if q := lookup("query"); q != nil {
+			return q.run(ctx, argv[1:], stdout, stderr)
+		}
+	}
+	if len(argv) < 2 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch argv[1] {
+	case "help", "-h", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	c := lookup(argv[1])
+	if c == nil {
+		fmt.Fprintf(stderr, "flint: unknown command %q (see 'flint help')\n", argv[1])
+		return exitUsage
+	}
+	return c.run(ctx, argv[2:], stdout, stderr)
+}
+
+func lookup(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return &c
+		}
+	}
+	return nil
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: flint COMMAND [flags]")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'flint COMMAND -h' for a command's flags.")
+}
+
+func cmdVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
+	fmt.Fprintln(stdout, "flint", version)
+	return exitOK
+}
+
+// fail prints one "flint: ..." line and returns exitFail.
+func fail(stderr io.Writer, format string, args ...any) int {
+	fmt.Fprintf(stderr, "flint: "+format+"\n", args...)
+	return exitFail
+}

@@ -1,0 +1,462 @@
+// Package imds speaks the EC2 instance metadata protocol: endpoint
+// resolution, the IMDSv2 token lifecycle (with IMDSv1 fallback where
+// allowed), retries with capped jittered backoff, response caps, and typed
+// reads of the values flint needs. It knows nothing of handlers; the
+// emulator in imds/imdstest serves the same protocol for tests.
+package imds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Endpoints used when nothing else is configured.
+const (
+	DefaultEndpoint     = "http://169.254.169.254"
+	DefaultIPv6Endpoint = "http://[fd00:ec2::254]"
+)
+
+// Mode selects which protocol versions the client may use.
+type Mode int
+
+const (
+	// ModeV2Preferred asks for a token and falls back to IMDSv1 when the
+	// token PUT is answered 404/405 or gets no answer (hop limit 1). A 403
+	// never falls back: the endpoint is disabled.
+	ModeV2Preferred Mode = iota
+	// ModeV2Only requires a token (HttpTokens=required semantics).
+	ModeV2Only
+	// ModeV1 never asks for a token.
+	ModeV1
+)
+
+// ParseMode parses "v2-preferred", "v2-only" or "v1".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "v2-preferred", "":
+		return ModeV2Preferred, nil
+	case "v2-only":
+		return ModeV2Only, nil
+	case "v1":
+		return ModeV1, nil
+	}
+	return 0, fmt.Errorf("unknown IMDS mode %q (want v2-preferred, v2-only or v1)", s)
+}
+
+func (m Mode) String() string {
+	switch m {
+	case ModeV2Only:
+		return "v2-only"
+	case ModeV1:
+		return "v1"
+	}
+	return "v2-preferred"
+}
+
+// Options configure a Client. The zero value is usable: it resolves the
+// endpoint from the environment like the AWS SDKs.
+type Options struct {
+	// Endpoint is the base URL ("http://169.254.169.254"). Empty: taken from
+	// AWS_EC2_METADATA_SERVICE_ENDPOINT, else from
+	// AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4 or IPv6), else the IPv4
+	// default.
+	Endpoint string
+	// Mode chooses v2-preferred (zero), v2-only or v1.
+	// AWS_EC2_METADATA_V1_DISABLED=true turns v2-preferred into v2-only.
+	Mode Mode
+	// TokenTTL is the lifetime asked for each token (default 6h, max 6h).
+	TokenTTL time.Duration
+	// AttemptTimeout bounds one HTTP exchange (default 2s).
+	AttemptTimeout time.Duration
+	// TokenTimeout bounds one token PUT (default 1s); a PUT that gets no
+	// answer in time is taken as the hop-limit case.
+	TokenTimeout time.Duration
+	// MaxAttempts bounds the attempts per request (default 4). Negative
+	// means no bound other than the context's deadline (the boot path).
+	MaxAttempts int
+	// MaxBackoff caps the wait between attempts (default 2s).
+	MaxBackoff time.Duration
+	// MaxResponseBytes caps a response body (default 1 MiB).
+	MaxResponseBytes int64
+	// Getenv reads the environment (default os.Getenv).
+	Getenv func(string) string
+	// Logf receives one-line notes (fallback to v1, retries). It never
+	// receives tokens or values.
+	Logf func(format string, args ...any)
+	// Transport replaces the HTTP transport (tests).
+	Transport http.RoundTripper
+}
+
+// Client reads instance metadata. It is safe for concurrent use; all
+// requests share one small keep-alive pool and one token.
+type Client struct {
+	base        *url.URL
+	hc          *http.Client
+	mode        Mode
+	ttl         time.Duration
+	attemptTO   time.Duration
+	tokenTO     time.Duration
+	maxAttempts int
+	maxBackoff  time.Duration
+	maxBytes    int64
+	logf        func(string, ...any)
+	disabled    bool
+
+	tokMu  sync.Mutex
+	token  string
+	expiry time.Time
+	v1     bool // fell back to IMDSv1 for the rest of this client's life
+
+	puts, gets atomic.Int64
+}
+
+// Stats counts the HTTP exchanges a client made.
+type Stats struct {
+	TokenRequests int64
+	Requests      int64
+}
+
+// New builds a client; it sends nothing until the first read.
+func New(opts Options) (*Client, error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := &Client{
+		mode:        opts.Mode,
+		ttl:         opts.TokenTTL,
+		attemptTO:   opts.AttemptTimeout,
+		tokenTO:     opts.TokenTimeout,
+		maxAttempts: opts.MaxAttempts,
+		maxBackoff:  opts.MaxBackoff,
+		maxBytes:    opts.MaxResponseBytes,
+		logf:        opts.Logf,
+	}
+	if c.ttl == 0 {
+		c.ttl = 6 * time.Hour
+	}
+	if c.ttl < time.Second || c.ttl > 6*time.Hour {
+		return nil, fmt.Errorf("IMDS token TTL %v is out of range (1s to 6h)", c.ttl)
+	}
+	if c.attemptTO <= 0 {
+		c.attemptTO = 2 * time.Second
+	}
+	if c.tokenTO <= 0 {
+		c.tokenTO = time.Second
+	}
+	if c.maxAttempts == 0 {
+		c.maxAttempts = 4
+	}
+	if c.maxBackoff <= 0 {
+		c.maxBackoff = 2 * time.Second
+	}
+	if c.maxBytes <= 0 {
+		c.maxBytes = 1 << 20
+	}
+	if c.logf == nil {
+		c.logf = func(string, ...any) {}
+	}
+	if b, _ := strconv.ParseBool(getenv("AWS_EC2_METADATA_DISABLED")); b {
+		c.disabled = true
+	}
+	if b, _ := strconv.ParseBool(getenv("AWS_EC2_METADATA_V1_DISABLED")); b && c.mode == ModeV2Preferred {
+		c.mode = ModeV2Only
+	}
+	endpoint, err := resolveEndpoint(opts.Endpoint, getenv)
+	if err != nil {
+		return nil, err
+	}
+	c.base = endpoint
+	tr := opts.Transport
+	if tr == nil {
+		tr = &http.Transport{
+			// IMDS is link-local: a proxy from the environment must never see it.
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: c.attemptTO, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        4,
+			MaxIdleConnsPerHost: 4,
+			MaxConnsPerHost:     4,
+			IdleConnTimeout:     30 * time.Second,
+			DisableCompression:  true,
+		}
+	}
+	c.hc = &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	return c, nil
+}
+
+func resolveEndpoint(explicit string, getenv func(string) string) (*url.URL, error) {
+	raw, from := explicit, "endpoint"
+	if raw == "" {
+		raw, from = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"), "AWS_EC2_METADATA_SERVICE_ENDPOINT"
+	}
+	if raw == "" {
+		switch mode := getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"); strings.ToLower(mode) {
+		case "", "ipv4":
+			raw = DefaultEndpoint
+		case "ipv6":
+			raw = DefaultIPv6Endpoint
+		default:
+			return nil, fmt.Errorf("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=%q: want IPv4 or IPv6", mode)
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
+		return nil, fmt.Errorf("%s %q is not a metadata endpoint URL (want http://HOST[:PORT])", from, raw)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%s %q has a bad port", from, raw)
+		}
+	}
+	u.Path = ""
+	return u, nil
+}
+
+// Endpoint returns the base URL in use.
+func (c *Client) Endpoint() string { return c.base.String() }
+
+// Stats returns how many token and data requests the client sent.
+func (c *Client) Stats() Stats {
+	return Stats{TokenRequests: c.puts.Load(), Requests: c.gets.Load()}
+}
+
+// Get returns the body at path. A path without a leading "/" is relative to
+// "/latest/" ("meta-data/instance-id"); with one it is taken from the
+// server root ("/2021-03-23/meta-data/ami-id"). A 404 returns an error
+// wrapping ErrNotFound.
+func (c *Client) Get(ctx context.Context, path string) ([]byte, error) {
+	if c.disabled {
+		return nil, fmt.Errorf("GET %s: %w (AWS_EC2_METADATA_DISABLED is set)", path, ErrDisabled)
+	}
+	u, err := c.url(path)
+	if err != nil {
+		return nil, err
+	}
+	return c.get(ctx, path, u)
+}
+
+// List returns the entries of a listing at path, one per line, as served
+// (directories end in "/", public keys read "0=name"). A line with control
+// characters or an embedded "/" is refused as malformed.
+func (c *Client) List(ctx context.Context, path string) ([]string, error) {
+	b, err := c.Get(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return parseListing(path, b)
+}
+
+func parseListing(path string, b []byte) ([]string, error) {
+	var out []string
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			continue
+		}
+		name := strings.TrimSuffix(line, "/")
+		if name == "" || strings.Contains(name, "/") || strings.IndexFunc(line, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+			return nil, fmt.Errorf("listing %s: malformed line %d %q", path, i+1, truncate(line, 60))
+		}
+		out = append(out, line)
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func (c *Client) url(path string) (string, error) {
+	if strings.ContainsAny(path, "?#") || strings.IndexFunc(path, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return "", fmt.Errorf("metadata path %q: must not contain '?', '#' or control characters", path)
+	}
+	for _, seg := range strings.Split(path, "/") {
+		if seg == ".." || seg == "." {
+			return "", fmt.Errorf("metadata path %q: must not contain '.' or '..' segments", path)
+		}
+	}
+	p := path
+	if !strings.HasPrefix(p, "/") {
+		p = "/latest/" + p
+	}
+	u := *c.base
+	u.Path = p
+	return u.String(), nil
+}
+
+// errRetry marks an attempt's failure as worth another attempt.
+type errRetry struct {
+	err   error
+	after time.Duration // from Retry-After, 0 if none
+}
+
+func (e *errRetry) Error() string { return e.err.Error() }
+func (e *errRetry) Unwrap() error { return e.err }
+
+func (c *Client) get(ctx context.Context, path, u string) ([]byte, error) {
+	var out []byte
+	refreshed := false
+	err := c.retry(ctx, func() error {
+		for {
+			tok, err := c.getToken(ctx)
+			if err != nil {
+				return err
+			}
+			body, status, hdr, err := c.exchange(ctx, http.MethodGet, u, tok, c.attemptTO, nil)
+			c.gets.Add(1)
+			switch {
+			case err != nil:
+				return err
+			case status == http.StatusOK:
+				out = body
+				return nil
+			case status == http.StatusNotFound:
+				return fmt.Errorf("GET %s: %w", path, ErrNotFound)
+			case status == http.StatusUnauthorized && tok != "" && !refreshed:
+				// Expired or revoked token: one new token, then the same request.
+				c.dropToken(tok)
+				refreshed = true
+				continue
+			case status == http.StatusUnauthorized && tok == "":
+				return fmt.Errorf("GET %s: IMDS answered 401 without a token: the instance requires IMDSv2 but no token could be obtained", path)
+			case status == http.StatusTooManyRequests || status >= 500:
+				return &errRetry{err: &StatusError{Method: "GET", Path: path, Code: status}, after: retryAfter(hdr)}
+			default:
+				return &StatusError{Method: "GET", Path: path, Code: status}
+			}
+		}
+	})
+	return out, err
+}
+
+// retry runs op until it succeeds or fails with anything but a bare
+// *errRetry, the attempts run out, or the next wait would pass the
+// context's deadline. Errors that merely wrap an errRetry (a token fetch
+// that already gave up) are final: attempts never multiply.
+func (c *Client) retry(ctx context.Context, op func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := op()
+		re, ok := err.(*errRetry)
+		if !ok || ctx.Err() != nil {
+			return err
+		}
+		if c.maxAttempts > 0 && attempt >= c.maxAttempts {
+			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		}
+		if serr := c.sleep(ctx, attempt, re.after); serr != nil {
+			return fmt.Errorf("%w (then %v)", err, serr)
+		}
+	}
+}
+
+// exchange performs one HTTP request with its own timeout and reads a
+// capped body. Transport failures come back as *errRetry.
+func (c *Client) exchange(ctx context.Context, method, u, tok string, timeout time.Duration, hdr map[string]string) ([]byte, int, http.Header, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, method, u, nil)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	req.Header.Set("User-Agent", "flint")
+	if tok != "" {
+		req.Header.Set("X-aws-ec2-metadata-token", tok)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, 0, nil, c.transportErr(ctx, actx, method, u, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
+	if err != nil {
+		return nil, 0, nil, c.transportErr(ctx, actx, method, u, fmt.Errorf("reading body: %w", err))
+	}
+	if int64(len(body)) > c.maxBytes {
+		return nil, 0, nil, fmt.Errorf("%s %s: response larger than %d bytes, refused", method, u, c.maxBytes)
+	}
+	return body, resp.StatusCode, resp.Header, nil
+}
+
+// errAttemptTimeout marks an attempt that ran out of its own time while the
+// caller's context was still live.
+var errAttemptTimeout = errors.New("no answer in time")
+
+func (c *Client) transportErr(ctx, actx context.Context, method, u string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s: %w", method, u, ctx.Err())
+	}
+	if actx.Err() != nil {
+		return &errRetry{err: fmt.Errorf("%s %s: %w", method, u, errAttemptTimeout)}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return &errRetry{err: fmt.Errorf("%s %s: %w", method, u, err)}
+}
+
+func retryAfter(h http.Header) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// sleep waits before the next attempt: full-jitter exponential backoff
+// capped at maxBackoff, or the server's Retry-After when it gave one. A wait
+// that would outlive the context's deadline fails at once.
+func (c *Client) sleep(ctx context.Context, attempt int, after time.Duration) error {
+	d := after
+	if d == 0 {
+		ceil := 100 * time.Millisecond << min(attempt-1, 10)
+		if ceil > c.maxBackoff {
+			ceil = c.maxBackoff
+		}
+		d = ceil/2 + rand.N(ceil/2+1)
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return fmt.Errorf("retry in %v would pass the deadline", d.Round(time.Millisecond))
+	}
+	c.logf("imds: retrying in %v", d.Round(time.Millisecond))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,105 @@
+package imds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// getToken returns the token to send, "" for IMDSv1. Callers that arrive
+// while a token is being fetched wait for that fetch instead of sending a
+// second PUT: one token per run.
+func (c *Client) getToken(ctx context.Context) (string, error) {
+	if c.mode == ModeV1 {
+		return "", nil
+	}
+	c.tokMu.Lock()
+	defer c.tokMu.Unlock()
+	if c.v1 {
+		return "", nil
+	}
+	// Refresh a little before expiry so no request carries a token that
+	// dies in flight.
+	margin := min(c.ttl/10, time.Minute)
+	if c.token != "" && time.Until(c.expiry) > margin {
+		return c.token, nil
+	}
+	c.token = ""
+	tok, ttl, err := c.fetchToken(ctx)
+	if err != nil {
+		var fb *fallback
+		if errors.As(err, &fb) && c.mode == ModeV2Preferred {
+			c.logf("imds: token request %s; using IMDSv1", fb.why)
+			c.v1 = true
+			return "", nil
+		}
+		return "", err
+	}
+	c.token, c.expiry = tok, time.Now().Add(ttl)
+	return tok, nil
+}
+
+// dropToken forgets tok after a 401 so the next request fetches a new one;
+// a token another goroutine already replaced is left alone.
+func (c *Client) dropToken(tok string) {
+	c.tokMu.Lock()
+	if c.token == tok {
+		c.token = ""
+	}
+	c.tokMu.Unlock()
+}
+
+// fallback is the token failure that allows IMDSv1 in v2-preferred mode.
+type fallback struct{ why string }
+
+func (f *fallback) Error() string { return f.why }
+
+func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) {
+	u, _ := c.url("api/token")
+	ttl := strconv.Itoa(int(c.ttl / time.Second))
+	hdr := map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": ttl}
+	var tok string
+	var got time.Duration
+	err := c.retry(ctx, func() error {
+		body, status, rh, err := c.exchange(ctx, http.MethodPut, u, "", c.tokenTO, hdr)
+		c.puts.Add(1)
+		switch {
+		case errors.Is(err, errAttemptTimeout):
+			// An unanswered PUT is what a hop limit of 1 looks like from a
+			// container: the GETs may still work over IMDSv1.
+			if c.mode == ModeV2Only {
+				return fmt.Errorf("PUT /latest/api/token: no answer within %v (is the instance's metadata hop limit too low?); v2-only mode forbids IMDSv1", c.tokenTO)
+			}
+			return &fallback{why: fmt.Sprintf("got no answer within %v", c.tokenTO)}
+		case err != nil:
+			return err
+		case status == http.StatusOK:
+			tok = strings.TrimSpace(string(body))
+			if tok == "" || strings.ContainsAny(tok, "\r\n") {
+				return fmt.Errorf("PUT /latest/api/token: IMDS returned a malformed token")
+			}
+			got = c.ttl
+			if s, err := strconv.Atoi(rh.Get("X-aws-ec2-metadata-token-ttl-seconds")); err == nil && s > 0 && time.Duration(s)*time.Second < got {
+				got = time.Duration(s) * time.Second
+			}
+			return nil
+		case status == http.StatusForbidden:
+			return fmt.Errorf("PUT /latest/api/token: IMDS answered 403: %w", ErrDisabled)
+		case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
+			if c.mode == ModeV2Only {
+				return fmt.Errorf("PUT /latest/api/token: IMDS answered %d: this endpoint has no IMDSv2 and v2-only mode forbids IMDSv1", status)
+			}
+			return &fallback{why: fmt.Sprintf("answered %d", status)}
+		case status == http.StatusBadRequest:
+			return fmt.Errorf("PUT /latest/api/token: IMDS answered 400: token TTL %s seconds refused", ttl)
+		case status == http.StatusTooManyRequests || status >= 500:
+			return &errRetry{err: &StatusError{Method: "PUT", Path: "/latest/api/token", Code: status}, after: retryAfter(rh)}
+		}
+		return &StatusError{Method: "PUT", Path: "/latest/api/token", Code: status}
+	})
+	return tok, got, err
+}

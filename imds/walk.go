@@ -1,0 +1,96 @@
+package imds
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Entry is one leaf found by Dump.
+type Entry struct {
+	// Path is relative to "/latest/" ("meta-data/ami-id").
+	Path  string
+	Value []byte
+	// Err is set when the leaf (or the listing that should have held it)
+	// could not be read; the walk goes on.
+	Err error
+}
+
+// rootDirs are the version root's children that are directories although
+// IMDS lists them without a trailing "/".
+var rootDirs = map[string]bool{"meta-data": true, "dynamic": true}
+
+var indexedKey = regexp.MustCompile(`^([0-9]+)=`)
+
+// Dump walks the directory root ("" for everything) concurrently and
+// returns every leaf sorted by path. Listings name directories with a
+// trailing "/", except at the version root and for "N=name" keys, which are
+// addressed as "N/".
+func (c *Client) Dump(ctx context.Context, root string) ([]Entry, error) {
+	root = strings.Trim(root, "/")
+	var (
+		mu  sync.Mutex
+		out []Entry
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, concurrency)
+	)
+	add := func(e Entry) {
+		mu.Lock()
+		out = append(out, e)
+		mu.Unlock()
+	}
+	var visit func(path string, dir bool)
+	visit = func(path string, dir bool) {
+		defer wg.Done()
+		sem <- struct{}{}
+		var b []byte
+		var err error
+		if dir && path != "" {
+			b, err = c.Get(ctx, path+"/")
+		} else {
+			b, err = c.Get(ctx, path)
+		}
+		<-sem
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) || path == root {
+				add(Entry{Path: path, Err: err})
+			}
+			return
+		}
+		if !dir {
+			add(Entry{Path: path, Value: b})
+			return
+		}
+		names, err := parseListing(path+"/", b)
+		if err != nil {
+			add(Entry{Path: path, Err: err})
+			return
+		}
+		for _, name := range names {
+			child, childDir := strings.TrimSuffix(name, "/"), strings.HasSuffix(name, "/")
+			if m := indexedKey.FindStringSubmatch(child); m != nil {
+				child, childDir = m[1], true
+			}
+			if path == "" {
+				childDir = childDir || rootDirs[child]
+			}
+			p := child
+			if path != "" {
+				p = path + "/" + child
+			}
+			wg.Add(1)
+			go visit(p, childDir)
+		}
+	}
+	wg.Add(1)
+	visit(root, root != "user-data")
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	if len(out) == 1 && out[0].Path == root && out[0].Err != nil {
+		return nil, out[0].Err
+	}
+	return out, nil
+}
