@@ -29,8 +29,14 @@ type command struct {
 // commands is the one list of subcommands, in the order `flint help` shows them.
 func commands() []command {
 	return []command{
+		{"run", "provision this instance (the boot chain)", cmdRun},
+		{"status", "show the last run's result; --wait for it to finish", cmdStatus},
+		{"analyze", "per-handler durations of the last run", cmdAnalyze},
+		{"config", "check the configuration and print the effective one", cmdConfig},
+		{"query", "ec2-metadata compatible queries (also run as ec2-metadata)", cmdQuery},
 		{"get", "print one metadata value or listing", cmdGet},
 		{"dump", "print the whole metadata tree", cmdDump},
+		{"network", "plan, apply or watch ENI configuration", cmdNetwork},
 		{"emulate", "serve an instance metadata emulator", cmdEmulate},
 		{"version", "print the version", cmdVersion},
 	}

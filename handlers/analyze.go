@@ -1,0 +1,58 @@
+package handlers
+
+import (
+	"fmt"
+
+	"github.com/flint-dev/flint/network"
+	"sort"
+	"strings"
+)
+
+// Blame renders per-handler durations of a run, slowest first, like
+// `cloud-init analyze blame`, followed by totals.
+func Blame(st *Status) string {
+	rs := append([]Result(nil), st.Handlers...)
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].DurationMS > rs[j].DurationMS })
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- run of %s: %s, started %s\n", orDash(st.InstanceID), st.State, st.Started.Format("2006-01-02 15:04:05.000"))
+	var spent float64
+	ran := 0
+	for _, r := range rs {
+		if r.Status == ResultOK || r.Status == ResultFailed || r.Status == ResultPlanned {
+			ran++
+			spent += r.DurationMS
+		}
+		fmt.Fprintf(&b, "  %9.3f ms  %-16s %-12s %s\n", r.DurationMS, r.Name, r.Frequency, r.Status)
+	}
+	fmt.Fprintf(&b, "%d handlers ran in %.3f ms; the whole run took %.3f ms (%.3f ms outside handlers: IMDS, state, config)\n",
+		ran, spent, st.DurationMS, st.DurationMS-spent)
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ValidateSections decodes every handler section of cfg strictly, so
+// `flint config check` finds errors before a boot does.
+func ValidateSections(cfg interface {
+	Section(name string, v any) (bool, error)
+}) error {
+	for name, zero := range sectionTypes() {
+		if _, err := cfg.Section(name, zero()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sectionTypes maps each handler section to a constructor of its config type.
+func sectionTypes() map[string]func() any {
+	return map[string]func() any{
+		"hostname": func() any { return new(hostnameConfig) },
+		"network":  func() any { return new(network.Config) },
+	}
+}

@@ -1,0 +1,157 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// RunOptions select and shape one run of the chain.
+type RunOptions struct {
+	// Only, if non-empty, runs just these handlers.
+	Only []string
+	// Skip leaves these handlers out.
+	Skip []string
+	// Force runs handlers even if their frequency says they already ran.
+	Force bool
+	// Required handlers stop the chain when they fail.
+	Required []string
+	// Disabled handlers (from config) are skipped.
+	Disabled []string
+	// Notify receives progress ("STATUS=…" lines for systemd); may be nil.
+	Notify func(status string)
+	// Plan receives the notes of a dry run as they come; may be nil.
+	Plan io.Writer
+}
+
+// Run runs hs in order and returns the final status. It writes the status
+// file after every handler (unless DryRun) and records semaphores only for
+// handlers that succeeded.
+func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions) *Status {
+	for _, h := range hs {
+		st.Handlers = append(st.Handlers, Result{Name: h.Name(), Frequency: string(h.Frequency()), Status: ResultPending})
+	}
+	save := func() {
+		if b.DryRun {
+			return
+		}
+		if err := WriteStatus(b.Root, st); err != nil {
+			b.Log.Error("cannot write status", "error", err)
+		}
+	}
+	save()
+	failed := map[string]bool{}
+	stopped := ""
+	for i, h := range hs {
+		r := &st.Handlers[i]
+		name := h.Name()
+		log := b.Log.With("handler", name)
+		switch {
+		case stopped != "":
+			r.Status, r.Reason = ResultNotRun, "required handler "+stopped+" failed"
+		case len(opts.Only) > 0 && !slices.Contains(opts.Only, name):
+			r.Status, r.Reason = ResultSkipped, "not selected (--only)"
+		case slices.Contains(opts.Skip, name):
+			r.Status, r.Reason = ResultSkipped, "skipped (--skip)"
+		case slices.Contains(opts.Disabled, name):
+			r.Status, r.Reason = ResultSkipped, "disabled in config"
+		}
+		if r.Status != ResultPending {
+			continue
+		}
+		if n, ok := h.(Needer); ok {
+			for _, dep := range n.Needs() {
+				if failed[dep] {
+					r.Status, r.Reason = ResultNotRun, "needs "+dep+", which failed"
+				}
+			}
+			if r.Status != ResultPending {
+				failed[name] = true
+				continue
+			}
+		}
+		if !opts.Force && !b.DryRun {
+			done, err := b.State.Done(h.Frequency(), name)
+			if err != nil {
+				log.Warn("cannot read semaphore; running", "error", err)
+			}
+			if done {
+				r.Status, r.Reason = ResultSkipped, "already ran ("+string(h.Frequency())+")"
+				continue
+			}
+		}
+		if opts.Notify != nil {
+			opts.Notify(fmt.Sprintf("STATUS=running %s (%d/%d)", name, i+1, len(hs)))
+		}
+		r.Started = time.Now()
+		err := runOne(ctx, b.forHandler(r, log), h)
+		r.DurationMS = float64(time.Since(r.Started).Microseconds()) / 1000
+		switch {
+		case err == nil && b.DryRun:
+			r.Status = ResultPlanned
+		case err == nil:
+			r.Status = ResultOK
+			if err := b.State.MarkDone(h.Frequency(), name); err != nil {
+				r.Status, r.Reason = ResultFailed, "ran, but could not record it: "+err.Error()
+			}
+		case errors.Is(err, ErrNotLive):
+			r.Status, r.Reason = ResultPlanned, err.Error()
+		default:
+			r.Status, r.Reason = ResultFailed, err.Error()
+		}
+		if opts.Plan != nil && b.DryRun {
+			for _, n := range r.Notes {
+				fmt.Fprintf(opts.Plan, "%s: %s\n", name, n)
+			}
+		}
+		if r.Status == ResultFailed {
+			failed[name] = true
+			log.Error("failed", "error", r.Reason, "duration_ms", r.DurationMS)
+			if slices.Contains(opts.Required, name) {
+				stopped = name
+			}
+		} else {
+			log.Info(r.Status, "duration_ms", r.DurationMS)
+		}
+		save()
+	}
+	st.Finished = time.Now()
+	st.DurationMS = float64(st.Finished.Sub(st.Started).Microseconds()) / 1000
+	st.State = StateDone
+	if len(failed) > 0 {
+		st.State = StateDegraded
+	}
+	if stopped != "" {
+		st.State, st.Error = StateError, "required handler "+stopped+" failed"
+	}
+	save()
+	return st
+}
+
+// runOne runs a handler, turning a panic into an error so one broken
+// handler cannot take the chain (and the status file) down with it.
+func runOne(ctx context.Context, b *Boot, h Handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error: %v", p)
+		}
+	}()
+	return h.Run(ctx, b)
+}
+
+// Select checks handler names given by the user against the chain.
+func Select(hs []Handler, names []string) error {
+	for _, n := range names {
+		if !slices.ContainsFunc(hs, func(h Handler) bool { return h.Name() == n }) {
+			var known []string
+			for _, h := range hs {
+				known = append(known, h.Name())
+			}
+			return fmt.Errorf("unknown handler %q (known: %v)", n, known)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/imds/imdstest"
+)
+
+// instance is an emulator serving the fixture, and a temp root.
+type instance struct {
+	emu  *imdstest.Server
+	url  string
+	root string
+}
+
+func newInstance(t *testing.T) *instance {
+	t.Helper()
+	tree, err := imdstest.ParseFixture(imdstest.DefaultFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu := imdstest.New(tree, imdstest.Options{})
+	ts := httptest.NewServer(emu)
+	t.Cleanup(func() { emu.Close(); ts.Close() })
+	return &instance{emu: emu, url: ts.URL, root: t.TempDir()}
+}
+
+// plugin installs an exec plug-in script in the instance's root.
+func (in *instance) plugin(t *testing.T, name, script string) {
+	t.Helper()
+	dir := filepath.Join(in.root, "etc/flint/handlers.d")
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (in *instance) config(t *testing.T, yaml string) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(in.root, "etc/flint"), 0o755)
+	if err := os.WriteFile(filepath.Join(in.root, "etc/flint/flint.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (in *instance) run(t *testing.T, mod func(*handlers.Setup)) *handlers.Status {
+	t.Helper()
+	var logs bytes.Buffer
+	// The network handler is left out: these tests run in whatever
+	// namespace the test process is in; network_test.go makes its own.
+	s := handlers.Setup{Root: in.root, Live: true, Endpoint: in.url, Stderr: &logs, Stdout: &logs,
+		Skip: []string{"network"}, Getenv: func(string) string { return "" }}
+	if mod != nil {
+		mod(&s)
+	}
+	st, err := handlers.Execute(context.Background(), s)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	}
+	return st
+}
+
+func statuses(st *handlers.Status) string {
+	var s []string
+	for _, r := range st.Handlers {
+		s = append(s, r.Name+"="+r.Status)
+	}
+	return strings.Join(s, " ")
+}
+
+// countRuns returns how many times the plug-in logging to marker ran.
+func (in *instance) countRuns(t *testing.T, marker string) int {
+	b, _ := os.ReadFile(filepath.Join(in.root, marker))
+	return strings.Count(string(b), "\n")
+}
+
+func TestFrequenciesAcrossBootsAndInstances(t *testing.T) {
+	in := newInstance(t)
+	in.config(t, "handlers:\n  exec_frequency: per-instance\n")
+	in.plugin(t, "10-per-instance", `echo ran >> "$FLINT_ROOT/runs"`+"\n")
+
+	st := in.run(t, nil)
+	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=ok" || st.State != handlers.StateDone {
+		t.Fatalf("first boot: %s (%s)", got, st.State)
+	}
+	st = in.run(t, nil)
+	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=skipped" {
+		t.Fatalf("reboot of the same instance: %s", got)
+	}
+	if n := in.countRuns(t, "runs"); n != 1 {
+		t.Fatalf("per-instance plug-in ran %d times on one instance", n)
+	}
+	// An image baked from this instance boots as a new one.
+	in.emu.Set("meta-data/instance-id", []byte("i-0fedcba9876543210"))
+	st = in.run(t, nil)
+	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=ok" || st.Previous != "i-0123456789abcdef0" {
+		t.Fatalf("new instance: %s (previous %q)", got, st.Previous)
+	}
+	link, _ := os.Readlink(filepath.Join(in.root, "var/lib/flint/instance"))
+	if link != "instances/i-0fedcba9876543210" {
+		t.Errorf("instance link = %q", link)
+	}
+	st = in.run(t, func(s *handlers.Setup) { s.Force = true })
+	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=ok" {
+		t.Fatalf("--force: %s", got)
+	}
+	st = in.run(t, func(s *handlers.Setup) { s.Only = []string{"hostname"} })
+	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=skipped" {
+		t.Fatalf("--only hostname: %s", got)
+	}
+	st = in.run(t, func(s *handlers.Setup) { s.Skip = []string{"hostname", "network"}; s.Force = true })
+	if got := statuses(st); got != "hostname=skipped network=skipped 10-per-instance=ok" {
+		t.Fatalf("--skip hostname: %s", got)
+	}
+	if n := in.countRuns(t, "runs"); n != 4 {
+		t.Fatalf("plug-in ran %d times, want 4 (first boot, new instance, --force, --skip --force)", n)
+	}
+	for _, f := range []string{"var/lib/flint", "var/lib/flint/instances/i-0fedcba9876543210/results.json"} {
+		fi, err := os.Stat(filepath.Join(in.root, f))
+		if err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: %v, mode %v: state must not be readable by others", f, err, fi.Mode().Perm())
+		}
+	}
+}
+
+func TestFailingHungAndChattyPluginsAreReportedAndTheChainGoesOn(t *testing.T) {
+	in := newInstance(t)
+	in.config(t, "handlers:\n  exec_timeout: 1s\n")
+	in.plugin(t, "10-fails", "echo about to fail; exit 3\n")
+	in.plugin(t, "20-hangs", "sleep 60\n")
+	in.plugin(t, "30-chatty", "head -c 5000000 /dev/zero | tr '\\0' x\n")
+	in.plugin(t, "40-fine", `cat > "$FLINT_ROOT/input.json"`+"\n")
+	st := in.run(t, nil)
+	if got := statuses(st); got != "hostname=ok network=skipped 10-fails=failed 20-hangs=failed 30-chatty=ok 40-fine=ok" {
+		t.Fatalf("statuses: %s", got)
+	}
+	if st.State != handlers.StateDegraded || st.ExitCode() != 2 {
+		t.Errorf("state %s exit %d, want degraded/2", st.State, st.ExitCode())
+	}
+	if r := result(st, "10-fails").Reason; !strings.Contains(r, "exited with status 3") {
+		t.Errorf("failure reason %q", r)
+	}
+	if r := result(st, "20-hangs").Reason; !strings.Contains(r, "timed out after 1s") {
+		t.Errorf("hang reason %q", r)
+	}
+	if n := strings.Join(result(st, "30-chatty").Notes, " "); !strings.Contains(n, "bytes dropped") {
+		t.Errorf("chatty notes %q", n)
+	}
+	fi, err := os.Stat(filepath.Join(in.root, handlers.OutputLogPath))
+	if err != nil || fi.Size() > handlers.PerProcessCap+64<<10 || fi.Mode().Perm() != 0o640 {
+		t.Errorf("output log: %v, %d bytes, mode %v; want bounded and 0640", err, fi.Size(), fi.Mode().Perm())
+	}
+	var input map[string]any
+	b, _ := os.ReadFile(filepath.Join(in.root, "input.json"))
+	if err := json.Unmarshal(b, &input); err != nil || input["instance_id"] != "i-0123456789abcdef0" {
+		t.Errorf("plug-in stdin %s: %v", b, err)
+	}
+	if md, _ := input["metadata"].(map[string]any); md["placement/region"] != "eu-west-1" {
+		t.Errorf("plug-in metadata %v", input["metadata"])
+	}
+}
+
+func TestRequiredHandlerStopsTheChain(t *testing.T) {
+	in := newInstance(t)
+	in.config(t, "handlers:\n  required: [10-fails]\n")
+	in.plugin(t, "10-fails", "exit 1\n")
+	in.plugin(t, "20-after", "true\n")
+	st := in.run(t, nil)
+	if got := statuses(st); got != "hostname=ok network=skipped 10-fails=failed 20-after=not-run" || st.ExitCode() != 1 {
+		t.Fatalf("statuses %s, exit %d", got, st.ExitCode())
+	}
+}
+
+func TestPluginsArePlannedNotRunWithoutLive(t *testing.T) {
+	in := newInstance(t)
+	in.plugin(t, "10-x", `touch "$FLINT_ROOT/ran"`+"\n")
+	st := in.run(t, func(s *handlers.Setup) { s.Live = false })
+	if got := statuses(st); got != "hostname=ok network=skipped 10-x=planned" {
+		t.Fatalf("statuses %s", got)
+	}
+	if _, err := os.Stat(filepath.Join(in.root, "ran")); err == nil {
+		t.Fatal("a plug-in ran without --live")
+	}
+	// Planned is not done: the live run does it.
+	st = in.run(t, nil)
+	if got := statuses(st); got != "hostname=ok network=skipped 10-x=ok" {
+		t.Fatalf("live run after a planned one: %s", got)
+	}
+}
+
+func TestBadConfigIsOneLineNamingTheFile(t *testing.T) {
+	in := newInstance(t)
+	for _, tc := range []struct{ doc, want string }{
+		{"imds:\n  mode: v2-only\nbogus: 1\n", "flint.yaml:3: unknown key \"bogus\""},
+		{"handlers:\n  exec_timeout: [1]\n", "flint.yaml:2:"},
+		{"hostname: {manage_etc_hosts: maybe}\n", "flint.yaml:1:"},
+		{"imds: [\n", "flint.yaml:"},
+	} {
+		in.config(t, tc.doc)
+		_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.root, Endpoint: in.url, Skip: []string{"network"}, Stderr: &bytes.Buffer{}})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("config %q: err = %v, want one line with %q", tc.doc, err, tc.want)
+		}
+		st, rerr := handlers.ReadStatusDir(in.root)
+		if rerr != nil || st.State != handlers.StateError {
+			t.Errorf("status after a config error: %+v %v", st, rerr)
+		}
+	}
+}
+
+func TestIMDSOutageIsAnErrorStatusNotAHang(t *testing.T) {
+	in := newInstance(t)
+	in.config(t, "imds:\n  deadline: 1s\n")
+	in.emu.AddFault(imdstest.Fault{Status: 503})
+	begin := time.Now()
+	_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.root, Endpoint: in.url, Skip: []string{"network"}, Stderr: &bytes.Buffer{}})
+	if err == nil || !strings.Contains(err.Error(), "instance id") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(begin) > 30*time.Second {
+		t.Fatal("the boot deadline was not honoured")
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	in := newInstance(t)
+	var plan bytes.Buffer
+	in.run(t, func(s *handlers.Setup) { s.DryRun = true; s.Stdout = &plan; s.Only = []string{"hostname"}; s.Skip = nil })
+	if !strings.Contains(plan.String(), "hostname: host name web-1 (fqdn web-1.example.internal)") {
+		t.Errorf("plan: %q", plan.String())
+	}
+	ents, _ := os.ReadDir(in.root)
+	for _, e := range ents {
+		if e.Name() != "var" { // state dir is created empty-handed
+			t.Errorf("dry run wrote %s", e.Name())
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/flint-dev/flint/imds"
+	"github.com/flint-dev/flint/internal/config"
+	"github.com/flint-dev/flint/internal/logging"
+	"github.com/flint-dev/flint/internal/rootfs"
+	"github.com/flint-dev/flint/internal/state"
+)
+
+// ConfigPath is the main config file below the root.
+const ConfigPath = "etc/flint/flint.yaml"
+
+// Setup is one `flint run`.
+type Setup struct {
+	// Root is the root to provision ("/" on an instance).
+	Root string
+	// Live allows live changes with a root other than "/".
+	Live   bool
+	DryRun bool
+	// ConfigFile, if set, replaces <root>/etc/flint/flint.yaml and its drop-ins.
+	ConfigFile string
+	// Endpoint overrides the configured IMDS endpoint.
+	Endpoint string
+	Only     []string
+	Skip     []string
+	Force    bool
+	// Stderr receives logs when journald is not used; Stdout the plan of a dry run.
+	Stderr, Stdout io.Writer
+	// Notify receives sd_notify lines (READY=1, STATUS=…); may be nil.
+	Notify func(string)
+	// Getenv reads the environment for the IMDS client (nil: os.Getenv).
+	Getenv func(string) string
+}
+
+// LoadConfig reads the effective configuration for a root.
+func LoadConfig(root, file string) (*config.Config, error) {
+	paths := []string{file}
+	if file == "" {
+		var err error
+		if paths, err = config.Paths(root, ConfigPath); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := config.Load(paths, Sections())
+	if err != nil {
+		return nil, err
+	}
+	return cfg, ValidateSections(cfg)
+}
+
+// Execute performs a run: config, IMDS client, instance state, the chain,
+// the status file and results. The returned status is final; an error is
+// also recorded in it.
+func Execute(ctx context.Context, s Setup) (*Status, error) {
+	st := &Status{State: StateRunning, Started: time.Now()}
+	notify := s.Notify
+	if notify == nil {
+		notify = func(string) {}
+	}
+	defer notify("READY=1")
+	root, err := rootfs.Open(s.Root)
+	if err != nil {
+		return fail(st, nil, err)
+	}
+	defer root.Close()
+	cfg, err := LoadConfig(root.Dir(), s.ConfigFile)
+	if err != nil {
+		return fail(st, root, err)
+	}
+	log := logging.New(cfg.Log.Target, cfg.Log.Level, s.Stderr)
+	if !s.DryRun {
+		if err := WriteStatus(root, st); err != nil {
+			return fail(st, nil, err)
+		}
+	}
+	endpoint := s.Endpoint
+	if endpoint == "" {
+		endpoint = cfg.IMDS.Endpoint
+	}
+	mode, _ := imds.ParseMode(cfg.IMDS.Mode)
+	client, err := imds.New(imds.Options{
+		Endpoint:    endpoint,
+		Mode:        mode,
+		TokenTTL:    time.Duration(cfg.IMDS.TokenTTL),
+		MaxAttempts: -1, // bounded by the boot deadline instead
+		Getenv:      s.Getenv,
+		Logf:        func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) },
+	})
+	if err != nil {
+		return fail(st, root, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.IMDS.Deadline))
+	defer cancel()
+	md := imds.NewMemo(client)
+	idb, err := md.Get(ctx, "meta-data/instance-id")
+	if err != nil {
+		return fail(st, root, fmt.Errorf("cannot read the instance id: %w", err))
+	}
+	id := strings.TrimSpace(string(idb))
+	st.InstanceID = id
+	store, err := state.Open(root)
+	if err != nil {
+		return fail(st, root, err)
+	}
+	if !s.DryRun {
+		prev, err := store.SetInstance(id)
+		if err != nil {
+			return fail(st, root, err)
+		}
+		if prev != id {
+			st.Previous = prev
+		}
+	}
+	out, err := OpenOutputLog(root, int64(cfg.Handlers.OutputLogMax))
+	if err != nil {
+		return fail(st, root, err)
+	}
+	log = log.With("instance_id", id)
+	freq, _ := state.ParseFrequency(cfg.Handlers.ExecFrequency)
+	plugins, warns, err := ExecPlugins(root, cfg.Handlers.ExecDir, freq, time.Duration(cfg.Handlers.ExecTimeout), isBuiltin)
+	if err != nil {
+		return fail(st, root, fmt.Errorf("exec plug-ins: %w", err))
+	}
+	for _, w := range warns {
+		log.Warn(w)
+	}
+	chain := append(Builtins(), plugins...)
+	for _, names := range [][]string{s.Only, s.Skip} {
+		if err := Select(chain, names); err != nil {
+			return fail(st, root, err)
+		}
+	}
+	b := &Boot{
+		Root: root, Live: root.IsHost() || s.Live, DryRun: s.DryRun,
+		Metadata: md, InstanceID: id, Config: cfg, State: store, Log: log,
+		Output: out, Console: s.Stderr,
+	}
+	log.Info("starting", "handlers", len(chain), "live", b.Live, "dry_run", s.DryRun)
+	Run(ctx, b, chain, st, RunOptions{
+		Only: s.Only, Skip: s.Skip, Force: s.Force,
+		Required: cfg.Handlers.Required, Disabled: cfg.Handlers.Disable,
+		Notify: notify, Plan: s.Stdout,
+	})
+	if !s.DryRun {
+		if res, err := json.MarshalIndent(st, "", "  "); err == nil {
+			if err := store.WriteInstanceFile("results.json", append(res, '\n')); err != nil {
+				log.Warn("cannot write results.json", "error", err)
+			}
+		}
+	}
+	log.Info("finished", "state", st.State, "duration_ms", st.DurationMS)
+	notify("STATUS=" + st.State)
+	return st, nil
+}
+
+// fail records a run that could not start its chain.
+func fail(st *Status, root *rootfs.Root, err error) (*Status, error) {
+	st.State, st.Error = StateError, err.Error()
+	st.Finished = time.Now()
+	st.DurationMS = float64(st.Finished.Sub(st.Started).Microseconds()) / 1000
+	if root != nil {
+		WriteStatus(root, st)
+	}
+	return st, err
+}

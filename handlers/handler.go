@@ -1,0 +1,166 @@
+// Package handlers holds the boot chain: the Handler contract, the one
+// ordered list of built-in handlers, the runner that decides from the
+// state store what still has to run, exec plug-ins, and the built-in
+// handlers themselves (one file each). Handlers get what they need through
+// Boot and never parse HTTP or tar themselves.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/flint-dev/flint/imds"
+	"github.com/flint-dev/flint/internal/config"
+	"github.com/flint-dev/flint/internal/rootfs"
+	"github.com/flint-dev/flint/internal/state"
+	"github.com/flint-dev/flint/userdata"
+)
+
+// Handler is one step of the boot chain. Run must be idempotent: a
+// handler is marked done only after it returns nil, so a crash re-runs it.
+type Handler interface {
+	Name() string
+	Frequency() state.Frequency
+	Run(ctx context.Context, b *Boot) error
+}
+
+// Needer is implemented by handlers that must not run when another failed
+// (ssh-keys needs users).
+type Needer interface {
+	Needs() []string
+}
+
+// Func adapts a function to Handler.
+type Func struct {
+	N    string
+	F    state.Frequency
+	Deps []string
+	Fn   func(ctx context.Context, b *Boot) error
+}
+
+// Name implements Handler.
+func (f *Func) Name() string { return f.N }
+
+// Frequency implements Handler.
+func (f *Func) Frequency() state.Frequency { return f.F }
+
+// Run implements Handler.
+func (f *Func) Run(ctx context.Context, b *Boot) error { return f.Fn(ctx, b) }
+
+// Needs implements Needer.
+func (f *Func) Needs() []string { return f.Deps }
+
+// ErrNotLive is returned (wrapped) by a handler whose work is a live
+// change (sethostname, netlink, module loading, running commands) on a
+// root other than "/" without --live: what it would do is reported as
+// planned, and it is not marked done.
+var ErrNotLive = errors.New("planned, not run (not live)")
+
+// Boot is what a handler sees: the root it provisions, the metadata
+// reader, user-data, its config section, the state store and a logger.
+type Boot struct {
+	Root *rootfs.Root
+	// Live allows live changes. It is true for the root "/" and with --live.
+	Live bool
+	// DryRun: compute and report the plan, change nothing, write nothing.
+	DryRun bool
+	// Metadata reads IMDS, memoized for the run.
+	Metadata imds.Reader
+	// InstanceID is meta-data/instance-id.
+	InstanceID string
+	Config     *config.Config
+	State      *state.Store
+	Log        *slog.Logger
+	// Output receives scripts' and plug-ins' output (/var/log/flint-output.log).
+	Output *OutputLog
+	// Console receives what the operator must see (final message, host key
+	// fingerprints).
+	Console io.Writer
+	// UserDataOptions tune user-data parsing (fetcher for #include).
+	UserDataOptions userdata.Options
+
+	ud     *lazyUserData
+	result *Result
+}
+
+type lazyUserData struct {
+	once sync.Once
+	ud   *userdata.UserData
+	err  error
+}
+
+// UserData returns the parsed user-data (fetched and parsed once per run).
+// No user-data is an empty UserData, not an error.
+func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
+	if b.ud == nil {
+		b.ud = &lazyUserData{}
+	}
+	b.ud.once.Do(func() {
+		raw, err := b.Metadata.Get(ctx, "user-data")
+		if errors.Is(err, imds.ErrNotFound) {
+			raw, err = nil, nil
+		}
+		if err != nil {
+			b.ud.err = fmt.Errorf("reading user-data: %w", err)
+			return
+		}
+		if b.State != nil && b.State.Instance() != "" && !b.DryRun && raw != nil {
+			// Kept 0600 for `flint userdata inspect` and post-mortems.
+			if err := b.State.WriteInstanceFile("user-data.raw", raw); err != nil {
+				b.Log.Warn("could not keep a copy of user-data", "error", err)
+			}
+		}
+		opts := b.UserDataOptions
+		if opts.IncludeOnceDir == "" && b.State != nil && b.State.Instance() != "" && !b.DryRun {
+			opts.IncludeOnceDir = b.Root.Path(b.State.InstanceDir(b.State.Instance()) + "/urlcache")
+		}
+		b.ud.ud, b.ud.err = userdata.Parse(ctx, raw, opts)
+		if b.ud.err == nil {
+			for _, w := range b.ud.ud.Warnings {
+				b.Log.Warn("user-data: " + w)
+			}
+		}
+	})
+	return b.ud.ud, b.ud.err
+}
+
+// CloudConfig returns the merged cloud-config (never nil on success).
+func (b *Boot) CloudConfig(ctx context.Context) (*userdata.CloudConfig, error) {
+	ud, err := b.UserData(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ud.CloudConfig == nil {
+		return &userdata.CloudConfig{}, nil
+	}
+	return ud.CloudConfig, nil
+}
+
+// Note records a line in the handler's result (what it did or would do).
+// Notes are shown by `flint status` and never hold secrets.
+func (b *Boot) Note(format string, args ...any) {
+	if b.result != nil {
+		b.result.Notes = append(b.result.Notes, fmt.Sprintf(format, args...))
+	}
+}
+
+// Section decodes the handler's config section strictly into v.
+func (b *Boot) Section(name string, v any) error {
+	if b.Config == nil {
+		return nil
+	}
+	_, err := b.Config.Section(name, v)
+	return err
+}
+
+// forHandler returns a copy of b that records into r.
+func (b *Boot) forHandler(r *Result, log *slog.Logger) *Boot {
+	c := *b
+	c.result = r
+	c.Log = log
+	return &c
+}

@@ -1,0 +1,189 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flint-dev/flint/imds"
+	"github.com/flint-dev/flint/internal/rootfs"
+	"github.com/flint-dev/flint/internal/state"
+	"github.com/flint-dev/flint/userdata"
+)
+
+// hostnameConfig is the `hostname:` section of flint.yaml.
+type hostnameConfig struct {
+	// ManageEtcHosts keeps a "127.0.1.1 fqdn short" line in /etc/hosts.
+	ManageEtcHosts *bool `yaml:"manage_etc_hosts"`
+}
+
+// Hostname sets the host name from cloud-config (hostname, fqdn,
+// prefer_fqdn_over_hostname) or meta-data/local-hostname, following
+// cloud-init's get_hostname_fqdn rules.
+var Hostname = &Func{N: "hostname", F: state.PerBoot, Fn: runHostname}
+
+// HostNames is the decision: the name to set and the fully qualified one.
+type HostNames struct {
+	Hostname string
+	FQDN     string
+}
+
+// DecideHostname is cloud-init's get_hostname_fqdn plus
+// prefer_fqdn_over_hostname, on sanitised names. localHostname is
+// meta-data/local-hostname ("" when absent).
+func DecideHostname(cc *userdata.CloudConfig, localHostname string) (HostNames, error) {
+	var fqdn, short string
+	switch {
+	case cc.FQDN != "":
+		fqdn = cc.FQDN
+		short = cc.Hostname
+		if short == "" {
+			short, _, _ = strings.Cut(fqdn, ".")
+		}
+	case strings.Contains(cc.Hostname, "."):
+		fqdn = cc.Hostname
+		short, _, _ = strings.Cut(fqdn, ".")
+	case cc.Hostname != "":
+		short = cc.Hostname
+		fqdn = localHostname
+		if fqdn == "" || !strings.Contains(fqdn, ".") {
+			fqdn = short
+		}
+	default:
+		fqdn = localHostname
+		short, _, _ = strings.Cut(fqdn, ".")
+	}
+	short, fqdn = SanitizeHostname(short), SanitizeHostname(fqdn)
+	if short == "" {
+		return HostNames{}, errors.New("no usable host name in cloud-config or meta-data/local-hostname")
+	}
+	if fqdn == "" {
+		fqdn = short
+	}
+	name := short
+	if cc.PreferFQDNOverHostname != nil && *cc.PreferFQDNOverHostname {
+		name = fqdn
+	}
+	return HostNames{Hostname: name, FQDN: fqdn}, nil
+}
+
+// SanitizeHostname lower-cases a name, replaces characters outside
+// [a-z0-9-] in each label with "-", trims "-" from label ends, drops empty
+// labels, cuts labels to 63 bytes and the whole name to 253.
+func SanitizeHostname(s string) string {
+	var labels []string
+	for _, l := range strings.Split(strings.ToLower(strings.TrimSpace(s)), ".") {
+		l = strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+				return r
+			}
+			return '-'
+		}, l)
+		if len(l) > 63 {
+			l = l[:63]
+		}
+		l = strings.Trim(l, "-")
+		if l != "" {
+			labels = append(labels, l)
+		}
+	}
+	out := strings.Join(labels, ".")
+	for len(out) > 253 {
+		i := strings.LastIndexByte(out, '.')
+		if i < 0 {
+			out = out[:253]
+			break
+		}
+		out = out[:i]
+	}
+	return out
+}
+
+func runHostname(ctx context.Context, b *Boot) error {
+	var cfg hostnameConfig
+	if err := b.Section("hostname", &cfg); err != nil {
+		return err
+	}
+	cc, err := b.CloudConfig(ctx)
+	if err != nil {
+		return err
+	}
+	local := ""
+	if v, err := b.Metadata.Get(ctx, "meta-data/local-hostname"); err == nil {
+		local = strings.TrimSpace(string(v))
+	} else if !errors.Is(err, imds.ErrNotFound) {
+		return err
+	}
+	names, err := DecideHostname(cc, local)
+	if err != nil {
+		return err
+	}
+	manageHosts := cfg.ManageEtcHosts == nil || *cfg.ManageEtcHosts
+	if cc.ManageEtcHosts != "" {
+		manageHosts = true
+	}
+	b.Note("host name %s (fqdn %s)", names.Hostname, names.FQDN)
+	if b.DryRun {
+		return nil
+	}
+	if err := b.Root.WriteFile("etc/hostname", []byte(names.Hostname+"\n"), rootfs.WriteOptions{Perm: 0o644, MkdirPerm: 0o755}); err != nil {
+		return err
+	}
+	if manageHosts {
+		old, err := b.Root.ReadFile("etc/hosts", rootfs.InRoot)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		if upd := UpdateEtcHosts(string(old), names); upd != string(old) {
+			if err := b.Root.WriteFile("etc/hosts", []byte(upd), rootfs.WriteOptions{Perm: 0o644, MkdirPerm: 0o755}); err != nil {
+				return err
+			}
+		}
+	}
+	if !b.Root.IsHost() {
+		// A baked image root: the file is the change; the running kernel's
+		// name belongs to the host.
+		return nil
+	}
+	if err := unix.Sethostname([]byte(names.Hostname)); err != nil {
+		return fmt.Errorf("sethostname %s: %w", names.Hostname, err)
+	}
+	return nil
+}
+
+// hostsMarker ends the /etc/hosts line flint owns.
+const hostsMarker = "# flint"
+
+// UpdateEtcHosts returns hosts with flint's line ("127.0.1.1 FQDN SHORT #
+// flint") replaced or added; every other line is kept as it was.
+func UpdateEtcHosts(hosts string, n HostNames) string {
+	names := n.FQDN
+	if short, _, _ := strings.Cut(n.FQDN, "."); short != n.FQDN {
+		names += " " + short
+	}
+	line := "127.0.1.1 " + names + " " + hostsMarker
+	var out []string
+	found := false
+	for _, l := range strings.Split(strings.TrimSuffix(hosts, "\n"), "\n") {
+		if strings.HasSuffix(strings.TrimSpace(l), hostsMarker) {
+			if !found {
+				out = append(out, line)
+				found = true
+			}
+			continue
+		}
+		if l != "" || len(out) > 0 {
+			out = append(out, l)
+		}
+	}
+	if !found {
+		if len(out) == 0 {
+			out = append(out, "127.0.0.1 localhost")
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n") + "\n"
+}

@@ -1,0 +1,48 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/flint-dev/flint/internal/state"
+	"github.com/flint-dev/flint/network"
+)
+
+// Network configures every ENI over netlink (addresses, per-ENI routing
+// tables, source rules, MTU) in the network namespace flint runs in. It
+// runs every boot: the reconcile is a diff, so a converged boot changes
+// nothing. Without a live root it plans only.
+var Network = &Func{N: "network", F: state.PerBoot, Fn: runNetwork}
+
+func runNetwork(ctx context.Context, b *Boot) error {
+	var cfg network.Config
+	if err := b.Section("network", &cfg); err != nil {
+		return err
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	planOnly := b.DryRun || !b.Live
+	res, rerr := network.Reconcile(ctx, h, b.Metadata, cfg, planOnly)
+	verb := "applied"
+	if planOnly {
+		verb = "would"
+	}
+	for _, c := range res.Changes {
+		b.Note("%s %s", verb, c)
+	}
+	if len(res.Changes) == 0 && rerr == nil {
+		b.Note("no change")
+	}
+	if rerr != nil {
+		return rerr
+	}
+	if planOnly && !b.DryRun && len(res.Changes) > 0 {
+		return fmt.Errorf("%d network changes: %w", len(res.Changes), ErrNotLive)
+	}
+	return nil
+}

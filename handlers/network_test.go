@@ -1,0 +1,108 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flint-dev/flint/internal/testenv"
+)
+
+// TestNetworkHandlerInANamespace runs the whole binary inside a network
+// namespace holding veth links with the fixture's MACs and the emulator on
+// that namespace's loopback: plan, dry run, live apply, and a converged
+// second run.
+func TestNetworkHandlerInANamespace(t *testing.T) {
+	ns := testenv.Netns(t)
+	flintBin := testenv.FlintBinary(t)
+	ipcmd := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	ipcmd("link", "add", "eth0", "address", "0e:49:61:0f:c3:11", "type", "veth", "peer", "name", "peer0")
+	ipcmd("link", "add", "eth1", "address", "0e:7c:1a:44:aa:02", "type", "veth", "peer", "name", "peer1")
+	for _, l := range []string{"eth0", "eth1", "peer0", "peer1"} {
+		ipcmd("link", "set", l, "up")
+	}
+	// The DHCP client's part on the primary, which flint leaves alone.
+	ipcmd("addr", "add", "10.0.1.23/24", "dev", "eth0")
+
+	emu := exec.Command("ip", "netns", "exec", ns, flintBin, "emulate", "--listen", "127.0.0.1:8080", "--quiet")
+	if err := emu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Process.Kill(); emu.Wait() })
+	endpoint := "http://127.0.0.1:8080"
+	inNS := func(args ...string) (string, error) {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", ns, flintBin}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	for i := 0; ; i++ {
+		if _, err := inNS("get", "--endpoint", endpoint, "meta-data/instance-id"); err == nil {
+			break
+		}
+		if i > 100 {
+			t.Fatal("emulator did not come up in the namespace")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	root := t.TempDir()
+	out, err := inNS("run", "--root", root, "--only", "network", "--endpoint", endpoint, "--dry-run")
+	if err != nil || !strings.Contains(out, "network: would add address 10.0.2.41/32") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	out, err = inNS("run", "--root", root, "--only", "network", "--endpoint", endpoint)
+	if err != nil {
+		t.Fatalf("planned run: %v\n%s", err, out)
+	}
+	if addrs := ipcmd("-4", "addr", "show", "dev", "eth1"); strings.Contains(addrs, "10.0.2.40") {
+		t.Fatalf("without --live the handler changed links:\n%s", addrs)
+	}
+	out, err = inNS("status", "--root", root)
+	if err != nil || !strings.Contains(out, "network: planned") {
+		t.Fatalf("status after a planned run: %v\n%s", err, out)
+	}
+	out, err = inNS("run", "--root", root, "--live", "--only", "network", "--endpoint", endpoint)
+	if err != nil {
+		t.Fatalf("live run: %v\n%s", err, out)
+	}
+	var rules []struct {
+		Priority int    `json:"priority"`
+		Src      string `json:"src"`
+		Table    string `json:"table"`
+	}
+	if err := json.Unmarshal([]byte(ipcmd("-j", "rule", "show")), &rules); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"10.0.2.40": false, "10.0.2.41": false, "10.0.2.42": false}
+	for _, r := range rules {
+		if _, ok := want[r.Src]; ok && r.Priority == 10001 && r.Table == "10001" {
+			want[r.Src] = true
+		}
+	}
+	for src, seen := range want {
+		if !seen {
+			t.Errorf("no rule 'from %s lookup 10001 pref 10001':\n%s", src, ipcmd("rule"))
+		}
+	}
+	if routes := ipcmd("route", "show", "table", "10001"); !strings.Contains(routes, "default via 10.0.2.1 dev eth1") {
+		t.Errorf("table 10001:\n%s", routes)
+	}
+	if addrs := ipcmd("-4", "addr", "show", "dev", "eth0"); strings.Count(addrs, "inet ") != 1 {
+		t.Errorf("the primary's DHCP address was touched:\n%s", addrs)
+	}
+	out, err = inNS("run", "--root", root, "--live", "--only", "network", "--endpoint", endpoint)
+	if err != nil {
+		t.Fatalf("second live run: %v\n%s", err, out)
+	}
+	res, _ := exec.Command("ip", "netns", "exec", ns, flintBin, "status", "--json", "--root", root).Output()
+	if !strings.Contains(string(res), `"no change"`) {
+		t.Errorf("second run was not a no-op:\n%s", res)
+	}
+}

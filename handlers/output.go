@@ -1,0 +1,109 @@
+package handlers
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/flint-dev/flint/internal/rootfs"
+)
+
+// OutputLogPath is where scripts' and plug-ins' output goes (0640).
+const OutputLogPath = "var/log/flint-output.log"
+
+// PerProcessCap bounds what one process may add to the output log; the
+// rest is counted and dropped, so a script printing megabytes cannot fill
+// the disk.
+const PerProcessCap = 1 << 20
+
+// OutputLog appends to the output log, rotating it (one previous
+// generation, ".1") when it passes its maximum size.
+type OutputLog struct {
+	mu   sync.Mutex
+	path string
+	max  int64
+}
+
+// OpenOutputLog prepares the output log below root.
+func OpenOutputLog(root *rootfs.Root, max int64) (*OutputLog, error) {
+	if err := root.MkdirAll("var/log", 0o755, rootfs.NoOwner, rootfs.InRoot); err != nil {
+		return nil, err
+	}
+	if max <= 0 {
+		max = 16 << 20
+	}
+	return &OutputLog{path: root.Path(OutputLogPath), max: max}, nil
+}
+
+// Writer returns a writer for one process's output, headed by a line naming
+// it. Close it to write the truncation note, if any.
+func (l *OutputLog) Writer(name string) *CappedWriter {
+	w := &CappedWriter{log: l, name: name, left: PerProcessCap}
+	l.append([]byte(fmt.Sprintf("---- %s ----\n", name)))
+	return w
+}
+
+func (l *OutputLog) append(b []byte) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if fi, err := os.Lstat(l.path); err == nil && fi.Size()+int64(len(b)) > l.max {
+		os.Rename(l.path, l.path+".1")
+	}
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o640)
+	if err != nil {
+		return
+	}
+	// A log created earlier with a laxer mode is tightened: output may hold
+	// whatever scripts print.
+	f.Chmod(0o640)
+	f.Write(b)
+	f.Close()
+}
+
+// CappedWriter passes at most PerProcessCap bytes to the log.
+type CappedWriter struct {
+	log     *OutputLog
+	name    string
+	left    int64
+	dropped int64
+	mu      sync.Mutex
+}
+
+// Write implements io.Writer; it never fails, so a chatty process is not
+// killed by SIGPIPE.
+func (w *CappedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := int64(len(p))
+	if n > w.left {
+		w.dropped += n - w.left
+		p = p[:w.left]
+	}
+	w.left -= int64(len(p))
+	if len(p) > 0 {
+		w.log.append(p)
+	}
+	return int(n), nil
+}
+
+// Dropped returns how many bytes were over the cap.
+func (w *CappedWriter) Dropped() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dropped
+}
+
+// Close writes the truncation note.
+func (w *CappedWriter) Close() error {
+	if d := w.Dropped(); d > 0 {
+		w.log.append([]byte(fmt.Sprintf("\n---- %s: %d more bytes of output dropped ----\n", w.name, d)))
+	}
+	return nil
+}
+
+var _ io.WriteCloser = (*CappedWriter)(nil)

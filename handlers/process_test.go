@@ -1,0 +1,184 @@
+package handlers_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/testenv"
+)
+
+// watchStatus parses the status file continuously until stop is closed and
+// reports reads that were not valid JSON: it must never be half-written.
+func watchStatus(t *testing.T, root string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, bad atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		path := filepath.Join(root, handlers.StatusPath)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				continue
+			}
+			reads.Add(1)
+			var st handlers.Status
+			if json.Unmarshal(b, &st) != nil {
+				bad.Add(1)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		if bad.Load() > 0 {
+			t.Errorf("%d of %d reads of status.json were not valid JSON", bad.Load(), reads.Load())
+		}
+		if reads.Load() == 0 {
+			t.Errorf("status.json was never read")
+		}
+	}
+}
+
+func flint(t *testing.T, in *instance, args ...string) *exec.Cmd {
+	cmd := exec.Command(testenv.FlintBinary(t), args...)
+	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+in.url)
+	return cmd
+}
+
+func TestCrashAfterHandlerNReRunsFromN(t *testing.T) {
+	for n := 1; n <= 3; n++ {
+		t.Run(fmt.Sprintf("kill -9 during plug-in %d", n), func(t *testing.T) {
+			in := newInstance(t)
+			for i := 1; i <= 3; i++ {
+				crash := ""
+				if i == n {
+					// Kills flint (the plug-in's parent) the first time only.
+					crash = `if [ ! -e "$FLINT_ROOT/crashed" ]; then touch "$FLINT_ROOT/crashed"; kill -9 $PPID; sleep 0.2; exit 0; fi` + "\n"
+				}
+				in.plugin(t, fmt.Sprintf("%d0-p%d", i, i), crash+fmt.Sprintf(`echo . >> "$FLINT_ROOT/runs-%d"`, i)+"\n")
+			}
+			stop := watchStatus(t, in.root)
+			err := flint(t, in, "run", "--root", in.root, "--live", "--skip", "network").Run()
+			var ee *exec.ExitError
+			if !errorsAs(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("first run: %v, want killed by SIGKILL", err)
+			}
+			st, err := handlers.ReadStatusDir(in.root)
+			if err != nil || st.State != handlers.StateRunning {
+				t.Fatalf("status after the crash: %+v, %v; want a valid 'running' status", st, err)
+			}
+			out, err := flint(t, in, "run", "--root", in.root, "--live", "--skip", "network").CombinedOutput()
+			if err != nil {
+				t.Fatalf("second run: %v\n%s", err, out)
+			}
+			stop()
+			st, _ = handlers.ReadStatusDir(in.root)
+			for i := 1; i <= 3; i++ {
+				want := "ok"
+				if i < n {
+					want = "skipped"
+				}
+				if got := result(st, fmt.Sprintf("%d0-p%d", i, i)).Status; got != want {
+					t.Errorf("after crash in %d: plug-in %d is %s, want %s", n, i, got, want)
+				}
+				if runs := in.countRuns(t, fmt.Sprintf("runs-%d", i)); runs != 1 {
+					t.Errorf("plug-in %d completed %d times, want exactly 1", i, runs)
+				}
+			}
+		})
+	}
+}
+
+func result(st *handlers.Status, name string) handlers.Result {
+	for _, r := range st.Handlers {
+		if r.Name == name {
+			return r
+		}
+	}
+	return handlers.Result{}
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	ee, ok := err.(*exec.ExitError)
+	if ok {
+		*target = ee
+	}
+	return ok
+}
+
+func TestStatusWaitReturnsWhenTheRunEndsEvenIfStartedFirst(t *testing.T) {
+	in := newInstance(t)
+	in.plugin(t, "10-slow", "sleep 0.5\n")
+	var waitOut bytes.Buffer
+	waiter := flint(t, in, "status", "--wait", "--root", in.root)
+	waiter.Stdout = &waitOut
+	if err := waiter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- waiter.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-exited:
+		t.Fatalf("status --wait returned before any run: %v %q", err, waitOut.String())
+	default:
+	}
+	out, err := flint(t, in, "run", "--root", in.root, "--live", "--skip", "network").CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("status --wait: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		waiter.Process.Kill()
+		t.Fatal("status --wait did not return after the run ended")
+	}
+	if !strings.Contains(waitOut.String(), "status: done") {
+		t.Errorf("status --wait printed %q", waitOut.String())
+	}
+	// A degraded run: exit code 2.
+	in.plugin(t, "20-fails", "exit 1\n")
+	flint(t, in, "run", "--root", in.root, "--live", "--skip", "network").Run()
+	err = flint(t, in, "status", "--wait", "--root", in.root).Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("status after a degraded run: %v, want exit 2", err)
+	}
+}
+
+func TestAnalyzePrintsEveryHandlerWithTotals(t *testing.T) {
+	in := newInstance(t)
+	in.plugin(t, "10-x", "true\n")
+	if out, err := flint(t, in, "run", "--root", in.root, "--live", "--skip", "network").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	out, err := flint(t, in, "analyze", "--root", in.root).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"hostname", "10-x", "2 handlers ran in", "the whole run took"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("analyze output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/flint-dev/flint/internal/rootfs"
+)
+
+// StatusPath is the run's status below the root: 0644, no secrets.
+const StatusPath = "run/flint/status.json"
+
+// Run states.
+const (
+	StateRunning  = "running"
+	StateDone     = "done"
+	StateDegraded = "degraded" // a handler failed, the chain went on
+	StateError    = "error"    // the chain could not run or a required handler failed
+)
+
+// Handler result statuses.
+const (
+	ResultOK      = "ok"
+	ResultFailed  = "failed"
+	ResultSkipped = "skipped" // already ran at its frequency, or disabled
+	ResultPlanned = "planned" // live change not made (--root without --live, or --dry-run)
+	ResultNotRun  = "not-run" // the chain stopped before it, or a handler it needs failed
+	ResultPending = "pending"
+)
+
+// Result is one handler's outcome.
+type Result struct {
+	Name       string    `json:"name"`
+	Frequency  string    `json:"frequency"`
+	Status     string    `json:"status"`
+	Reason     string    `json:"reason,omitempty"`
+	Started    time.Time `json:"started,omitzero"`
+	DurationMS float64   `json:"duration_ms"`
+	Notes      []string  `json:"notes,omitempty"`
+}
+
+// Status is /run/flint/status.json.
+type Status struct {
+	State      string    `json:"state"`
+	InstanceID string    `json:"instance_id,omitempty"`
+	Previous   string    `json:"previous_instance_id,omitempty"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished,omitzero"`
+	DurationMS float64   `json:"duration_ms"`
+	Error      string    `json:"error,omitempty"`
+	Handlers   []Result  `json:"handlers"`
+}
+
+// Final reports whether the run has ended.
+func (s *Status) Final() bool { return s.State != StateRunning }
+
+// ExitCode is `flint status`'s exit code: 0 done, 1 error, 2 degraded.
+func (s *Status) ExitCode() int {
+	switch s.State {
+	case StateDone:
+		return 0
+	case StateDegraded:
+		return 2
+	}
+	return 1
+}
+
+// WriteStatus replaces the status file atomically.
+func WriteStatus(root *rootfs.Root, s *Status) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return root.WriteFile(StatusPath, append(b, '\n'), rootfs.WriteOptions{Perm: 0o644, MkdirPerm: 0o755})
+}
+
+// ReadStatus reads the status file; a missing file is fs.ErrNotExist.
+func ReadStatus(root *rootfs.Root) (*Status, error) {
+	b, err := root.ReadFile(StatusPath, rootfs.InRoot)
+	if err != nil {
+		return nil, err
+	}
+	var s Status
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", root.Path(StatusPath), err)
+	}
+	return &s, nil
+}
+
+// WaitStatus polls until the status file exists and is final. Called before
+// the run starts, it waits for the run to begin too. Polling (not inotify)
+// keeps it simple and works on any filesystem; the interval is short next
+// to a boot.
+func WaitStatus(ctx context.Context, root *rootfs.Root, every time.Duration) (*Status, error) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s, err := ReadStatus(root)
+		switch {
+		case err == nil && s.Final():
+			return s, nil
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// ReadStatusDir reads the status file of the root at dir.
+func ReadStatusDir(dir string) (*Status, error) {
+	r, err := rootfs.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return ReadStatus(r)
+}

@@ -1,0 +1,96 @@
+// Package logging builds flint's structured logger: journald with
+// structured fields (HANDLER, INSTANCE_ID, DURATION …) when the journal
+// socket exists, else one text line per record on stderr. Callers pass
+// names and numbers as attributes; values from metadata or user-data
+// (which may be secret) are never logged.
+package logging
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/coreos/go-systemd/v22/journal"
+)
+
+// New returns a logger for target "auto", "journal" or "stderr" at level.
+func New(target, level string, stderr io.Writer) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	if target == "journal" || (target == "auto" && journal.Enabled()) {
+		return slog.New(&journalHandler{level: lv})
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
+		Level: lv,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+// Discard is a logger that drops everything (tests).
+func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type journalHandler struct {
+	level slog.Level
+	attrs []slog.Attr
+}
+
+func (h *journalHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h *journalHandler) Handle(_ context.Context, r slog.Record) error {
+	vars := map[string]string{"SYSLOG_IDENTIFIER": "flint"}
+	add := func(a slog.Attr) {
+		key := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(a.Key))
+		vars[key] = a.Value.String()
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(func(a slog.Attr) bool { add(a); return true })
+	msg := r.Message
+	if hn, ok := vars["HANDLER"]; ok {
+		msg = hn + ": " + msg
+	}
+	if e, ok := vars["ERROR"]; ok {
+		msg += ": " + e
+	}
+	return journal.Send(msg, priority(r.Level), vars)
+}
+
+func (h *journalHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &journalHandler{level: h.level, attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...)}
+}
+
+func (h *journalHandler) WithGroup(string) slog.Handler { return h }
+
+func priority(l slog.Level) journal.Priority {
+	switch {
+	case l >= slog.LevelError:
+		return journal.PriErr
+	case l >= slog.LevelWarn:
+		return journal.PriWarning
+	case l >= slog.LevelInfo:
+		return journal.PriInfo
+	}
+	return journal.PriDebug
+}
+
+// Console writes a block to the console (/dev/console when it can be
+// opened, else w), as cloud-init does for host key fingerprints.
+func Console(w io.Writer, text string) {
+	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
+		fmt.Fprint(f, text)
+		f.Close()
+	}
+	fmt.Fprint(w, text)
+}

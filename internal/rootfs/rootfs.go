@@ -1,0 +1,303 @@
+// Package rootfs performs file operations relative to a root directory
+// that they cannot escape: paths resolve with openat2(RESOLVE_IN_ROOT), so
+// ".." and absolute symlinks stay inside the root, and callers that must
+// not follow any symlink at all (a user's ~/.ssh) ask for Strict
+// resolution. Writes are atomic: a temporary file in the same directory,
+// fsync, rename, fsync of the directory.
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Root is an open root directory. The zero value is not usable.
+type Root struct {
+	dir string
+	fd  int
+}
+
+// Open opens dir as a root. dir "/" is the live system.
+func Open(dir string) (*Root, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(abs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open root", Path: abs, Err: err}
+	}
+	return &Root{dir: abs, fd: fd}, nil
+}
+
+// Close releases the root's descriptor.
+func (r *Root) Close() error { return unix.Close(r.fd) }
+
+// Dir returns the root's absolute host path.
+func (r *Root) Dir() string { return r.dir }
+
+// IsHost reports whether the root is the live system's "/".
+func (r *Root) IsHost() bool { return r.dir == "/" }
+
+// Path returns the host path of rel (for tools that take paths, such as
+// depmod -b). It does not resolve symlinks; use it only for reading by
+// trusted tools.
+func (r *Root) Path(rel string) string { return filepath.Join(r.dir, clean(rel)) }
+
+func clean(rel string) string {
+	return strings.TrimPrefix(filepath.Clean("/"+rel), "/")
+}
+
+// Resolution says how symlinks inside the root are treated.
+type Resolution int
+
+const (
+	// InRoot follows symlinks, resolving them as if the root were "/".
+	InRoot Resolution = iota
+	// Strict refuses every symlink on the path, including the last element.
+	Strict
+)
+
+func (res Resolution) flags() uint64 {
+	f := uint64(unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV)
+	if res == Strict {
+		f |= unix.RESOLVE_NO_SYMLINKS
+	}
+	return f
+}
+
+// open opens rel below the root with openat2.
+func (r *Root) open(rel string, flags int, mode uint32, res Resolution) (int, error) {
+	rel = clean(rel)
+	if rel == "" {
+		rel = "."
+	}
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: res.flags()}
+	for {
+		fd, err := unix.Openat2(r.fd, rel, &how)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			return -1, r.pathErr("open", rel, err, res)
+		}
+		return fd, nil
+	}
+}
+
+// ErrSymlink is wrapped by errors for paths refused under Strict resolution
+// because an element is a symlink.
+var ErrSymlink = errors.New("path contains a symlink")
+
+func (r *Root) pathErr(op, rel string, err error, res Resolution) error {
+	if res == Strict && (err == unix.ELOOP || err == unix.EXDEV) {
+		return &fs.PathError{Op: op, Path: r.Path(rel), Err: ErrSymlink}
+	}
+	return &fs.PathError{Op: op, Path: r.Path(rel), Err: err}
+}
+
+// ReadFile reads rel.
+func (r *Root) ReadFile(rel string, res Resolution) ([]byte, error) {
+	fd, err := r.open(rel, unix.O_RDONLY, 0, res)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), r.Path(rel))
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// Stat returns information on rel (the link itself under Strict).
+func (r *Root) Stat(rel string, res Resolution) (fs.FileInfo, error) {
+	fd, err := r.open(rel, unix.O_PATH, 0, res)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), r.Path(rel))
+	defer f.Close()
+	return f.Stat()
+}
+
+// Owner is a numeric owner; a negative field leaves it unchanged.
+type Owner struct{ UID, GID int }
+
+// NoOwner leaves ownership as the process creates it.
+var NoOwner = Owner{-1, -1}
+
+// MkdirAll creates rel and missing parents with perm, owned by owner.
+// Existing directories are left as they are.
+func (r *Root) MkdirAll(rel string, perm os.FileMode, owner Owner, res Resolution) error {
+	rel = clean(rel)
+	if rel == "" {
+		return nil
+	}
+	parts := strings.Split(rel, "/")
+	for i := range parts {
+		sub := strings.Join(parts[:i+1], "/")
+		fd, err := r.open(sub, unix.O_PATH|unix.O_DIRECTORY, 0, res)
+		if err == nil {
+			unix.Close(fd)
+			continue
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		pfd, err := r.open(strings.Join(parts[:i], "/"), unix.O_PATH|unix.O_DIRECTORY, 0, res)
+		if err != nil {
+			return err
+		}
+		err = unix.Mkdirat(pfd, parts[i], uint32(perm.Perm()))
+		if err == nil {
+			if owner != NoOwner {
+				err = unix.Fchownat(pfd, parts[i], owner.UID, owner.GID, unix.AT_SYMLINK_NOFOLLOW)
+			}
+			if err == nil {
+				// mkdir is subject to umask: set the mode asked for.
+				err = unix.Fchmodat(pfd, parts[i], uint32(perm.Perm()), 0)
+			}
+		} else if err == unix.EEXIST {
+			err = nil
+		}
+		unix.Close(pfd)
+		if err != nil {
+			return &fs.PathError{Op: "mkdir", Path: r.Path(sub), Err: err}
+		}
+	}
+	return nil
+}
+
+// WriteOptions tune WriteFile.
+type WriteOptions struct {
+	Perm  os.FileMode
+	Owner Owner
+	// Resolution applies to the directory and to an existing file at rel.
+	Resolution Resolution
+	// MkdirPerm, if non-zero, creates missing parent directories.
+	MkdirPerm os.FileMode
+}
+
+// WriteFile atomically replaces rel with data: readers see the old file
+// or the new one, never a mix, and a crash leaves one of them in place.
+func (r *Root) WriteFile(rel string, data []byte, o WriteOptions) error {
+	rel = clean(rel)
+	dir, name := filepath.Split(rel)
+	if name == "" {
+		return fmt.Errorf("write %s: not a file path", r.Path(rel))
+	}
+	if o.MkdirPerm != 0 {
+		if err := r.MkdirAll(dir, o.MkdirPerm, NoOwner, o.Resolution); err != nil {
+			return err
+		}
+	}
+	if o.Resolution == Strict {
+		// Refuse to replace a symlink (or anything but a regular file).
+		if fi, err := r.Stat(rel, Strict); err == nil && !fi.Mode().IsRegular() {
+			return &fs.PathError{Op: "write", Path: r.Path(rel), Err: errors.New("exists and is not a regular file")}
+		} else if err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	dfd, err := r.open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0, o.Resolution)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	perm := o.Perm
+	if perm == 0 {
+		perm = 0o644
+	}
+	var tmp string
+	var fd int
+	for i := 0; ; i++ {
+		tmp = fmt.Sprintf(".%s.flint-tmp-%d-%d", name, os.Getpid(), i)
+		fd, err = unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != unix.EEXIST || i > 100 {
+			break
+		}
+	}
+	if err != nil {
+		return &fs.PathError{Op: "create", Path: r.Path(filepath.Join(dir, tmp)), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), tmp)
+	fail := func(op string, err error) error {
+		f.Close()
+		unix.Unlinkat(dfd, tmp, 0)
+		return &fs.PathError{Op: op, Path: r.Path(rel), Err: err}
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail("write", err)
+	}
+	if o.Owner != NoOwner {
+		if err := f.Chown(o.Owner.UID, o.Owner.GID); err != nil {
+			return fail("chown", err)
+		}
+	}
+	if err := f.Chmod(perm.Perm()); err != nil {
+		return fail("chmod", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail("fsync", err)
+	}
+	if err := f.Close(); err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+		return &fs.PathError{Op: "close", Path: r.Path(rel), Err: err}
+	}
+	if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+		return &fs.PathError{Op: "rename", Path: r.Path(rel), Err: err}
+	}
+	if err := unix.Fsync(dfd); err != nil {
+		return &fs.PathError{Op: "fsync", Path: r.Path(dir), Err: err}
+	}
+	return nil
+}
+
+// Remove removes rel (a file or an empty directory); a missing rel is not an error.
+func (r *Root) Remove(rel string, res Resolution) error {
+	rel = clean(rel)
+	dir, name := filepath.Split(rel)
+	dfd, err := r.open(dir, unix.O_PATH|unix.O_DIRECTORY, 0, res)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	defer unix.Close(dfd)
+	err = unix.Unlinkat(dfd, name, 0)
+	if err == unix.EISDIR {
+		err = unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR)
+	}
+	if err != nil && err != unix.ENOENT {
+		return &fs.PathError{Op: "remove", Path: r.Path(rel), Err: err}
+	}
+	return nil
+}
+
+// Symlink atomically points rel at target (a new link renamed over the old).
+func (r *Root) Symlink(target, rel string) error {
+	rel = clean(rel)
+	dir, name := filepath.Split(rel)
+	dfd, err := r.open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0, InRoot)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	tmp := fmt.Sprintf(".%s.flint-tmp-%d", name, os.Getpid())
+	unix.Unlinkat(dfd, tmp, 0)
+	if err := unix.Symlinkat(target, dfd, tmp); err != nil {
+		return &fs.PathError{Op: "symlink", Path: r.Path(rel), Err: err}
+	}
+	if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
+		unix.Unlinkat(dfd, tmp, 0)
+		return &fs.PathError{Op: "rename", Path: r.Path(rel), Err: err}
+	}
+	return unix.Fsync(dfd)
+}

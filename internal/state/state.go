@@ -1,0 +1,159 @@
+// Package state keeps what flint remembers between runs, below
+// <root>/var/lib/flint (0700): the current instance, per-instance and
+// once-ever semaphores, and each instance's results. A semaphore is written
+// (file and directory fsynced) only after its handler succeeded, so a crash
+// re-runs the handler.
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/flint-dev/flint/internal/rootfs"
+)
+
+// Dir is the state directory below the root.
+const Dir = "var/lib/flint"
+
+// Frequency says how often a handler runs.
+type Frequency string
+
+// Frequencies.
+const (
+	PerInstance Frequency = "per-instance"
+	PerBoot     Frequency = "per-boot"
+	Once        Frequency = "once"
+)
+
+// ParseFrequency checks a frequency name.
+func ParseFrequency(s string) (Frequency, error) {
+	switch f := Frequency(s); f {
+	case PerInstance, PerBoot, Once:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown frequency %q (want per-instance, per-boot or once)", s)
+}
+
+// Store is the state of one root.
+type Store struct {
+	root     *rootfs.Root
+	instance string
+}
+
+var safeID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidName reports whether s is safe as one path element (instance ids,
+// handler names).
+func ValidName(s string) bool { return safeID.MatchString(s) && !strings.Contains(s, "..") }
+
+// Open prepares the state directory (0700).
+func Open(root *rootfs.Root) (*Store, error) {
+	if err := root.MkdirAll(Dir, 0o700, rootfs.NoOwner, rootfs.InRoot); err != nil {
+		return nil, err
+	}
+	return &Store{root: root}, nil
+}
+
+// SetInstance makes id the current instance: it creates
+// instances/<id>/ and switches the "instance" link atomically. It returns
+// the previous instance id ("" on a first boot).
+func (s *Store) SetInstance(id string) (previous string, err error) {
+	if !ValidName(id) {
+		return "", fmt.Errorf("instance id %q is not a safe name", id)
+	}
+	if target, err := os.Readlink(s.root.Path(Dir + "/instance")); err == nil {
+		previous = filepath.Base(target)
+	}
+	if err := s.root.MkdirAll(s.InstanceDir(id)+"/sem", 0o700, rootfs.NoOwner, rootfs.InRoot); err != nil {
+		return previous, err
+	}
+	if previous != id {
+		if err := s.root.Symlink("instances/"+id, Dir+"/instance"); err != nil {
+			return previous, err
+		}
+	}
+	s.instance = id
+	return previous, nil
+}
+
+// Instance returns the current instance id.
+func (s *Store) Instance() string { return s.instance }
+
+// InstanceDir returns instances/<id> below the root.
+func (s *Store) InstanceDir(id string) string { return Dir + "/instances/" + id }
+
+// Root returns the root the store lives in.
+func (s *Store) Root() *rootfs.Root { return s.root }
+
+func (s *Store) semPath(f Frequency, name string) (string, error) {
+	if !ValidName(name) {
+		return "", fmt.Errorf("handler name %q is not a safe name", name)
+	}
+	switch f {
+	case PerInstance:
+		if s.instance == "" {
+			return "", errors.New("no instance set")
+		}
+		return s.InstanceDir(s.instance) + "/sem/" + name, nil
+	case Once:
+		return Dir + "/sem/" + name + ".once", nil
+	}
+	return "", nil
+}
+
+// Done reports whether handler name already ran at frequency f. Per-boot
+// handlers are never done: flint runs once per boot.
+func (s *Store) Done(f Frequency, name string) (bool, error) {
+	p, err := s.semPath(f, name)
+	if err != nil || p == "" {
+		return false, err
+	}
+	_, err = s.root.Stat(p, rootfs.InRoot)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// MarkDone records that name succeeded (durably: file and directory fsynced).
+func (s *Store) MarkDone(f Frequency, name string) error {
+	p, err := s.semPath(f, name)
+	if err != nil || p == "" {
+		return err
+	}
+	stamp := time.Now().UTC().Format(time.RFC3339Nano) + "\n"
+	return s.root.WriteFile(p, []byte(stamp), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700})
+}
+
+// Clear forgets that name ran, so it runs again (--force).
+func (s *Store) Clear(f Frequency, name string) error {
+	p, err := s.semPath(f, name)
+	if err != nil || p == "" {
+		return err
+	}
+	return s.root.Remove(p, rootfs.InRoot)
+}
+
+// WriteInstanceFile writes a 0600 file in the current instance directory.
+func (s *Store) WriteInstanceFile(name string, data []byte) error {
+	if s.instance == "" {
+		return errors.New("no instance set")
+	}
+	return s.root.WriteFile(s.InstanceDir(s.instance)+"/"+name, data, rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700})
+}
+
+// ReadInstanceFile reads a file of the current instance ("" = the one the
+// "instance" link points at, for commands that run after the boot).
+func (s *Store) ReadInstanceFile(name string) ([]byte, error) {
+	dir := Dir + "/instance"
+	if s.instance != "" {
+		dir = s.InstanceDir(s.instance)
+	}
+	return s.root.ReadFile(dir+"/"+name, rootfs.InRoot)
+}
