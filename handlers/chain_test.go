@@ -234,7 +234,12 @@ func TestIMDSOutageIsAnErrorStatusNotAHang(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	in := newInstance(t)
 	var plan bytes.Buffer
-	in.run(t, func(s *handlers.Setup) { s.DryRun = true; s.Stdout = &plan; s.Only = []string{"hostname"}; s.Skip = nil })
+	in.run(t, func(s *handlers.Setup) {
+		s.DryRun = true
+		s.Stdout = &plan
+		s.Only = []string{"hostname"}
+		s.Skip = nil
+	})
 	if !strings.Contains(plan.String(), "hostname: host name web-1 (fqdn web-1.example.internal)") {
 		t.Errorf("plan: %q", plan.String())
 	}

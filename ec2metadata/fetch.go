@@ -1,0 +1,276 @@
+package ec2metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/flint-dev/flint/imds"
+)
+
+// Getter reads one metadata path. path is relative to /latest/
+// ("meta-data/instance-id") unless it starts with "/", in which case it is
+// from the server root ("/2021-03-23/meta-data/ami-id"). A 404 must be
+// reported as an error matching imds.ErrNotFound. *imds.Client is a Getter.
+type Getter interface {
+	Get(ctx context.Context, path string) ([]byte, error)
+}
+
+// fetched is the answer for one path: err is nil, an imds.ErrNotFound
+// (absent) or a failure.
+type fetched struct {
+	raw []byte
+	err error
+}
+
+// found reports whether the path had a value.
+func (f fetched) found() bool { return f.err == nil }
+
+// call is one fetch, shared by every step that needs the same path.
+type call struct {
+	done chan struct{}
+	fetched
+}
+
+// fetcher runs each path's Get once, concurrently with the others, and
+// remembers the answers, so that a command line asking for a key twice
+// (or --all plus a flag) costs one request. The first failure that is not
+// about one path (no connection, no token, access disabled, deadline)
+// cancels every other fetch: the command fails as a whole, quickly.
+type fetcher struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	g      Getter
+	mu     sync.Mutex
+	calls  map[string]*call
+	order  []string
+	// serviceErr is the first failure that was not about one path.
+	serviceErr error
+}
+
+func newFetcher(ctx context.Context, g Getter) *fetcher {
+	ctx, cancel := context.WithCancel(ctx)
+	return &fetcher{ctx: ctx, cancel: cancel, g: g, calls: map[string]*call{}}
+}
+
+// start begins fetching path unless that has begun already, under this
+// or another spelling ("meta-data/x" and "/latest/meta-data/x").
+func (f *fetcher) start(path string) *call {
+	key := path
+	if !strings.HasPrefix(key, "/") {
+		key = "/latest/" + key
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.calls[key]; ok {
+		return c
+	}
+	c := &call{done: make(chan struct{})}
+	f.calls[key] = c
+	f.order = append(f.order, key)
+	go func() {
+		defer close(c.done)
+		if err := checkPath(path); err != nil {
+			c.err = err
+			return
+		}
+		c.raw, c.err = f.g.Get(f.ctx, path)
+		if c.err != nil && !pathFailure(c.err) {
+			f.mu.Lock()
+			if f.serviceErr == nil {
+				f.serviceErr = c.err
+			}
+			f.mu.Unlock()
+			f.cancel()
+		}
+	}()
+	return c
+}
+
+// get waits for path's answer, starting the fetch if needed.
+func (f *fetcher) get(path string) fetched {
+	c := f.start(path)
+	<-c.done
+	return c.fetched
+}
+
+// failure is a fetch that failed for a reason other than absence.
+type failure struct {
+	path string
+	err  error
+}
+
+// failures returns, once every fetch has finished, the first failure that
+// was not about one path (nil if none) and the paths that failed on their
+// own, sorted.
+func (f *fetcher) failures() (service error, paths []failure) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.order {
+		c := f.calls[p]
+		if c.err != nil && !errors.Is(c.err, imds.ErrNotFound) {
+			paths = append(paths, failure{p, c.err})
+		}
+	}
+	sort.Slice(paths, func(i, j int) bool { return paths[i].path < paths[j].path })
+	return f.serviceErr, paths
+}
+
+// pathError is a path that cannot be put in a request URL.
+type pathError struct{ path, why string }
+
+func (e *pathError) Error() string { return fmt.Sprintf("metadata path %q %s", e.path, e.why) }
+
+// checkPath refuses what a request line cannot carry, before the client
+// sees it, so that one odd --path or listing word fails alone.
+func checkPath(p string) error {
+	if strings.ContainsAny(p, "?#") {
+		return &pathError{p, "holds '?' or '#'"}
+	}
+	if strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return &pathError{p, "holds control characters"}
+	}
+	return nil
+}
+
+// pathFailure reports whether err is about the path alone: absent, refused
+// by IMDS with a status of its own, or not a valid path. Anything else
+// (transport, token, disabled, deadline) is about the service.
+func pathFailure(err error) bool {
+	var se *imds.StatusError
+	var pe *pathError
+	return errors.Is(err, imds.ErrNotFound) || errors.As(err, &pe) ||
+		(errors.As(err, &se) && se.Method == http.MethodGet)
+}
+
+// entry is one child of a listing (a block device or a tag) and its value.
+type entry struct {
+	name string
+	v    fetched
+}
+
+// publicKey is one word of the public-keys listing, split as the script
+// splits it, with the format listing and the key read for it.
+type publicKey struct {
+	index, name string
+	format      fetched
+	key         fetched
+}
+
+// result is a step with the metadata it printed resolved.
+type result struct {
+	step
+	v       fetched // the value of a metric, the listing of the others
+	entries []entry
+	keys    []publicKey
+}
+
+// listed reports whether a listing step has anything to list: the script
+// prints "not available" when the listing, as the shell holds it, is empty.
+func (r *result) listed() bool { return r.v.found() && shellValue(r.v.raw) != "" }
+
+// resolve fetches everything the steps print, each step and each child of
+// a listing in its own goroutine, so the whole command costs the depth of
+// the deepest chain (public keys: listing → formats → keys) in round trips.
+func resolve(f *fetcher, steps []step) []*result {
+	results := make([]*result, len(steps))
+	var wg sync.WaitGroup
+	for i, s := range steps {
+		results[i] = &result{step: s}
+		switch s.kind {
+		case helpStep, usageStep:
+			continue
+		case metricStep:
+			f.start(s.path)
+		}
+		wg.Add(1)
+		go func(r *result) {
+			defer wg.Done()
+			resolveStep(f, r)
+		}(results[i])
+	}
+	wg.Wait()
+	return results
+}
+
+func resolveStep(f *fetcher, r *result) {
+	switch r.kind {
+	case metricStep:
+		r.v = f.get(r.path)
+	case blockDevicesStep:
+		r.v, r.entries = resolveListing(f, "meta-data/block-device-mapping/")
+	case tagsStep:
+		r.v, r.entries = resolveListing(f, "meta-data/tags/instance/")
+	case publicKeysStep:
+		r.v, r.keys = resolvePublicKeys(f)
+	}
+}
+
+// resolveListing reads a directory and each word of it, as
+// `for i in $x; do ... get_meta DIR$i` does.
+func resolveListing(f *fetcher, dir string) (fetched, []entry) {
+	listing := f.get(dir)
+	if !listing.found() {
+		return listing, nil
+	}
+	words := ifsFields(shellValue(listing.raw))
+	for _, w := range words {
+		f.start(dir + w)
+	}
+	entries := make([]entry, len(words))
+	for i, w := range words {
+		entries[i] = entry{name: w, v: f.get(dir + w)}
+	}
+	return listing, entries
+}
+
+// resolvePublicKeys follows print_public-keys: each word "N=name" of the
+// listing gives the index N (cut -f 1) and name (cut -f 2); the listing of
+// meta-data/public-keys/N/ gives the format, whose first word names the key
+// to read.
+func resolvePublicKeys(f *fetcher) (fetched, []publicKey) {
+	const dir = "meta-data/public-keys/"
+	listing := f.get(dir)
+	if !listing.found() {
+		return listing, nil
+	}
+	words := ifsFields(shellValue(listing.raw))
+	keys := make([]publicKey, len(words))
+	for i, w := range words {
+		keys[i] = publicKey{index: cutField(w, 1), name: cutField(w, 2)}
+		f.start(dir + keys[i].index + "/")
+	}
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func(k *publicKey) {
+			defer wg.Done()
+			k.format = f.get(dir + k.index + "/")
+			k.key = f.get(keyPath(k.index, shellValue(k.format.raw)))
+		}(&keys[i])
+	}
+	wg.Wait()
+	return listing, keys
+}
+
+// keyPath is the path `get_meta meta-data/public-keys/$index/$format`
+// reads: the unquoted word is split and get_meta uses only the first field.
+func keyPath(index, format string) string {
+	fields := ifsFields("meta-data/public-keys/" + index + "/" + format)
+	if len(fields) == 0 {
+		return "meta-data/public-keys/"
+	}
+	return fields[0]
+}
+
+// firstWord is the first IFS field of s, or "".
+func firstWord(s string) string {
+	if w := ifsFields(s); len(w) > 0 {
+		return w[0]
+	}
+	return ""
+}

@@ -1,0 +1,74 @@
+package userdata
+
+import (
+	"context"
+	"fmt"
+)
+
+// UserData is parsed user-data: its parts in cloud-init's order and the
+// merged cloud-config, generic and typed.
+type UserData struct {
+	// Parts are all parts after launch-index filtering, includes and
+	// archives expanded; jinja parts are rendered when instance data was
+	// given (see Part.Type and Part.Content).
+	Parts []*Part
+	// Config is the merged cloud-config as generic values (maps, lists,
+	// strings, int64, float64, bool, nil); never nil.
+	Config map[string]any
+	// CloudConfig is Config decoded into the keys flint handles.
+	CloudConfig *CloudConfig
+	// Warnings are problems that did not stop parsing (skipped parts,
+	// unknown keys, values of the wrong type); they never quote content.
+	Warnings []string
+}
+
+// Parse decodes raw user-data the way cloud-init 22.4 does. It fails only
+// where cloud-init fails the whole user-data (an #include that cannot be
+// fetched, a gzip part that does not decompress) or where a cap is
+// exceeded (ErrTooLarge); everything else becomes a warning.
+func Parse(ctx context.Context, raw []byte, opts Options) (*UserData, error) {
+	if int64(len(raw)) > opts.maxSize() {
+		return nil, fmt.Errorf("user-data is %d bytes, more than the %d allowed: %w", len(raw), opts.maxSize(), ErrTooLarge)
+	}
+	p := &processor{ctx: ctx, opts: &opts, budget: opts.maxDecompressed()}
+	if err := p.process(raw); err != nil {
+		return nil, fmt.Errorf("user-data: %w", err)
+	}
+	parts := filterLaunchIndex(p.parts, opts.LaunchIndex)
+	if opts.InstanceData != nil {
+		for _, part := range parts {
+			if part.ContentType == TypeJinja {
+				p.render(part)
+			}
+		}
+	}
+	cfg := p.mergeCloudConfig(parts)
+	cc, warns := DecodeCloudConfig(cfg)
+	p.warnings = append(p.warnings, warns...)
+	for _, part := range parts {
+		if len(part.Payload) == 0 {
+			continue
+		}
+		switch part.ContentType {
+		case TypeShellScript, TypeShellPerBoot, TypeShellPerInstance, TypeShellPerOnce, TypeBoothook,
+			TypeCloudConfig, TypeCloudConfigJSONP, TypeJinja, TypePartHandler:
+		case TypeNotMultipart:
+			p.warnf("%s: user-data has no recognised first line (#!, #cloud-config, ...); ignored", part.Filename)
+		default:
+			p.warnf("%s: content type %s is not handled; ignored", part.Filename, part.ContentType)
+		}
+	}
+	return &UserData{Parts: parts, Config: cfg, CloudConfig: cc, Warnings: dedupe(p.warnings)}, nil
+}
+
+func dedupe(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
