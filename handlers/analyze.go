@@ -2,8 +2,6 @@ package handlers
 
 import (
 	"fmt"
-
-	"github.com/flint-dev/flint/network"
 	"sort"
 	"strings"
 )
@@ -47,12 +45,4 @@ func ValidateSections(cfg interface {
 		}
 	}
 	return nil
-}
-
-// sectionTypes maps each handler section to a constructor of its config type.
-func sectionTypes() map[string]func() any {
-	return map[string]func() any{
-		"hostname": func() any { return new(hostnameConfig) },
-		"network":  func() any { return new(network.Config) },
-	}
 }

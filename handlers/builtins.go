@@ -1,12 +1,21 @@
 package handlers
 
+import "github.com/flint-dev/flint/network"
+
 // Builtins is the chain's order: the one list to edit to add a built-in
 // handler. Early handlers make the machine reachable and named; user-level
 // provisioning follows; exec plug-ins run after all of them.
 func Builtins() []Handler {
+	// cloud-init's order where the two overlap: bootcmd and write_files
+	// early, then the host's identity and network, modules before anything
+	// needs one, users before their keys, runcmd and user scripts last.
 	return []Handler{
+		// bootcmd, write-files
 		Hostname,
 		Network,
+		// kernel-modules
+		// users, ssh-keys, host-keys
+		// packages, runcmd, scripts, write-files-deferred, final-message
 	}
 }
 
@@ -27,4 +36,12 @@ func isBuiltin(name string) bool {
 		}
 	}
 	return false
+}
+
+// sectionTypes maps each handler section to a constructor of its config type.
+func sectionTypes() map[string]func() any {
+	return map[string]func() any{
+		"hostname": func() any { return new(hostnameConfig) },
+		"network":  func() any { return new(network.Config) },
+	}
 }
