@@ -22,7 +22,7 @@ type instance struct {
 	root string
 }
 
-func newInstance(t *testing.T) *instance {
+func newInstance(t testing.TB) *instance {
 	t.Helper()
 	tree, err := imdstest.ParseFixture(imdstest.DefaultFixture)
 	if err != nil {
@@ -35,7 +35,7 @@ func newInstance(t *testing.T) *instance {
 }
 
 // plugin installs an exec plug-in script in the instance's root.
-func (in *instance) plugin(t *testing.T, name, script string) {
+func (in *instance) plugin(t testing.TB, name, script string) {
 	t.Helper()
 	dir := filepath.Join(in.root, "etc/flint/handlers.d")
 	os.MkdirAll(dir, 0o755)

@@ -110,7 +110,7 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 		}
 		if b.State != nil && b.State.Instance() != "" && !b.DryRun && raw != nil {
 			// Kept 0600 for `flint userdata inspect` and post-mortems.
-			if err := b.State.WriteInstanceFile("user-data.raw", raw); err != nil {
+			if err := b.State.KeepInstanceFile("user-data.raw", raw); err != nil {
 				b.Log.Warn("could not keep a copy of user-data", "error", err)
 			}
 		}

@@ -57,6 +57,8 @@ func watchStatus(t *testing.T, root string) (stop func()) {
 	}
 }
 
+func flintBin(t testing.TB) string { return testenv.FlintBinary(t) }
+
 func flint(t *testing.T, in *instance, args ...string) *exec.Cmd {
 	cmd := exec.Command(testenv.FlintBinary(t), args...)
 	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+in.url)

@@ -75,7 +75,9 @@ func WriteStatus(root *rootfs.Root, s *Status) error {
 	if err != nil {
 		return err
 	}
-	return root.WriteFile(StatusPath, append(b, '\n'), rootfs.WriteOptions{Perm: 0o644, MkdirPerm: 0o755})
+	// /run is tmpfs on a booted system and the file describes this boot
+	// only: atomic rename is what readers need, fsync buys nothing.
+	return root.WriteFile(StatusPath, append(b, '\n'), rootfs.WriteOptions{Perm: 0o644, MkdirPerm: 0o755, NoSync: true})
 }
 
 // ReadStatus reads the status file; a missing file is fs.ErrNotExist.

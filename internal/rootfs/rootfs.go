@@ -181,6 +181,10 @@ type WriteOptions struct {
 	Resolution Resolution
 	// MkdirPerm, if non-zero, creates missing parent directories.
 	MkdirPerm os.FileMode
+	// NoSync skips the fsyncs: the replacement stays atomic for readers
+	// and against a crash of the process, but not against power loss.
+	// For files on tmpfs (/run) or that are rewritten anyway.
+	NoSync bool
 }
 
 // WriteFile atomically replaces rel with data: readers see the old file
@@ -242,8 +246,10 @@ func (r *Root) WriteFile(rel string, data []byte, o WriteOptions) error {
 	if err := f.Chmod(perm.Perm()); err != nil {
 		return fail("chmod", err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail("fsync", err)
+	if !o.NoSync {
+		if err := f.Sync(); err != nil {
+			return fail("fsync", err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		unix.Unlinkat(dfd, tmp, 0)
@@ -252,6 +258,9 @@ func (r *Root) WriteFile(rel string, data []byte, o WriteOptions) error {
 	if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
 		unix.Unlinkat(dfd, tmp, 0)
 		return &fs.PathError{Op: "rename", Path: r.Path(rel), Err: err}
+	}
+	if o.NoSync {
+		return nil
 	}
 	if err := unix.Fsync(dfd); err != nil {
 		return &fs.PathError{Op: "fsync", Path: r.Path(dir), Err: err}

@@ -6,6 +6,7 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -146,6 +147,15 @@ func (s *Store) WriteInstanceFile(name string, data []byte) error {
 		return errors.New("no instance set")
 	}
 	return s.root.WriteFile(s.InstanceDir(s.instance)+"/"+name, data, rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700})
+}
+
+// KeepInstanceFile writes a 0600 instance file unless it already holds
+// data: a reboot of the same instance rewrites (and fsyncs) nothing.
+func (s *Store) KeepInstanceFile(name string, data []byte) error {
+	if old, err := s.ReadInstanceFile(name); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	return s.WriteInstanceFile(name, data)
 }
 
 // ReadInstanceFile reads a file of the current instance ("" = the one the
