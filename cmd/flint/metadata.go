@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/flint-dev/flint/imds"
@@ -18,11 +20,13 @@ import (
 type imdsFlags struct {
 	endpoint string
 	mode     string
+	ttl      string
 }
 
 func (f *imdsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.endpoint, "endpoint", "", "metadata endpoint URL (default: AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254)")
 	fs.StringVar(&f.mode, "imds-mode", "v2-preferred", "v2-preferred, v2-only or v1")
+	fs.StringVar(&f.ttl, "token-ttl", "21600", "IMDSv2 token lifetime in seconds (1-21600)")
 }
 
 func (f *imdsFlags) client() (*imds.Client, error) {
@@ -30,7 +34,11 @@ func (f *imdsFlags) client() (*imds.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return imds.New(imds.Options{Endpoint: f.endpoint, Mode: mode})
+	ttl, err := strconv.Atoi(f.ttl)
+	if err != nil || ttl < 1 || ttl > 21600 {
+		return nil, fmt.Errorf("--token-ttl %q: want a whole number of seconds from 1 to 21600", f.ttl)
+	}
+	return imds.New(imds.Options{Endpoint: f.endpoint, Mode: mode, TokenTTL: time.Duration(ttl) * time.Second})
 }
 
 // newFlagSet returns a FlagSet that reports errors on stderr and does not exit.

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/flint-dev/flint/imds/imdstest"
+)
+
+func run(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = dispatch(context.Background(), append([]string{"flint"}, args...), &o, &e)
+	return code, o.String(), e.String()
+}
+
+func emulator(t *testing.T) (*imdstest.Server, string) {
+	tree, err := imdstest.ParseFixture(imdstest.DefaultFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu := imdstest.New(tree, imdstest.Options{})
+	ts := httptest.NewServer(emu)
+	t.Cleanup(func() { emu.Close(); ts.Close() })
+	return emu, ts.URL
+}
+
+func TestBadInputIsOneClearLineAndANonZeroExit(t *testing.T) {
+	emu, url := emulator(t)
+	emu.Set("meta-data/junk/a\x02b", []byte("x"))
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "PUT" {
+			w.Write([]byte("token"))
+			return
+		}
+		w.Write(bytes.Repeat([]byte("x"), 2<<20))
+	}))
+	defer big.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Read(make([]byte, 4096))
+			c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\ntrunc"))
+			c.Close()
+		}
+	}()
+	defer ln.Close()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a garbage endpoint", []string{"get", "--endpoint", "not a url", "meta-data/ami-id"}, "is not a metadata endpoint URL"},
+		{"a non-numeric TTL", []string{"get", "--endpoint", url, "--token-ttl", "abc", "meta-data/ami-id"}, "--token-ttl \"abc\""},
+		{"an out-of-range TTL", []string{"dump", "--endpoint", url, "--token-ttl", "99999"}, "1 to 21600"},
+		{"an unknown mode", []string{"get", "--endpoint", url, "--imds-mode", "v3", "meta-data/ami-id"}, "unknown IMDS mode"},
+		{"an oversized response", []string{"get", "--endpoint", big.URL, "meta-data/ami-id"}, "larger than"},
+		{"a truncated response", []string{"get", "--endpoint", "http://" + ln.Addr().String(), "--imds-mode", "v1", "meta-data/ami-id"}, "unexpected EOF"},
+		{"a listing with junk lines", []string{"dump", "--endpoint", url, "meta-data/junk"}, "malformed line"},
+		{"an absent key", []string{"get", "--endpoint", url, "meta-data/ramdisk-id"}, "not found in instance metadata"},
+		{"an unknown command", []string{"frobnicate"}, "unknown command"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := run(tc.args...)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if code == 0 || len(lines) != 1 || !strings.Contains(stderr, tc.want) || !strings.HasPrefix(stderr, "flint") {
+				t.Fatalf("exit %d, stderr %q; want one line with %q and a non-zero exit", code, stderr, tc.want)
+			}
+		})
+	}
+}
+
+func TestGetAndDump(t *testing.T) {
+	_, url := emulator(t)
+	if code, out, _ := run("get", "--endpoint", url, "meta-data/placement/"); code != 0 || out != "availability-zone\navailability-zone-id\nregion\n" {
+		t.Errorf("get listing: %d %q", code, out)
+	}
+	code, out, _ := run("dump", "--json", "--endpoint", url)
+	if code != 0 || !strings.Contains(out, `"instance-id": "i-0123456789abcdef0"`) || !strings.Contains(out, `"user-data": "base64:H4sI`) {
+		t.Errorf("dump --json: %d %s", code, out[:min(len(out), 300)])
+	}
+}
+
+func TestInvokedAsEC2MetadataItIsQuery(t *testing.T) {
+	_, url := emulator(t)
+	var o, e bytes.Buffer
+	code := dispatch(context.Background(), []string{"/usr/bin/ec2-metadata", "--endpoint", url, "-i"}, &o, &e)
+	if code != 0 || o.String() != "instance-id: i-0123456789abcdef0\n" {
+		t.Fatalf("ec2-metadata -i: %d %q %q", code, o.String(), e.String())
+	}
+}
