@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -26,12 +27,17 @@ var gzipMagic = []byte{0x1f, 0x8b}
 // gunzip decompresses data, charging the output against *budget so that
 // a gzip bomb anywhere in the document stops at the cap.
 func gunzip(data []byte, budget *int64) ([]byte, error) {
+	if len(data) == 0 {
+		// Python's gzip reads an empty stream as empty content.
+		return []byte{}, nil
+	}
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
 	defer zr.Close()
 	var out bytes.Buffer
+	out.Grow(int(min(int64(len(data))*4, *budget+1)))
 	n, err := io.Copy(&out, io.LimitReader(zr, *budget+1))
 	if err != nil {
 		return nil, err
@@ -50,11 +56,41 @@ func gunzip(data []byte, budget *int64) ([]byte, error) {
 func decodeTransfer(body []byte, cte string) []byte {
 	switch asciiLower(cte) {
 	case "base64":
-		return decodeBase64Lenient(body)
+		return decodeBase64Lenient(rawUnicodeEscape(body))
 	case "quoted-printable":
-		return decodeQuotedPrintable(body)
+		return decodeQuotedPrintable(rawUnicodeEscape(body))
 	}
 	return body
+}
+
+// rawUnicodeEscape turns non-ASCII text into the bytes Python's email
+// package decodes from (it encodes the str payload with
+// "raw-unicode-escape"), so that stray non-ASCII characters in a base64
+// or quoted-printable body decode exactly as in cloud-init. A body with
+// only ASCII, or that is not UTF-8, is returned unchanged.
+func rawUnicodeEscape(body []byte) []byte {
+	ascii := true
+	for _, c := range body {
+		if c >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii || !utf8.Valid(body) {
+		return body
+	}
+	out := make([]byte, 0, len(body)+16)
+	for _, r := range string(body) {
+		switch {
+		case r < 0x100:
+			out = append(out, byte(r))
+		case r < 0x10000:
+			out = fmt.Appendf(out, "\\u%04x", r)
+		default:
+			out = fmt.Appendf(out, "\\U%08x", r)
+		}
+	}
+	return out
 }
 
 func asciiLower(s string) string {

@@ -2,7 +2,6 @@ package userdata
 
 import (
 	"bytes"
-	"net/url"
 	"strings"
 )
 
@@ -30,17 +29,6 @@ type message struct {
 func (m *message) get(name string) (string, bool) {
 	for _, h := range m.headers {
 		if strings.EqualFold(h.name, name) {
-			return h.value, true
-		}
-	}
-	return "", false
-}
-
-// getExact looks a header up case-sensitively: cloud-init copies headers
-// into a plain dict before its cloud-config handler reads Merge-Type.
-func (m *message) getExact(name string) (string, bool) {
-	for _, h := range m.headers {
-		if h.name == name {
 			return h.value, true
 		}
 	}
@@ -134,21 +122,62 @@ func (m *message) param(hdr, name string) (string, bool) {
 	extended := false
 	for _, s := range segs {
 		if s.encoded {
-			if d, err := url.PathUnescape(s.s); err == nil {
-				s.s = d
-			}
+			s.s = percentDecodeLenient(s.s)
 			extended = true
 		}
 		b.WriteString(s.s)
 	}
 	out := b.String()
-	if extended {
-		// charset'language'value
-		if parts := strings.SplitN(out, "'", 3); len(parts) == 3 {
-			out = parts[2]
+	if !extended {
+		return out, true
+	}
+	// charset'language'value, decoded from the charset (us-ascii when
+	// absent), unknown bytes becoming U+FFFD as Python's errors="replace".
+	charset := ""
+	if parts := strings.SplitN(out, "'", 3); len(parts) == 3 {
+		charset, out = strings.ToLower(parts[0]), parts[2]
+	}
+	switch charset {
+	case "utf-8", "utf8":
+		return strings.ToValidUTF8(out, "\uFFFD"), true
+	case "iso-8859-1", "latin-1", "latin1":
+		r := make([]rune, 0, len(out))
+		for i := 0; i < len(out); i++ {
+			r = append(r, rune(out[i]))
+		}
+		return string(r), true
+	}
+	var a strings.Builder
+	for i := 0; i < len(out); i++ {
+		if out[i] < 0x80 {
+			a.WriteByte(out[i])
+		} else {
+			a.WriteRune('\uFFFD')
 		}
 	}
-	return out, true
+	return a.String(), true
+}
+
+// percentDecodeLenient is urllib.parse.unquote to latin-1 octets: valid
+// %XX escapes become bytes, anything else is kept.
+func percentDecodeLenient(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			h, ok1 := unhex(s[i+1])
+			l, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				b = append(b, h<<4|l)
+				i += 2
+				continue
+			}
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
 }
 
 type param struct{ name, value string }

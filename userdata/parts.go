@@ -492,13 +492,22 @@ func pyStr(v any) string {
 	case int64:
 		return strconv.FormatInt(v, 10)
 	case float64:
-		s := strconv.FormatFloat(v, 'g', -1, 64)
-		if !strings.ContainsAny(s, ".eEn") {
-			s += ".0"
-		}
-		return s
+		return pyFloatRepr(v)
 	}
 	return fmt.Sprint(v)
 }
 
 func decodeRuneInString(s string) (rune, int) { return utf8.DecodeRuneInString(s) }
+
+// ScriptContent returns a script part's content ready to be written and
+// executed: a script saved with CRLF line endings (its #! line ends in
+// "\r\n") gets LF endings, since the kernel would otherwise look for an
+// interpreter named "bash\r". cloud-init runs such scripts unchanged and
+// they fail; flint makes them work. Other content is returned as is.
+func ScriptContent(b []byte) []byte {
+	nl := bytes.IndexByte(b, '\n')
+	if nl <= 0 || b[nl-1] != '\r' || !bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("#!")) {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+}

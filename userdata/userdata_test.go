@@ -372,3 +372,42 @@ func TestInspectReportsPartsAndMergedConfig(t *testing.T) {
 		t.Fatalf("cloud_config %v", in.CloudConfig)
 	}
 }
+
+func TestInstanceDataFeedsJinjaFromIMDSMetadata(t *testing.T) {
+	meta := map[string]any{
+		"instance-id":    "i-abc",
+		"local-hostname": "ip-10-1-2-3.ec2.internal",
+		"placement":      map[string]any{"availability-zone": "us-east-1a", "region": "us-east-1"},
+	}
+	tmpl := "## template: jinja\n#cloud-config\nhostname: {{ v1.local_hostname }}\nruncmd: ['{{ instance_id }} {{ v1.region }} {{ ds.meta_data.placement.availability_zone }} {{ v1.instance_type }}']\n"
+	ud := mustParse(t, tmpl, Options{InstanceData: InstanceData(meta)})
+	if ud.Config["hostname"] != "ip-10-1-2-3.ec2.internal" {
+		t.Fatalf("config %v warnings %q", ud.Config, ud.Warnings)
+	}
+	want := []any{"i-abc us-east-1 us-east-1a " + MissingJinjaPrefix + "instance_type"}
+	if !reflect.DeepEqual(ud.Config["runcmd"], want) {
+		t.Fatalf("runcmd %v, want %v", ud.Config["runcmd"], want)
+	}
+}
+
+func TestScriptContentFixesCRLFScriptsOnly(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"a CRLF script gets LF endings", "#!/bin/bash\r\necho hi\r\n", "#!/bin/bash\necho hi\n"},
+		{"an LF script is unchanged", "#!/bin/sh\necho a\r\n", "#!/bin/sh\necho a\r\n"},
+		{"non-scripts are unchanged", "#cloud-config\r\na: 1\r\n", "#cloud-config\r\na: 1\r\n"},
+		{"empty stays empty", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(ScriptContent([]byte(tc.in))); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	raw, _ := os.ReadFile("testdata/corpus/script.txt")
+	crlf := bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))
+	ud := mustParse(t, string(crlf), Options{})
+	if f, ok := ud.Parts[0].ScriptFrequency(); !ok || f != PerInstance || !bytes.Equal(ScriptContent(ud.Parts[0].Content()), raw) {
+		t.Fatalf("CRLF script part %+v", ud.Parts[0])
+	}
+}

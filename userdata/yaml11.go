@@ -88,6 +88,9 @@ func (b *yamlBuilder) value(n *yaml.Node, depth int) (any, error) {
 	case yaml.ScalarNode:
 		return scalar11(n)
 	case yaml.SequenceNode:
+		if err := checkTag(n); err != nil {
+			return nil, err
+		}
 		out := make([]any, 0, len(n.Content))
 		for _, c := range n.Content {
 			v, err := b.value(c, depth+1)
@@ -103,10 +106,38 @@ func (b *yamlBuilder) value(n *yaml.Node, depth int) (any, error) {
 	return nil, fmt.Errorf("yaml: unexpected node kind %d at line %d", n.Kind, n.Line)
 }
 
-// mapping builds a map, applying merge keys (`<<`) the way PyYAML's
-// flatten_mapping does: merged entries come first so the mapping's own keys
-// win, and among several merged mappings the earlier one wins.
+// mapping builds a map the way PyYAML's SafeConstructor does: merge keys
+// (`<<`) are flattened first (their entries go before the mapping's own,
+// a list of merges in reverse so the earlier one wins), then entries are
+// inserted in order into a Python dict, where equal keys (1, 1.0 and
+// true are equal in Python) keep the first key's spelling and the last
+// value. Mappings and lists cannot be keys (they are unhashable).
 func (b *yamlBuilder) mapping(n *yaml.Node, depth int) (any, error) {
+	pairs, err := b.flatten(n, depth)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]any, len(pairs))
+	spelling := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, ok := spelling[p.id]
+		if !ok {
+			k = p.repr
+			spelling[p.id] = k
+		}
+		out[k] = p.value
+	}
+	return out, nil
+}
+
+type yamlPair struct {
+	id, repr string
+	value    any
+}
+
+const quotedStyles = yaml.SingleQuotedStyle | yaml.DoubleQuotedStyle | yaml.LiteralStyle | yaml.FoldedStyle
+
+func (b *yamlBuilder) flatten(n *yaml.Node, depth int) ([]yamlPair, error) {
 	b.nodes += 1 + len(n.Content)/2
 	if b.nodes > maxYAMLNodes {
 		return nil, fmt.Errorf("yaml: document expands to more than %d values (alias bomb?)", maxYAMLNodes)
@@ -114,88 +145,136 @@ func (b *yamlBuilder) mapping(n *yaml.Node, depth int) (any, error) {
 	if depth > maxYAMLDepth {
 		return nil, fmt.Errorf("yaml: nesting deeper than %d levels at line %d", maxYAMLDepth, n.Line)
 	}
-	out := map[string]any{}
-	var merges []*yaml.Node
-	type kv struct {
-		k string
-		v any
+	if err := checkTag(n); err != nil {
+		return nil, err
 	}
-	var own []kv
+	var merged, own []yamlPair
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
-		if kn.Kind == yaml.ScalarNode && kn.Value == "<<" && kn.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) == 0 {
-			merges = append(merges, vn)
+		if kn.Kind == yaml.ScalarNode && kn.Value == "<<" && kn.Style&quotedStyles == 0 {
+			target := deref(vn)
+			switch target.Kind {
+			case yaml.MappingNode:
+				p, err := b.flatten(target, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				merged = append(merged, p...)
+			case yaml.SequenceNode:
+				var subs [][]yamlPair
+				for _, s := range target.Content {
+					s = deref(s)
+					if s.Kind != yaml.MappingNode {
+						return nil, fmt.Errorf("yaml: merge key at line %d expects mappings", vn.Line)
+					}
+					p, err := b.flatten(s, depth+1)
+					if err != nil {
+						return nil, err
+					}
+					subs = append(subs, p)
+				}
+				for j := len(subs) - 1; j >= 0; j-- {
+					merged = append(merged, subs[j]...)
+				}
+			default:
+				return nil, fmt.Errorf("yaml: merge key at line %d expects a mapping or a list of mappings", vn.Line)
+			}
 			continue
 		}
-		k, err := b.value(kn, depth+1)
-		if err != nil {
-			return nil, err
+		var k any
+		if kn.Kind == yaml.ScalarNode && kn.Value == "=" && kn.Style&(quotedStyles|yaml.TaggedStyle) == 0 {
+			// PyYAML turns a "=" (!!value) key into a string.
+			k = "="
+		} else {
+			var err error
+			if k, err = b.value(kn, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		switch k.(type) {
+		case map[string]any, []any:
+			return nil, fmt.Errorf("yaml: %s cannot be a mapping key (line %d)", typeName(k), kn.Line)
 		}
 		v, err := b.value(vn, depth+1)
 		if err != nil {
 			return nil, err
 		}
-		own = append(own, kv{keyString(k), v})
+		id, repr := keyIdentity(k)
+		own = append(own, yamlPair{id, repr, v})
 	}
-	for _, m := range merges {
-		target := m
-		for target.Kind == yaml.AliasNode && target.Alias != nil {
-			target = target.Alias
-		}
-		var sources []*yaml.Node
-		switch target.Kind {
-		case yaml.MappingNode:
-			sources = []*yaml.Node{target}
-		case yaml.SequenceNode:
-			for _, s := range target.Content {
-				for s.Kind == yaml.AliasNode && s.Alias != nil {
-					s = s.Alias
-				}
-				if s.Kind != yaml.MappingNode {
-					return nil, fmt.Errorf("yaml: merge key at line %d expects mappings", m.Line)
-				}
-				sources = append(sources, s)
-			}
-		default:
-			return nil, fmt.Errorf("yaml: merge key at line %d expects a mapping or a list of mappings", m.Line)
-		}
-		// Later sources in one `<<` list lose to earlier ones; later `<<`
-		// keys lose to earlier ones too in PyYAML's flattening.
-		for i := len(sources) - 1; i >= 0; i-- {
-			mv, err := b.mapping(sources[i], depth+1)
-			if err != nil {
-				return nil, err
-			}
-			for k, v := range mv.(map[string]any) {
-				out[k] = v
-			}
-		}
-	}
-	for _, e := range own {
-		out[e.k] = e.v
-	}
-	return out, nil
+	return append(merged, own...), nil
 }
 
-// keyString renders a non-string mapping key the way Python's json.dumps
-// would, since the merged document is reported as JSON.
-func keyString(k any) string {
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < maxYAMLDepth; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// checkTag refuses explicit tags on collections that PyYAML's safe loader
+// cannot construct (it fails the whole document on them); !!set, !!omap
+// and !!pairs are refused too rather than approximated.
+func checkTag(n *yaml.Node) error {
+	if n.Style&yaml.TaggedStyle == 0 {
+		return nil
+	}
+	switch n.Tag {
+	case "!!map", "!!seq", "!":
+		return nil
+	}
+	return fmt.Errorf("yaml: tag %s at line %d is not supported", n.Tag, n.Line)
+}
+
+// keyIdentity returns a key's identity under Python dict equality and
+// its spelling once json.dumps has turned it into a string.
+func keyIdentity(k any) (id, repr string) {
 	switch k := k.(type) {
 	case string:
-		return k
+		return "s" + k, k
 	case nil:
-		return "null"
+		return "none", "null"
 	case bool:
 		if k {
-			return "true"
+			return "n1", "true"
 		}
-		return "false"
+		return "n0", "false"
 	case int64:
-		return strconv.FormatInt(k, 10)
+		s := strconv.FormatInt(k, 10)
+		return "n" + s, s
 	case float64:
-		return strconv.FormatFloat(k, 'g', -1, 64)
+		if k == math.Trunc(k) && math.Abs(k) < 1<<62 {
+			return "n" + strconv.FormatInt(int64(k), 10), pyFloatRepr(k)
+		}
+		return "f" + strconv.FormatFloat(k, 'g', -1, 64), pyFloatRepr(k)
 	}
-	return fmt.Sprint(k)
+	s := fmt.Sprint(k)
+	return "?" + s, s
+}
+
+// pyFloatRepr formats a float as Python's repr does: shortest digits,
+// exponent form only below 1e-4 or from 1e16 on, and always a decimal
+// point or an exponent.
+func pyFloatRepr(f float64) string {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	if f == 0 {
+		if math.Signbit(f) {
+			return "-0.0"
+		}
+		return "0.0"
+	}
+	mant, expStr, _ := strings.Cut(strconv.FormatFloat(f, 'e', -1, 64), "e")
+	exp, _ := strconv.Atoi(expStr)
+	if exp < -4 || exp >= 16 {
+		return mant + "e" + fmt.Sprintf("%+03d", exp)
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
 }
 
 func scalar11(n *yaml.Node) (any, error) {
@@ -229,9 +308,24 @@ func scalar11(n *yaml.Node) (any, error) {
 			return nil, fmt.Errorf("yaml: bad !!binary at line %d: %w", n.Line, err)
 		}
 		return string(raw), nil
-	case "":
+	case "", "!":
+		if explicit == "!" {
+			return s, nil
+		}
+	case "!!timestamp", "!!python/unicode":
+		// Timestamps keep their text (JSON has no dates).
+		return s, nil
 	default:
-		// Unknown tags (e.g. !!timestamp, local tags) keep their text.
+		// PyYAML's safe loader fails the whole document on other tags.
+		return nil, fmt.Errorf("yaml: tag %s at line %d is not supported", explicit, n.Line)
+	}
+	if s == "=" {
+		// PyYAML resolves a lone "=" to the !!value tag, which its safe
+		// loader cannot construct.
+		return nil, fmt.Errorf("yaml: could not determine a constructor for \"=\" at line %d", n.Line)
+	}
+	if s != "" && !strings.ContainsRune("0123456789+-.~nNyYtTfFoO", rune(s[0])) {
+		// Cannot be a YAML 1.1 null, bool, int or float.
 		return s, nil
 	}
 	switch {

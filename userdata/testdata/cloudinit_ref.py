@@ -26,6 +26,24 @@ from cloudinit.handlers.shell_script import ShellScriptPartHandler
 from cloudinit import user_data, util
 
 
+def loopback_only(real):
+    """Refuse every include that is not on 127.0.0.1: test documents must
+    never make cloud-init reach the network."""
+    from urllib.parse import urlparse
+
+    def guarded(url, *args, **kwargs):
+        host = urlparse(url).hostname
+        if host not in ("127.0.0.1", "localhost"):
+            raise IOError("include of non-loopback URL refused by the test harness")
+        kwargs["retries"] = 1
+        return real(url, *args, **kwargs)
+
+    return guarded
+
+
+user_data.read_file_or_url = loopback_only(user_data.read_file_or_url)
+
+
 def make_paths(tmp):
     paths = helpers.Paths(
         {"cloud_dir": os.path.join(tmp, "cloud"), "run_dir": os.path.join(tmp, "run")}
