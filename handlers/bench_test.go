@@ -17,7 +17,7 @@ import (
 func BenchmarkRunWholeProcess(b *testing.B) {
 	in := newInstance(b)
 	bin := flintBin(b)
-	args := []string{"run", "--root", in.root, "--skip", "network", "--endpoint", in.url}
+	args := []string{"run", "--root", in.root, "--only", "hostname", "--endpoint", in.url}
 	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 		b.Fatalf("first boot: %v\n%s", err, out)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,8 +56,8 @@ func (in *instance) config(t *testing.T, yaml string) {
 func (in *instance) run(t *testing.T, mod func(*handlers.Setup)) *handlers.Status {
 	t.Helper()
 	var logs bytes.Buffer
-	// The network handler is left out: these tests run in whatever
-	// namespace the test process is in; network_test.go makes its own.
+	// The network handler must not touch the namespace the test process
+	// is in (network_test.go makes its own).
 	s := handlers.Setup{Root: in.root, Live: true, Endpoint: in.url, Stderr: &logs, Stdout: &logs,
 		Skip: []string{"network"}, Getenv: func(string) string { return "" }}
 	if mod != nil {
@@ -69,9 +70,35 @@ func (in *instance) run(t *testing.T, mod func(*handlers.Setup)) *handlers.Statu
 	return st
 }
 
+// chain is run with hostname as the only built-in: tests of the chain's
+// mechanics, whatever other handlers the chain has.
+func (in *instance) chain(t *testing.T, mod func(*handlers.Setup)) *handlers.Status {
+	return in.run(t, func(s *handlers.Setup) {
+		s.Skip = otherBuiltins("hostname")
+		if mod != nil {
+			mod(s)
+		}
+	})
+}
+
+// otherBuiltins names every built-in handler but keep.
+func otherBuiltins(keep ...string) []string {
+	var out []string
+	for _, h := range handlers.Builtins() {
+		if !slices.Contains(keep, h.Name()) {
+			out = append(out, h.Name())
+		}
+	}
+	return out
+}
+
+// statuses renders the results of hostname and the exec plug-ins.
 func statuses(st *handlers.Status) string {
 	var s []string
 	for _, r := range st.Handlers {
+		if slices.Contains(otherBuiltins("hostname"), r.Name) {
+			continue
+		}
 		s = append(s, r.Name+"="+r.Status)
 	}
 	return strings.Join(s, " ")
@@ -88,12 +115,12 @@ func TestFrequenciesAcrossBootsAndInstances(t *testing.T) {
 	in.config(t, "handlers:\n  exec_frequency: per-instance\n")
 	in.plugin(t, "10-per-instance", `echo ran >> "$FLINT_ROOT/runs"`+"\n")
 
-	st := in.run(t, nil)
-	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=ok" || st.State != handlers.StateDone {
+	st := in.chain(t, nil)
+	if got := statuses(st); got != "hostname=ok 10-per-instance=ok" || st.State != handlers.StateDone {
 		t.Fatalf("first boot: %s (%s)", got, st.State)
 	}
-	st = in.run(t, nil)
-	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=skipped" {
+	st = in.chain(t, nil)
+	if got := statuses(st); got != "hostname=ok 10-per-instance=skipped" {
 		t.Fatalf("reboot of the same instance: %s", got)
 	}
 	if n := in.countRuns(t, "runs"); n != 1 {
@@ -101,24 +128,24 @@ func TestFrequenciesAcrossBootsAndInstances(t *testing.T) {
 	}
 	// An image baked from this instance boots as a new one.
 	in.emu.Set("meta-data/instance-id", []byte("i-0fedcba9876543210"))
-	st = in.run(t, nil)
-	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=ok" || st.Previous != "i-0123456789abcdef0" {
+	st = in.chain(t, nil)
+	if got := statuses(st); got != "hostname=ok 10-per-instance=ok" || st.Previous != "i-0123456789abcdef0" {
 		t.Fatalf("new instance: %s (previous %q)", got, st.Previous)
 	}
 	link, _ := os.Readlink(filepath.Join(in.root, "var/lib/flint/instance"))
 	if link != "instances/i-0fedcba9876543210" {
 		t.Errorf("instance link = %q", link)
 	}
-	st = in.run(t, func(s *handlers.Setup) { s.Force = true })
-	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=ok" {
+	st = in.chain(t, func(s *handlers.Setup) { s.Force = true })
+	if got := statuses(st); got != "hostname=ok 10-per-instance=ok" {
 		t.Fatalf("--force: %s", got)
 	}
-	st = in.run(t, func(s *handlers.Setup) { s.Only = []string{"hostname"} })
-	if got := statuses(st); got != "hostname=ok network=skipped 10-per-instance=skipped" {
+	st = in.chain(t, func(s *handlers.Setup) { s.Only = []string{"hostname"} })
+	if got := statuses(st); got != "hostname=ok 10-per-instance=skipped" {
 		t.Fatalf("--only hostname: %s", got)
 	}
-	st = in.run(t, func(s *handlers.Setup) { s.Skip = []string{"hostname", "network"}; s.Force = true })
-	if got := statuses(st); got != "hostname=skipped network=skipped 10-per-instance=ok" {
+	st = in.chain(t, func(s *handlers.Setup) { s.Skip = append(s.Skip, "hostname"); s.Force = true })
+	if got := statuses(st); got != "hostname=skipped 10-per-instance=ok" {
 		t.Fatalf("--skip hostname: %s", got)
 	}
 	if n := in.countRuns(t, "runs"); n != 4 {
@@ -139,8 +166,8 @@ func TestFailingHungAndChattyPluginsAreReportedAndTheChainGoesOn(t *testing.T) {
 	in.plugin(t, "20-hangs", "sleep 60\n")
 	in.plugin(t, "30-chatty", "head -c 5000000 /dev/zero | tr '\\0' x\n")
 	in.plugin(t, "40-fine", `cat > "$FLINT_ROOT/input.json"`+"\n")
-	st := in.run(t, nil)
-	if got := statuses(st); got != "hostname=ok network=skipped 10-fails=failed 20-hangs=failed 30-chatty=ok 40-fine=ok" {
+	st := in.chain(t, nil)
+	if got := statuses(st); got != "hostname=ok 10-fails=failed 20-hangs=failed 30-chatty=ok 40-fine=ok" {
 		t.Fatalf("statuses: %s", got)
 	}
 	if st.State != handlers.StateDegraded || st.ExitCode() != 2 {
@@ -174,8 +201,8 @@ func TestRequiredHandlerStopsTheChain(t *testing.T) {
 	in.config(t, "handlers:\n  required: [10-fails]\n")
 	in.plugin(t, "10-fails", "exit 1\n")
 	in.plugin(t, "20-after", "true\n")
-	st := in.run(t, nil)
-	if got := statuses(st); got != "hostname=ok network=skipped 10-fails=failed 20-after=not-run" || st.ExitCode() != 1 {
+	st := in.chain(t, nil)
+	if got := statuses(st); got != "hostname=ok 10-fails=failed 20-after=not-run" || st.ExitCode() != 1 {
 		t.Fatalf("statuses %s, exit %d", got, st.ExitCode())
 	}
 }
@@ -183,16 +210,16 @@ func TestRequiredHandlerStopsTheChain(t *testing.T) {
 func TestPluginsArePlannedNotRunWithoutLive(t *testing.T) {
 	in := newInstance(t)
 	in.plugin(t, "10-x", `touch "$FLINT_ROOT/ran"`+"\n")
-	st := in.run(t, func(s *handlers.Setup) { s.Live = false })
-	if got := statuses(st); got != "hostname=ok network=skipped 10-x=planned" {
+	st := in.chain(t, func(s *handlers.Setup) { s.Live = false })
+	if got := statuses(st); got != "hostname=ok 10-x=planned" {
 		t.Fatalf("statuses %s", got)
 	}
 	if _, err := os.Stat(filepath.Join(in.root, "ran")); err == nil {
 		t.Fatal("a plug-in ran without --live")
 	}
 	// Planned is not done: the live run does it.
-	st = in.run(t, nil)
-	if got := statuses(st); got != "hostname=ok network=skipped 10-x=ok" {
+	st = in.chain(t, nil)
+	if got := statuses(st); got != "hostname=ok 10-x=ok" {
 		t.Fatalf("live run after a planned one: %s", got)
 	}
 }
@@ -206,7 +233,7 @@ func TestBadConfigIsOneLineNamingTheFile(t *testing.T) {
 		{"imds: [\n", "flint.yaml:"},
 	} {
 		in.config(t, tc.doc)
-		_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.root, Endpoint: in.url, Skip: []string{"network"}, Stderr: &bytes.Buffer{}})
+		_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.root, Endpoint: in.url, Skip: otherBuiltins("hostname"), Stderr: &bytes.Buffer{}})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("config %q: err = %v, want one line with %q", tc.doc, err, tc.want)
 		}
@@ -222,7 +249,7 @@ func TestIMDSOutageIsAnErrorStatusNotAHang(t *testing.T) {
 	in.config(t, "imds:\n  deadline: 1s\n")
 	in.emu.AddFault(imdstest.Fault{Status: 503})
 	begin := time.Now()
-	_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.root, Endpoint: in.url, Skip: []string{"network"}, Stderr: &bytes.Buffer{}})
+	_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.root, Endpoint: in.url, Skip: otherBuiltins("hostname"), Stderr: &bytes.Buffer{}})
 	if err == nil || !strings.Contains(err.Error(), "instance id") {
 		t.Fatalf("err = %v", err)
 	}
@@ -248,5 +275,22 @@ func TestDryRunWritesNothing(t *testing.T) {
 		if e.Name() != "var" { // state dir is created empty-handed
 			t.Errorf("dry run wrote %s", e.Name())
 		}
+	}
+}
+
+func TestTemplatedUserDataSeesTheInstanceMetadata(t *testing.T) {
+	in := newInstance(t)
+	in.emu.Set("user-data", []byte("## template: jinja\n#cloud-config\nhostname: web-{{ v1.instance_id }}\nfqdn: web-{{ v1.instance_id }}.{{ v1.region }}.example\n"))
+	st := in.run(t, func(s *handlers.Setup) { s.Only = []string{"hostname"} })
+	if got := result(st, "hostname"); got.Status != handlers.ResultOK {
+		t.Fatalf("hostname: %+v", got)
+	}
+	b, _ := os.ReadFile(filepath.Join(in.root, "etc/hostname"))
+	if string(b) != "web-i-0123456789abcdef0\n" {
+		t.Errorf("etc/hostname = %q", b)
+	}
+	hosts, _ := os.ReadFile(filepath.Join(in.root, "etc/hosts"))
+	if !strings.Contains(string(hosts), "web-i-0123456789abcdef0.eu-west-1.example") {
+		t.Errorf("etc/hosts = %q", hosts)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/flint-dev/flint/imds"
@@ -119,6 +121,11 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 			opts.IncludeOnceDir = b.Root.Path(b.State.InstanceDir(b.State.Instance()) + "/urlcache")
 		}
 		b.ud.ud, b.ud.err = userdata.Parse(ctx, raw, opts)
+		if b.ud.err == nil && b.needsInstanceData(ctx, b.ud.ud, &opts) {
+			// Parsed again, now with the launch index and template
+			// variables: fetched only for user-data that uses them.
+			b.ud.ud, b.ud.err = userdata.Parse(ctx, raw, opts)
+		}
 		if b.ud.err == nil {
 			for _, w := range b.ud.ud.Warnings {
 				b.Log.Warn("user-data: " + w)
@@ -126,6 +133,31 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 		}
 	})
 	return b.ud.ud, b.ud.err
+}
+
+// needsInstanceData fills opts with what ud's parts ask for: the launch
+// index when a part names one, the meta-data tree when a part is a jinja
+// template. It reports whether anything was added.
+func (b *Boot) needsInstanceData(ctx context.Context, ud *userdata.UserData, opts *userdata.Options) bool {
+	more := false
+	for _, p := range ud.Parts {
+		if p.LaunchIndex != nil && opts.LaunchIndex == nil {
+			if v, err := b.Metadata.Get(ctx, "meta-data/ami-launch-index"); err == nil {
+				if n, err := strconv.Atoi(strings.TrimSpace(string(v))); err == nil {
+					opts.LaunchIndex, more = &n, true
+				}
+			}
+		}
+		if p.ContentType == userdata.TypeJinja && opts.InstanceData == nil {
+			entries, err := imds.Walk(ctx, b.Metadata, "meta-data")
+			if err != nil {
+				b.Log.Warn("cannot read meta-data for user-data templates", "error", err)
+				continue
+			}
+			opts.InstanceData, more = userdata.InstanceData(imds.Tree(entries, "meta-data")), true
+		}
+	}
+	return more
 }
 
 // CloudConfig returns the merged cloud-config (never nil on success).

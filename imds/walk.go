@@ -30,6 +30,12 @@ var indexedKey = regexp.MustCompile(`^([0-9]+)=`)
 // trailing "/", except at the version root and for "N=name" keys, which are
 // addressed as "N/".
 func (c *Client) Dump(ctx context.Context, root string) ([]Entry, error) {
+	return Walk(ctx, c, root)
+}
+
+// Walk is Dump over any Reader (a Memo shares the answers with the rest of
+// the run).
+func Walk(ctx context.Context, r Reader, root string) ([]Entry, error) {
 	root = strings.Trim(root, "/")
 	var (
 		mu  sync.Mutex
@@ -47,11 +53,14 @@ func (c *Client) Dump(ctx context.Context, root string) ([]Entry, error) {
 		defer wg.Done()
 		sem <- struct{}{}
 		var b []byte
+		var names []string
 		var err error
-		if dir && path != "" {
-			b, err = c.Get(ctx, path+"/")
+		if dir && path == "" {
+			names, err = r.List(ctx, "")
+		} else if dir {
+			names, err = r.List(ctx, path+"/")
 		} else {
-			b, err = c.Get(ctx, path)
+			b, err = r.Get(ctx, path)
 		}
 		<-sem
 		if err != nil {
@@ -62,11 +71,6 @@ func (c *Client) Dump(ctx context.Context, root string) ([]Entry, error) {
 		}
 		if !dir {
 			add(Entry{Path: path, Value: b})
-			return
-		}
-		names, err := parseListing(path+"/", b)
-		if err != nil {
-			add(Entry{Path: path, Err: err})
 			return
 		}
 		for _, name := range names {
@@ -93,4 +97,29 @@ func (c *Client) Dump(ctx context.Context, root string) ([]Entry, error) {
 		return nil, out[0].Err
 	}
 	return out, nil
+}
+
+// Tree nests the leaves below root as maps ("placement" → {"region": …}),
+// values as strings: the shape templates and plug-ins read.
+func Tree(entries []Entry, root string) map[string]any {
+	out := map[string]any{}
+	prefix := strings.Trim(root, "/")
+	for _, e := range entries {
+		if e.Err != nil {
+			continue
+		}
+		p := strings.TrimPrefix(strings.TrimPrefix(e.Path, prefix), "/")
+		segs := strings.Split(p, "/")
+		m := out
+		for _, s := range segs[:len(segs)-1] {
+			next, ok := m[s].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[s] = next
+			}
+			m = next
+		}
+		m[segs[len(segs)-1]] = string(e.Value)
+	}
+	return out
 }

@@ -143,26 +143,10 @@ func printable(b []byte) string {
 // nest turns "a/b/c" leaves into nested JSON objects; binary values are
 // base64 strings behind a "base64:" marker, as in the text form.
 func nest(entries []imds.Entry) map[string]any {
-	root := map[string]any{}
-	for _, e := range entries {
-		if e.Err != nil {
-			continue
-		}
-		segs := strings.Split(e.Path, "/")
-		m := root
-		for _, s := range segs[:len(segs)-1] {
-			next, ok := m[s].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				m[s] = next
-			}
-			m = next
-		}
-		v := string(e.Value)
+	for i, e := range entries {
 		if !utf8.Valid(e.Value) {
-			v = "base64:" + base64.StdEncoding.EncodeToString(e.Value)
+			entries[i].Value = []byte(printable(e.Value))
 		}
-		m[segs[len(segs)-1]] = v
 	}
-	return root
+	return imds.Tree(entries, "")
 }
