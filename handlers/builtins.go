@@ -11,11 +11,14 @@ func Builtins() []Handler {
 	// needs one, users before their keys, runcmd and user scripts last.
 	return []Handler{
 		// bootcmd, write-files
+		Boothooks, Bootcmd, WriteFiles,
 		Hostname,
 		Network,
 		// kernel-modules
 		// users, ssh-keys, host-keys
+		Users, SSHKeys, HostKeys,
 		// packages, runcmd, scripts, write-files-deferred, final-message
+		Timezone, Packages, Runcmd, WriteFilesDeferred, Scripts, FinalMessage,
 	}
 }
 
@@ -43,5 +46,11 @@ func sectionTypes() map[string]func() any {
 	return map[string]func() any{
 		"hostname": func() any { return new(hostnameConfig) },
 		"network":  func() any { return new(network.Config) },
+		"scripts":  func() any { return new(scriptsConfig) },
+		"packages": func() any { return new(packagesConfig) },
+
+		"users":     func() any { return new(usersConfig) },
+		"ssh_keys":  func() any { return new(sshKeysConfig) },
+		"host_keys": func() any { return new(hostKeysConfig) },
 	}
 }

@@ -36,7 +36,9 @@ func commands() []command {
 		{"query", "ec2-metadata compatible queries (also run as ec2-metadata)", cmdQuery},
 		{"get", "print one metadata value or listing", cmdGet},
 		{"dump", "print the whole metadata tree", cmdDump},
+		{"userdata", "inspect user-data: its parts and the merged cloud-config", cmdUserdata},
 		{"network", "plan, apply or watch ENI configuration", cmdNetwork},
+		{"ssh-keys", "print a user's SSH keys for sshd (AuthorizedKeysCommand)", cmdSSHKeys},
 		{"emulate", "serve an instance metadata emulator", cmdEmulate},
 		{"version", "print the version", cmdVersion},
 	}

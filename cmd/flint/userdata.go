@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/imds"
+	"github.com/flint-dev/flint/userdata"
+)
+
+// The final message shows the version the binary was built with.
+func init() { handlers.Version = version }
+
+func cmdUserdata(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	usage := func(w io.Writer) {
+		fmt.Fprintln(w, "usage: flint userdata inspect [FILE|-] [--json] [--no-include] [--endpoint URL]")
+		fmt.Fprintln(w, "  Lists the parts of user-data (FILE, - for stdin, else this instance's")
+		fmt.Fprintln(w, "  from the metadata service) and the merged cloud-config.")
+	}
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "inspect":
+		return cmdUserdataInspect(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "flint userdata: unknown subcommand %q\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func cmdUserdataInspect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("userdata inspect", stderr)
+	var f imdsFlags
+	f.register(fs)
+	asJSON := fs.Bool("json", false, `print {"parts":[{"content_type","filename","size","sha256"}],"cloud_config":{...}}`)
+	noInclude := fs.Bool("no-include", false, "do not fetch #include URLs (report them as warnings)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: flint userdata inspect [FILE|-] [--json] [--no-include] [--endpoint URL]")
+		fs.PrintDefaults()
+	}
+	// Flags may follow the file, as in the documented form.
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(pos) > 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	opts := userdata.Options{NoInclude: *noInclude}
+	var raw []byte
+	var err error
+	switch {
+	case len(pos) == 1 && pos[0] == "-":
+		raw, err = io.ReadAll(io.LimitReader(os.Stdin, userdata.DefaultMaxSize+1))
+	case len(pos) == 1:
+		raw, err = readCapped(pos[0], userdata.DefaultMaxSize+1)
+	default:
+		raw, err = instanceUserData(ctx, &f, &opts)
+	}
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	// No user-data at all (404) has no parts; an empty file is what
+	// cloud-init makes of it: one empty part.
+	ins := &userdata.Inspection{Parts: []userdata.PartInfo{}, CloudConfig: map[string]any{}}
+	if raw != nil || len(pos) == 1 {
+		if ins, err = userdata.Inspect(ctx, raw, opts); err != nil {
+			return fail(stderr, "%v", err)
+		}
+	}
+	for _, w := range ins.Warnings {
+		fmt.Fprintf(stderr, "flint: warning: %s\n", w)
+	}
+	if *asJSON {
+		if ins.CloudConfig == nil {
+			ins.CloudConfig = map[string]any{}
+		}
+		ins.CloudConfig = jsonSafe(ins.CloudConfig).(map[string]any)
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(ins); err != nil {
+			return fail(stderr, "%v", err)
+		}
+		return exitOK
+	}
+	printInspection(stdout, ins)
+	return exitOK
+}
+
+// readCapped reads at most max bytes of a file, so a huge file given by
+// mistake is refused by Inspect's size cap instead of filling memory.
+func readCapped(name string, max int64) ([]byte, error) {
+	fh, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	return io.ReadAll(io.LimitReader(fh, max))
+}
+
+// instanceUserData reads this instance's user-data (none is empty) and
+// its launch index, so parts meant for other instances of the same launch
+// are left out as they are at boot.
+func instanceUserData(ctx context.Context, f *imdsFlags, opts *userdata.Options) ([]byte, error) {
+	c, err := f.client()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := c.Get(ctx, "user-data")
+	if errors.Is(err, imds.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading user-data: %w", err)
+	}
+	if v, err := c.Get(ctx, "meta-data/ami-launch-index"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(v))); err == nil {
+			opts.LaunchIndex = &n
+		}
+	}
+	return raw, nil
+}
+
+// jsonSafe replaces what JSON cannot hold (YAML's .nan and .inf) with
+// the YAML spelling, as strings.
+func jsonSafe(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = jsonSafe(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = jsonSafe(x)
+		}
+		return out
+	case float64:
+		switch {
+		case math.IsNaN(v):
+			return ".nan"
+		case math.IsInf(v, 1):
+			return ".inf"
+		case math.IsInf(v, -1):
+			return "-.inf"
+		}
+	}
+	return v
+}
+
+func printInspection(w io.Writer, ins *userdata.Inspection) {
+	fmt.Fprintf(w, "%d parts\n", len(ins.Parts))
+	for _, p := range ins.Parts {
+		fmt.Fprintf(w, "  %-16s %-32s %7d bytes  sha256:%s\n", p.Filename, p.ContentType, p.Size, p.SHA256)
+	}
+	if len(ins.CloudConfig) == 0 {
+		fmt.Fprintln(w, "no cloud-config")
+		return
+	}
+	fmt.Fprintf(w, "cloud-config (merged, %d keys):\n", len(ins.CloudConfig))
+	var buf strings.Builder
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(ins.CloudConfig); err != nil {
+		fmt.Fprintf(w, "  (cannot print: %v)\n", err)
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+		fmt.Fprintln(w, "  "+line)
+	}
+}

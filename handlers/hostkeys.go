@@ -1,0 +1,201 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/flint-dev/flint/internal/rootfs"
+	"github.com/flint-dev/flint/internal/state"
+	"github.com/flint-dev/flint/sshkeys"
+)
+
+// hostKeysConfig is the `host_keys:` section of flint.yaml.
+type hostKeysConfig struct {
+	// Types to generate (default rsa, ecdsa, ed25519); cloud-config
+	// ssh_genkeytypes wins.
+	Types []string `yaml:"types"`
+	// DeleteExisting (default true; cloud-config ssh_deletekeys wins)
+	// removes the host keys an image carries on a new instance: keys baked
+	// into an image are shared by every instance made from it.
+	DeleteExisting *bool `yaml:"delete_existing"`
+}
+
+// HostKeys gives each instance its own SSH host keys (generated in Go or
+// taken from cloud-config ssh_keys) and prints their fingerprints to the
+// console the way cloud-init does, so a person can check the first
+// connection.
+var HostKeys = &Func{N: "host-keys", F: state.PerInstance, Fn: runHostKeys}
+
+// sshDir holds the host keys.
+const sshDir = "etc/ssh"
+
+func hostKeyPath(typ string) string { return sshDir + "/ssh_host_" + typ + "_key" }
+
+func runHostKeys(ctx context.Context, b *Boot) error {
+	var cfg hostKeysConfig
+	if err := b.Section("host_keys", &cfg); err != nil {
+		return err
+	}
+	cc, err := b.CloudConfig(ctx)
+	if err != nil {
+		return err
+	}
+	types := cfg.Types
+	if len(types) == 0 {
+		types = sshkeys.HostKeyTypes
+	}
+	if len(cc.SSHGenKeyTypes) > 0 {
+		types = cc.SSHGenKeyTypes
+	}
+	for _, t := range types {
+		if !slices.Contains(sshkeys.HostKeyTypes, t) {
+			return fmt.Errorf("host key type %q is not one of %s", t, strings.Join(sshkeys.HostKeyTypes, ", "))
+		}
+	}
+	del := cfg.DeleteExisting == nil || *cfg.DeleteExisting
+	if cc.SSHDeleteKeys != nil {
+		del = *cc.SSHDeleteKeys
+	}
+	existing, err := existingHostKeyFiles(b.Root)
+	if err != nil {
+		return err
+	}
+	if del && len(existing) > 0 {
+		b.Note("remove %d host key files the image carried", len(existing))
+	}
+	given := givenHostKeys(cc.SSHKeys)
+	for _, t := range sshkeys.HostKeyTypes {
+		switch {
+		case given[t] != nil:
+			b.Note("host key %s: from cloud-config ssh_keys", t)
+		case slices.Contains(types, t):
+			b.Note("host key %s: generate", t)
+		}
+	}
+	if b.DryRun {
+		return nil
+	}
+	if del {
+		for _, f := range existing {
+			if err := b.Root.Remove(sshDir+"/"+f, rootfs.InRoot); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.Root.MkdirAll(sshDir, 0o755, rootfs.NoOwner, rootfs.InRoot); err != nil {
+		return err
+	}
+	comment := "root@" + hostName(b.Root)
+	root := rootfs.Owner{UID: 0, GID: 0}
+	for _, t := range sshkeys.HostKeyTypes {
+		var k sshkeys.HostKey
+		if g := given[t]; g != nil {
+			if err := sshkeys.CheckHostKeyPair(g.Private, g.Public); err != nil {
+				return fmt.Errorf("cloud-config ssh_keys %s: %w", t, err)
+			}
+			k = *g
+		} else if slices.Contains(types, t) {
+			if _, err := b.Root.Stat(hostKeyPath(t), rootfs.InRoot); err == nil {
+				continue // kept (delete_existing off)
+			}
+			if k, err = sshkeys.GenerateHostKey(t, comment); err != nil {
+				return err
+			}
+		} else {
+			continue
+		}
+		// The public half last: a reader that sees the .pub finds its key.
+		if err := b.Root.WriteFile(hostKeyPath(t), k.Private, rootfs.WriteOptions{Perm: 0o600, Owner: root}); err != nil {
+			return err
+		}
+		if err := b.Root.WriteFile(hostKeyPath(t)+".pub", k.Public, rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
+			return err
+		}
+	}
+	for t, cert := range givenCerts(cc.SSHKeys) {
+		if err := b.Root.WriteFile(hostKeyPath(t)+"-cert.pub", cert, rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
+			return err
+		}
+	}
+	var fps, pubs []string
+	for _, t := range []string{"ecdsa", "ed25519", "rsa"} {
+		pub, err := b.Root.ReadFile(hostKeyPath(t)+".pub", rootfs.InRoot)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		fp, err := sshkeys.FingerprintLine(pub)
+		if err != nil {
+			return fmt.Errorf("%s.pub: %w", b.Root.Path(hostKeyPath(t)), err)
+		}
+		fps = append(fps, fp)
+		pubs = append(pubs, string(pub))
+		b.Note("host key %s", fp)
+	}
+	if b.Console != nil && len(fps) > 0 {
+		fmt.Fprint(b.Console, sshkeys.FingerprintsBlock(fps, pubs))
+	}
+	return nil
+}
+
+// existingHostKeyFiles lists etc/ssh/ssh_host_*key* (what cloud-init's
+// ssh_deletekeys removes).
+func existingHostKeyFiles(root *rootfs.Root) ([]string, error) {
+	ents, err := os.ReadDir(root.Path(sshDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, "ssh_host_") && strings.Contains(n, "key") && !e.IsDir() {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// givenHostKeys picks the complete pairs out of cloud-config ssh_keys
+// (TYPE_private and TYPE_public). The private halves are secrets.
+func givenHostKeys(m map[string]string) map[string]*sshkeys.HostKey {
+	out := map[string]*sshkeys.HostKey{}
+	for _, t := range sshkeys.HostKeyTypes {
+		priv, pub := m[t+"_private"], m[t+"_public"]
+		if priv == "" || pub == "" {
+			continue
+		}
+		out[t] = &sshkeys.HostKey{Type: t, Private: []byte(strings.TrimRight(priv, "\n") + "\n"), Public: []byte(strings.TrimSpace(pub) + "\n")}
+	}
+	return out
+}
+
+func givenCerts(m map[string]string) map[string][]byte {
+	out := map[string][]byte{}
+	for _, t := range sshkeys.HostKeyTypes {
+		if c := m[t+"_certificate"]; c != "" {
+			out[t] = []byte(strings.TrimSpace(c) + "\n")
+		}
+	}
+	return out
+}
+
+// hostName is the root's etc/hostname (the hostname handler ran first).
+func hostName(root *rootfs.Root) string {
+	b, err := root.ReadFile("etc/hostname", rootfs.InRoot)
+	if name := strings.TrimSpace(string(b)); err == nil && name != "" {
+		return name
+	}
+	if name, err := os.Hostname(); err == nil && root.IsHost() {
+		return name
+	}
+	return "localhost"
+}

@@ -1,0 +1,98 @@
+package handlers_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/testenv"
+	"github.com/flint-dev/flint/sshkeys"
+)
+
+func hostKeysRun(t *testing.T, in *instance) (handlers.Result, string) {
+	t.Helper()
+	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Only = []string{"host-keys"} })
+	return acctResult(st, "host-keys"), out
+}
+
+func TestCloudConfigHostKeysAndKeyTypesAreHonoured(t *testing.T) {
+	given, err := sshkeys.GenerateHostKey("ed25519", "root@given")
+	if err != nil {
+		t.Fatal(err)
+	}
+	indent := func(s string) string { return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ") }
+	in := acctInstance(t, "#cloud-config\nssh_genkeytypes: [ecdsa]\nssh_keys:\n  ed25519_private: |\n"+indent(string(given.Private))+"\n  ed25519_public: "+strings.TrimSpace(string(given.Public))+"\n")
+	// The image carries an RSA key baked from another instance.
+	os.MkdirAll(filepath.Join(in.root, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key"), []byte("baked"), 0o600)
+	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key.pub"), []byte("baked"), 0o644)
+	r, out := hostKeysRun(t, in)
+	if r.Status != "ok" {
+		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
+	}
+	if acctFile(t, in, "etc/ssh/ssh_host_ed25519_key") != string(given.Private) {
+		t.Error("the given ed25519 key was not installed")
+	}
+	if _, err := os.Stat(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key")); !os.IsNotExist(err) {
+		t.Error("the baked RSA key was kept (ssh_deletekeys defaults to true)")
+	}
+	if !strings.HasPrefix(acctFile(t, in, "etc/ssh/ssh_host_ecdsa_key.pub"), "ecdsa-sha2-nistp256 ") {
+		t.Error("no ecdsa key generated")
+	}
+	if strings.Contains(out, "PRIVATE KEY") || strings.Contains(strings.Join(r.Notes, "\n"), "PRIVATE KEY") {
+		t.Fatal("a private key reached the logs")
+	}
+	if !strings.Contains(out, "root@given (ED25519)") || !strings.Contains(out, "(ECDSA)") {
+		t.Errorf("fingerprints:\n%s", out)
+	}
+}
+
+func TestKeepingImageHostKeysWhenAsked(t *testing.T) {
+	in := acctInstance(t, "#cloud-config\nssh_deletekeys: false\nssh_genkeytypes: [ed25519]\n")
+	k, _ := sshkeys.GenerateHostKey("ed25519", "root@image")
+	os.MkdirAll(filepath.Join(in.root, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_ed25519_key"), k.Private, 0o600)
+	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_ed25519_key.pub"), k.Public, 0o644)
+	if r, out := hostKeysRun(t, in); r.Status != "ok" {
+		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
+	}
+	if acctFile(t, in, "etc/ssh/ssh_host_ed25519_key") != string(k.Private) {
+		t.Fatal("the image's key was replaced")
+	}
+}
+
+func TestAMismatchedGivenHostKeyIsRefusedWithoutQuotingIt(t *testing.T) {
+	a, _ := sshkeys.GenerateHostKey("ed25519", "")
+	b, _ := sshkeys.GenerateHostKey("ed25519", "")
+	in := acctInstance(t, "#cloud-config\nssh_keys:\n  ed25519_private: |\n    "+strings.ReplaceAll(strings.TrimSpace(string(a.Private)), "\n", "\n    ")+"\n  ed25519_public: "+strings.TrimSpace(string(b.Public))+"\n")
+	r, _ := hostKeysRun(t, in)
+	if r.Status != "failed" || !strings.Contains(r.Reason, "not one pair") || strings.Contains(r.Reason, "PRIVATE") {
+		t.Fatalf("%s %q", r.Status, r.Reason)
+	}
+}
+
+func TestSSHDAcceptsTheHostKeysFlintWrites(t *testing.T) {
+	testenv.Root(t)
+	sshd := testenv.Tool(t, "/usr/sbin/sshd")
+	// sshd insists on its privilege separation directory, which the
+	// ssh service creates at boot; it is created here if missing and left.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := acctInstance(t, "")
+	if r, out := hostKeysRun(t, in); r.Status != "ok" {
+		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
+	}
+	var cfg strings.Builder
+	for _, typ := range sshkeys.HostKeyTypes {
+		cfg.WriteString("HostKey " + filepath.Join(in.root, "etc/ssh/ssh_host_"+typ+"_key") + "\n")
+	}
+	conf := filepath.Join(t.TempDir(), "sshd_config")
+	os.WriteFile(conf, []byte(cfg.String()+"ListenAddress 127.0.0.1:1\nPidFile none\n"), 0o600)
+	if out, err := exec.Command(sshd, "-t", "-f", conf).CombinedOutput(); err != nil {
+		t.Fatalf("sshd -t: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,99 @@
+package handlers_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/testenv"
+)
+
+func TestScriptInterruptedByACrashIsReportedAndNeverReRun(t *testing.T) {
+	in := udInstance(t, mimeDoc(
+		// Kills flint, its parent, while it runs: a power cut mid-script.
+		udPart{"text/x-shellscript", "a-crash.sh", "#!/bin/sh\necho . >> \"$FLINT_ROOT/runs-a\"\nkill -9 $PPID\nsleep 1\n"},
+		udPart{"text/x-shellscript", "b-after.sh", "#!/bin/sh\necho . >> \"$FLINT_ROOT/runs-b\"\n"},
+	))
+	run := func() (*handlers.Status, error) {
+		err := flint(t, in, "run", "--root", in.root, "--live", "--skip", "network").Run()
+		st, rerr := handlers.ReadStatusDir(in.root)
+		if rerr != nil {
+			t.Fatalf("status: %v", rerr)
+		}
+		return st, err
+	}
+	_, err := run()
+	var ee *exec.ExitError
+	if !errorsAs(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("first run: %v, want flint killed by SIGKILL", err)
+	}
+	st, _ := run()
+	r := result(st, "scripts")
+	if r.Status != handlers.ResultFailed || !strings.Contains(r.Reason, "user-data/a-crash.sh: interrupted in an earlier run; not run again") {
+		t.Errorf("after the crash: scripts %s (%s), want failed as interrupted", r.Status, r.Reason)
+	}
+	if !strings.Contains(strings.Join(r.Notes, "\n"), "user-data/b-after.sh: ok") {
+		t.Errorf("the script after the interrupted one did not run: %q", r.Notes)
+	}
+	// Other handlers may fail in a bare root; only scripts is judged here.
+	st, err = run()
+	if r := result(st, "scripts"); r.Status != handlers.ResultOK || !strings.Contains(strings.Join(r.Notes, "\n"), "a-crash.sh: already ran (interrupted)") {
+		t.Errorf("third run: %v, scripts %s %q", err, r.Status, r.Notes)
+	}
+	for _, f := range []string{"runs-a", "runs-b"} {
+		if n := in.countRuns(t, f); n != 1 {
+			t.Errorf("%s: ran %d times, want exactly once", f, n)
+		}
+	}
+}
+
+// The default fixture's user-data writes /etc/motd (below the root) and
+// has a script and runcmd write to /var/tmp, as user-data on a real
+// instance would; a private mount namespace with its own /var/tmp keeps
+// them off the host.
+func TestDefaultFixtureUserDataEndToEnd(t *testing.T) {
+	testenv.Root(t)
+	unshare := testenv.Tool(t, "unshare")
+	in := newInstance(t)
+	bin := flintBin(t)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs tmpfs /var/tmp || exit 99
+"$FLINT" run --root "$ROOT" --live --skip network; echo "rc=$?"
+cat /var/tmp/flint-userdata-script /var/tmp/flint-runcmd`)
+	cmd.Env = append(os.Environ(), "FLINT="+bin, "ROOT="+in.root, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+in.url)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, s := range []string{"user-data script ran", "runcmd ran"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s\nstderr:\n%s", s, out, stderr.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "flint: boot finished") {
+		t.Errorf("final message not on the console:\n%s", stderr.String())
+	}
+	motd, err := os.ReadFile(filepath.Join(in.root, "etc/motd"))
+	fi, _ := os.Stat(filepath.Join(in.root, "etc/motd"))
+	if err != nil || string(motd) != "Provisioned by flint.\n" || fi.Mode().Perm() != 0o644 {
+		t.Errorf("etc/motd: %q, %v", motd, err)
+	}
+	// Only the user-data handlers are judged: others may need more of an
+	// image than this bare root has.
+	st, err := handlers.ReadStatusDir(in.root)
+	if err != nil || st.State == handlers.StateRunning || st.State == handlers.StateError {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	for _, name := range []string{"boothooks", "bootcmd", "write-files", "timezone", "packages", "runcmd", "write-files-deferred", "scripts", "final-message"} {
+		if r := result(st, name); r.Status != handlers.ResultOK {
+			t.Errorf("%s: %s %s", name, r.Status, r.Reason)
+		}
+	}
+}

@@ -1,0 +1,262 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flint-dev/flint/internal/config"
+	"github.com/flint-dev/flint/internal/rootfs"
+	"github.com/flint-dev/flint/internal/state"
+	"github.com/flint-dev/flint/userdata"
+)
+
+// scriptsConfig is the `scripts:` section of flint.yaml. It applies to
+// everything user-data makes flint run: boothooks, bootcmd, runcmd and
+// script parts.
+type scriptsConfig struct {
+	// Timeout bounds one script (its whole process group); cloud-init has
+	// none, but a hung script must not hold the boot forever.
+	Timeout config.Duration `yaml:"timeout"`
+}
+
+// defaultScriptTimeout is long enough for real provisioning scripts
+// (compiling, downloading) and short enough that a hung one ends the boot.
+const defaultScriptTimeout = 30 * time.Minute
+
+func scriptTimeout(b *Boot) (time.Duration, error) {
+	var cfg scriptsConfig
+	if err := b.Section("scripts", &cfg); err != nil {
+		return 0, err
+	}
+	if cfg.Timeout > 0 {
+		return time.Duration(cfg.Timeout), nil
+	}
+	return defaultScriptTimeout, nil
+}
+
+// Paths of what user-data makes flint write, below the root.
+const (
+	// ScriptsDir holds the per-boot, per-instance and per-once script
+	// directories, like cloud-init's /var/lib/cloud/scripts.
+	ScriptsDir = state.Dir + "/scripts"
+	// onceRecords holds the at-most-once records of per-once scripts,
+	// which outlive instances.
+	onceRecords = state.Dir + "/sem/scripts/per-once"
+)
+
+// instancePath is a path in the current instance's directory.
+func instancePath(b *Boot, rel string) (string, error) {
+	if b.State == nil || b.State.Instance() == "" {
+		return "", errors.New("no instance directory (instance id not set)")
+	}
+	return b.State.InstanceDir(b.State.Instance()) + "/" + rel, nil
+}
+
+// bootIDFile identifies the current boot; per-boot records hold it.
+var bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+func currentBootID() string {
+	b, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// runRecord is the at-most-once record of one script. It is written,
+// fsynced, before the script starts and completed after it ends, so a
+// record without Finished means the script was interrupted (flint killed,
+// power lost) and must not run again.
+type runRecord struct {
+	Started  time.Time  `json:"started"`
+	BootID   string     `json:"boot_id,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	// Result is "ok", the reason it failed, or "interrupted". It never
+	// holds script output.
+	Result string `json:"result,omitempty"`
+}
+
+// scriptRun is one program run at most once per scope.
+type scriptRun struct {
+	// Label names the script in notes and in the output log.
+	Label string
+	// Path is the script below the root.
+	Path string
+	// Record is the path of its runRecord below the root.
+	Record string
+	// PerBoot: the record holds for the current boot only.
+	PerBoot bool
+	// Shell runs the script with /bin/sh rather than executing it.
+	Shell bool
+	Env   []string
+}
+
+// scriptOutcome says what runAtMostOnce did.
+type scriptOutcome int
+
+const (
+	scriptRan scriptOutcome = iota
+	scriptAlreadyRan
+	scriptInterrupted
+)
+
+// runAtMostOnce runs s unless its record says it already ran (in its
+// scope). The record is made durable before the exec, so a crash during
+// the script leaves it marked as started: the next run reports it as
+// interrupted instead of running it again.
+func runAtMostOnce(ctx context.Context, b *Boot, s scriptRun, timeout time.Duration) (scriptOutcome, error) {
+	boot := ""
+	if s.PerBoot {
+		boot = currentBootID()
+	}
+	var rec runRecord
+	if data, err := b.Root.ReadFile(s.Record, rootfs.InRoot); err == nil {
+		if json.Unmarshal(data, &rec) != nil {
+			// A torn record can only come from a crash around the exec.
+			rec = runRecord{BootID: boot}
+		}
+		if !s.PerBoot || rec.BootID == boot {
+			if rec.Finished != nil {
+				b.Note("%s: already ran (%s)", s.Label, rec.Result)
+				return scriptAlreadyRan, nil
+			}
+			now := time.Now().UTC()
+			rec.Finished, rec.Result = &now, "interrupted"
+			if err := writeRecord(b, s.Record, rec); err != nil {
+				return scriptInterrupted, err
+			}
+			b.Note("%s: interrupted in an earlier run (started %s); not run again", s.Label, rec.Started.Format(time.RFC3339))
+			return scriptInterrupted, fmt.Errorf("%s: interrupted in an earlier run; not run again", s.Label)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return scriptRan, fmt.Errorf("%s: reading its run record: %w", s.Label, err)
+	}
+	rec = runRecord{Started: time.Now().UTC(), BootID: boot}
+	if err := writeRecord(b, s.Record, rec); err != nil {
+		// Without a durable record the script could run twice: do not run it.
+		return scriptRan, fmt.Errorf("%s: not run: %w", s.Label, err)
+	}
+	argv := []string{b.Root.Path(s.Path)}
+	if s.Shell {
+		argv = []string{"/bin/sh", argv[0]}
+	}
+	p := Process{Name: s.Label, Argv: argv, Env: append([]string{"INSTANCE_ID=" + b.InstanceID}, s.Env...), Timeout: timeout}
+	err := b.RunProcess(ctx, p)
+	for i := 0; i < 5 && errors.Is(err, syscall.ETXTBSY); i++ {
+		// A fork elsewhere in the process may briefly hold the script's
+		// write descriptor (golang/go#22315); it was not started.
+		time.Sleep(time.Duration(i+1) * 20 * time.Millisecond)
+		err = b.RunProcess(ctx, p)
+	}
+	now := time.Now().UTC()
+	rec.Finished, rec.Result = &now, "ok"
+	if err != nil {
+		rec.Result = strings.TrimPrefix(err.Error(), s.Label+": ")
+		b.Note("%s: %s", s.Label, rec.Result)
+	} else {
+		b.Note("%s: ok (exit status 0)", s.Label)
+	}
+	if werr := writeRecord(b, s.Record, rec); werr != nil && err == nil {
+		err = fmt.Errorf("%s: ran, but its result could not be recorded: %w", s.Label, werr)
+	}
+	return scriptRan, err
+}
+
+func writeRecord(b *Boot, rel string, rec runRecord) error {
+	data, _ := json.Marshal(rec)
+	return b.Root.WriteFile(rel, append(data, '\n'), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700})
+}
+
+// writeScript stores a script 0700 (user-data is secret to everyone but
+// root), rewriting it only when its content changed.
+func writeScript(b *Boot, rel string, content []byte) error {
+	if old, err := b.Root.ReadFile(rel, rootfs.InRoot); err == nil && bytes.Equal(old, content) {
+		if fi, err := b.Root.Stat(rel, rootfs.InRoot); err == nil && fi.Mode().Perm() == 0o700 {
+			return nil
+		}
+	}
+	return b.Root.WriteFile(rel, content, rootfs.WriteOptions{Perm: 0o700, MkdirPerm: 0o700})
+}
+
+// needsShell reports whether a script must be run through /bin/sh: it has
+// no "#!" line, which the kernel would refuse with ENOEXEC (a shell runs
+// such a file as a shell script, and so do users' expectations).
+func needsShell(content []byte) bool { return !bytes.HasPrefix(content, []byte("#!")) }
+
+// dos2unix turns CRLF line ends into LF when the first line ends in CRLF:
+// a script saved on Windows otherwise names "/bin/sh\r" as its interpreter.
+func dos2unix(content []byte) []byte {
+	nl := bytes.IndexByte(content, '\n')
+	if nl <= 0 || content[nl-1] != '\r' {
+		return content
+	}
+	return bytes.ReplaceAll(content, []byte("\r\n"), []byte("\n"))
+}
+
+// CleanFilename is cloud-init's clean_filename: "/" becomes "_", and only
+// letters, digits and "_-.()" are kept, so a part's name is one safe path
+// element. Names that would still be unsafe ("", ".", "..") become "_".
+func CleanFilename(name string) string {
+	var sb strings.Builder
+	for _, r := range strings.ReplaceAll(name, "/", "_") {
+		if r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.()", r)) {
+			sb.WriteRune(r)
+		}
+	}
+	switch s := sb.String(); s {
+	case "", ".", "..":
+		return "_"
+	default:
+		return s
+	}
+}
+
+// Shellify is cloud-init's util.shellify: a "#!/bin/sh" script with one
+// line per command, a string as written, a list as single-quoted words.
+func Shellify(cmds []userdata.Command) []byte {
+	var sb strings.Builder
+	sb.WriteString("#!/bin/sh\n")
+	for _, c := range cmds {
+		if c.Argv != nil {
+			for i, a := range c.Argv {
+				if i > 0 {
+					sb.WriteByte(' ')
+				}
+				sb.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+			}
+		} else {
+			sb.WriteString(c.Shell)
+		}
+		sb.WriteByte('\n')
+	}
+	return []byte(sb.String())
+}
+
+// failures collects per-item errors into one line, so one bad item does
+// not stop the others and the handler's reason names every one.
+type failures struct {
+	what  string
+	total int
+	errs  []string
+}
+
+func (f *failures) add(err error) {
+	if err != nil {
+		f.errs = append(f.errs, strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+}
+
+func (f *failures) err() error {
+	if len(f.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d %s failed: %s", len(f.errs), f.total, f.what, strings.Join(f.errs, "; "))
+}

@@ -1,0 +1,39 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/flint-dev/flint/internal/state"
+)
+
+// Runcmd turns cloud-config `runcmd` into the shell script
+// <instance>/scripts/runcmd (0700), once per instance, as cloud-init's
+// runcmd module does. It runs nothing itself: the scripts handler runs it
+// with the other user scripts, in name order, at most once.
+var Runcmd = &Func{N: "runcmd", F: state.PerInstance, Fn: runRuncmd}
+
+// runcmdName is the script's name in the instance's scripts directory.
+const runcmdName = "runcmd"
+
+func runRuncmd(ctx context.Context, b *Boot) error {
+	cc, err := b.CloudConfig(ctx)
+	if err != nil {
+		return err
+	}
+	if len(cc.Runcmd) == 0 {
+		return nil
+	}
+	if b.DryRun {
+		b.Note("would write %d runcmd commands for the scripts handler", len(cc.Runcmd))
+		return nil
+	}
+	rel, err := instancePath(b, "scripts/"+runcmdName)
+	if err != nil {
+		return err
+	}
+	if err := writeScript(b, rel, Shellify(cc.Runcmd)); err != nil {
+		return err
+	}
+	b.Note("%d runcmd commands written to %s (run by the scripts handler)", len(cc.Runcmd), b.Root.Path(rel))
+	return nil
+}

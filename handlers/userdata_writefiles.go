@@ -1,0 +1,216 @@
+package handlers
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/flint-dev/flint/internal/rootfs"
+	"github.com/flint-dev/flint/internal/state"
+	"github.com/flint-dev/flint/userdata"
+)
+
+// WriteFiles writes cloud-config `write_files` entries without `defer`,
+// early and once per instance, as cloud-init's write_files module does.
+var WriteFiles = &Func{N: "write-files", F: state.PerInstance, Fn: func(ctx context.Context, b *Boot) error {
+	return runWriteFiles(ctx, b, false)
+}}
+
+// WriteFilesDeferred writes the entries with `defer: true`, after users
+// and packages exist (cloud-init's write_files_deferred), so they can be
+// owned by a user created from cloud-config or land in a package's
+// directory.
+var WriteFilesDeferred = &Func{N: "write-files-deferred", F: state.PerInstance, Fn: func(ctx context.Context, b *Boot) error {
+	return runWriteFiles(ctx, b, true)
+}}
+
+func runWriteFiles(ctx context.Context, b *Boot, deferred bool) error {
+	cc, err := b.CloudConfig(ctx)
+	if err != nil {
+		return err
+	}
+	var files []userdata.WriteFile
+	for _, w := range cc.WriteFiles {
+		if w.Defer == deferred {
+			files = append(files, w)
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	acc := readAccounts(b.Root)
+	f := failures{what: "files", total: len(files)}
+	for _, w := range files {
+		f.add(writeOneFile(b, acc, w))
+	}
+	return f.err()
+}
+
+func writeOneFile(b *Boot, acc accounts, w userdata.WriteFile) error {
+	rel, err := WriteFilePath(w.Path)
+	if err != nil {
+		return err
+	}
+	data, err := w.Decoded()
+	if err != nil {
+		return fmt.Errorf("%s: %w", w.Path, err)
+	}
+	owner, err := acc.resolve(w.Owner)
+	if err != nil {
+		return fmt.Errorf("%s: %w", w.Path, err)
+	}
+	perm := w.Permissions
+	zeroMode := perm.Perm() == 0
+	if zeroMode {
+		// rootfs reads a zero mode as "default" (0644): never widen what
+		// the user narrowed.
+		perm |= 0o600
+	}
+	verb := "wrote"
+	if w.Append {
+		verb = "appended to"
+	}
+	what := fmt.Sprintf("/%s (%d bytes, %#o, %s)", rel, len(data), perm.Perm(), w.Owner)
+	if b.DryRun {
+		b.Note("would have %s %s", verb, what)
+		return nil
+	}
+	var appendRecord string
+	if w.Append {
+		// A failed handler runs again next boot; an append that already
+		// happened must not happen twice.
+		sum := sha256.Sum256([]byte(rel + "\x00" + string(data)))
+		if r, err := instancePath(b, "sem/write-files-appended/"+hex.EncodeToString(sum[:12])); err == nil {
+			appendRecord = r
+			if _, err := b.Root.Stat(r, rootfs.InRoot); err == nil {
+				b.Note("already appended to /%s", rel)
+				return nil
+			}
+		}
+		old, err := b.Root.ReadFile(rel, rootfs.InRoot)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		data = append(old, data...)
+	}
+	if owner.UID == os.Geteuid() && owner.GID == os.Getegid() {
+		owner = rootfs.NoOwner
+	}
+	if err := b.Root.WriteFile(rel, data, rootfs.WriteOptions{Perm: perm, Owner: owner, MkdirPerm: 0o755}); err != nil {
+		return err
+	}
+	if appendRecord != "" {
+		if err := b.Root.WriteFile(appendRecord, nil, rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700}); err != nil {
+			return err
+		}
+	}
+	if w.Permissions&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != 0 {
+		verb += " (setuid/setgid/sticky bits not applied)"
+	}
+	if zeroMode {
+		verb += " (mode 0 given, 0600 used)"
+	}
+	b.Note("%s %s", verb, what)
+	return nil
+}
+
+// WriteFilePath turns a write_files path into one below the root. Paths
+// are taken as absolute (cloud-init runs with cwd /); a ".." element is
+// refused rather than resolved, since it can only be a mistake or an
+// attempt to leave the target tree.
+func WriteFilePath(p string) (string, error) {
+	switch {
+	case strings.TrimSpace(p) == "":
+		return "", errors.New("write_files: empty path")
+	case strings.ContainsRune(p, 0):
+		return "", fmt.Errorf("write_files: path %q contains a NUL byte", p)
+	case strings.HasSuffix(p, "/"):
+		return "", fmt.Errorf("write_files: path %q names a directory, not a file", p)
+	}
+	for _, el := range strings.Split(p, "/") {
+		if el == ".." {
+			return "", fmt.Errorf("write_files: path %q has a \"..\" element; refused", p)
+		}
+	}
+	rel := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if rel == "" || rel == "." {
+		return "", fmt.Errorf("write_files: path %q names the root", p)
+	}
+	return rel, nil
+}
+
+// accounts are the root's users and groups, by name.
+type accounts struct {
+	users  map[string]int // name → uid
+	groups map[string]int // name → gid
+}
+
+func readAccounts(root *rootfs.Root) accounts {
+	passwd, _ := root.ReadFile("etc/passwd", rootfs.InRoot)
+	group, _ := root.ReadFile("etc/group", rootfs.InRoot)
+	return parseAccounts(passwd, group)
+}
+
+func parseAccounts(passwd, group []byte) accounts {
+	acc := accounts{users: map[string]int{"root": 0}, groups: map[string]int{"root": 0}}
+	scan := func(data []byte, into map[string]int) {
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			f := strings.Split(sc.Text(), ":")
+			if len(f) < 3 || f[0] == "" || strings.HasPrefix(f[0], "#") {
+				continue
+			}
+			if id, err := strconv.Atoi(f[2]); err == nil {
+				if _, dup := into[f[0]]; !dup || f[0] != "root" {
+					into[f[0]] = id
+				}
+			}
+		}
+	}
+	scan(passwd, acc.users)
+	scan(group, acc.groups)
+	return acc
+}
+
+// ResolveOwner resolves a write_files owner ("user", "user:group",
+// ":group", numeric ids allowed) against a root's etc/passwd and
+// etc/group. A missing group leaves the group unchanged, as cloud-init's
+// chownbyname does.
+func ResolveOwner(owner string, passwd, group []byte) (rootfs.Owner, error) {
+	return parseAccounts(passwd, group).resolve(owner)
+}
+
+func (a accounts) resolve(owner string) (rootfs.Owner, error) {
+	user, grp, _ := strings.Cut(strings.TrimSpace(owner), ":")
+	out := rootfs.NoOwner
+	lookup := func(kind, name string, m map[string]int) (int, error) {
+		if id, ok := m[name]; ok {
+			return id, nil
+		}
+		if id, err := strconv.Atoi(name); err == nil && id >= 0 {
+			return id, nil
+		}
+		return -1, fmt.Errorf("owner %q: no %s %q in the root's etc/%s", owner, kind, name, map[string]string{"user": "passwd", "group": "group"}[kind])
+	}
+	var err error
+	if user != "" {
+		if out.UID, err = lookup("user", user, a.users); err != nil {
+			return rootfs.NoOwner, err
+		}
+	}
+	if grp != "" {
+		if out.GID, err = lookup("group", grp, a.groups); err != nil {
+			return rootfs.NoOwner, err
+		}
+	}
+	return out, nil
+}

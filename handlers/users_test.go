@@ -1,0 +1,404 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/testenv"
+	"github.com/flint-dev/flint/userdata"
+)
+
+// acctConfig is an image's flint.yaml with a default user.
+const acctConfig = `users:
+  default_user:
+    name: admin
+    gecos: Image Admin
+    groups: [adm, sudo]
+    sudo: "ALL=(ALL) NOPASSWD:ALL"
+    shell: /bin/sh
+    lock_passwd: true
+`
+
+// acctInstance is an instance whose root carries a throwaway account
+// database (passwd, group, shadow, gshadow, login.defs) for useradd --root.
+func acctInstance(t *testing.T, userData string) *instance {
+	t.Helper()
+	in := newInstance(t)
+	files := map[string]string{
+		"etc/passwd":     "root:x:0:0:root:/root:/bin/sh\n",
+		"etc/group":      "root:x:0:\nadm:x:4:\nsudo:x:27:\nusers:x:100:\n",
+		"etc/shadow":     "root:*:19000:0:99999:7:::\n",
+		"etc/gshadow":    "root:*::\nadm:*::\nsudo:*::\nusers:*::\n",
+		"etc/login.defs": "USERGROUPS_ENAB yes\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nSYS_UID_MIN 100\nSYS_UID_MAX 999\nSYS_GID_MIN 100\nSYS_GID_MAX 999\nENCRYPT_METHOD SHA512\n",
+		"etc/sudoers":    "root ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n",
+	}
+	for rel, content := range files {
+		p := filepath.Join(in.root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(in.root, "etc/shadow"), 0o640)
+	os.MkdirAll(filepath.Join(in.root, "home"), 0o755)
+	os.MkdirAll(filepath.Join(in.root, "root"), 0o700)
+	in.config(t, acctConfig)
+	if userData != "" {
+		in.emu.Set("user-data", []byte(userData))
+	}
+	return in
+}
+
+// needAccountTools skips unless useradd --root can run here.
+func needAccountTools(t *testing.T) {
+	t.Helper()
+	testenv.Root(t)
+	for _, tool := range []string{"useradd", "usermod", "groupadd", "chpasswd", "visudo"} {
+		testenv.Tool(t, tool)
+	}
+}
+
+// acctRun runs the account handlers and returns the status and the
+// console/log output.
+func acctRun(t *testing.T, in *instance, mod func(*handlers.Setup)) (*handlers.Status, string) {
+	t.Helper()
+	var out bytes.Buffer
+	s := handlers.Setup{Root: in.root, Live: true, Endpoint: in.url, Stderr: &out, Stdout: &out,
+		Only: []string{"users", "ssh-keys", "host-keys"}, Getenv: func(string) string { return "" }}
+	if mod != nil {
+		mod(&s)
+	}
+	st, err := handlers.Execute(context.Background(), s)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	return st, out.String()
+}
+
+func acctResult(st *handlers.Status, name string) handlers.Result {
+	for _, r := range st.Handlers {
+		if r.Name == name {
+			return r
+		}
+	}
+	return handlers.Result{}
+}
+
+func acctWant(t *testing.T, st *handlers.Status, out string, want map[string]string) {
+	t.Helper()
+	for name, s := range want {
+		if r := acctResult(st, name); r.Status != s {
+			t.Fatalf("%s = %s (%s), want %s\nnotes: %q\n%s", name, r.Status, r.Reason, s, r.Notes, out)
+		}
+	}
+}
+
+func acctFile(t *testing.T, in *instance, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(in.root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func acctField(t *testing.T, in *instance, file, user string, field int) string {
+	t.Helper()
+	for _, l := range strings.Split(acctFile(t, in, file), "\n") {
+		if f := strings.Split(l, ":"); f[0] == user && len(f) > field {
+			return f[field]
+		}
+	}
+	t.Fatalf("%s not in %s", user, file)
+	return ""
+}
+
+func acctOwner(t *testing.T, in *instance, rel string) (int, os.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(filepath.Join(in.root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(fi.Sys().(*syscall.Stat_t).Uid), fi.Mode()
+}
+
+func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
+	needAccountTools(t)
+	in := acctInstance(t, "")
+	st, out := acctRun(t, in, nil)
+	acctWant(t, st, out, map[string]string{"users": "ok", "ssh-keys": "ok", "host-keys": "ok"})
+
+	// The default user exists with its groups, a locked password that
+	// still allows key logins, and its sudo rule.
+	if got := acctField(t, in, "etc/passwd", "admin", 4); got != "Image Admin" {
+		t.Errorf("gecos %q", got)
+	}
+	if got := acctField(t, in, "etc/shadow", "admin", 1); got != "*" {
+		t.Errorf("password field %q, want * (never !, which locks key logins out without PAM)", got)
+	}
+	for _, g := range []string{"adm", "sudo"} {
+		if !slices.Contains(strings.Split(acctField(t, in, "etc/group", g, 3), ","), "admin") {
+			t.Errorf("admin not in group %s", g)
+		}
+	}
+	if got := acctFile(t, in, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL\n") {
+		t.Errorf("sudoers: %q", got)
+	}
+	if _, m := acctOwner(t, in, "etc/sudoers.d/90-flint-users"); m.Perm() != 0o440 {
+		t.Errorf("sudoers mode %v", m)
+	}
+	// Its keys: both metadata keys, private files owned by admin.
+	ak := "home/admin/.ssh/authorized_keys"
+	keys := acctFile(t, in, ak)
+	if !strings.Contains(keys, "alice@laptop") || !strings.Contains(keys, "deploy-key") || strings.Count(keys, "\n") != 2 {
+		t.Fatalf("authorized_keys: %q", keys)
+	}
+	uid := acctField(t, in, "etc/passwd", "admin", 2)
+	for rel, perm := range map[string]os.FileMode{ak: 0o600, "home/admin/.ssh": 0o700} {
+		if o, m := acctOwner(t, in, rel); m.Perm() != perm || strings.TrimSpace(uid) != strconv.Itoa(o) {
+			t.Errorf("%s: owner %d mode %v, want %s %v", rel, o, m.Perm(), uid, perm)
+		}
+	}
+	// root gets them behind the "log in as admin" command.
+	if got := acctFile(t, in, "root/.ssh/authorized_keys"); strings.Count(got, `Please login as the user \"admin\" rather than the user \"root\".`) != 2 {
+		t.Errorf("root's keys: %q", got)
+	}
+	// Host keys, and their fingerprints on the console.
+	hostKeys := map[string]string{}
+	for _, typ := range []string{"rsa", "ecdsa", "ed25519"} {
+		rel := "etc/ssh/ssh_host_" + typ + "_key"
+		hostKeys[typ] = acctFile(t, in, rel)
+		if _, m := acctOwner(t, in, rel); m.Perm() != 0o600 {
+			t.Errorf("%s mode %v", rel, m)
+		}
+		if _, m := acctOwner(t, in, rel+".pub"); m.Perm() != 0o644 {
+			t.Errorf("%s.pub mode %v", rel, m)
+		}
+	}
+	if !strings.Contains(out, "ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\nec2: 256 SHA256:") || strings.Count(out, "(ED25519)") != 1 || !strings.Contains(out, "-----END SSH HOST KEY KEYS-----") {
+		t.Errorf("no fingerprints block on the console:\n%s", out)
+	}
+
+	// Reboot: nothing changes.
+	before := acctFile(t, in, ak)
+	st, out = acctRun(t, in, nil)
+	acctWant(t, st, out, map[string]string{"users": "skipped", "ssh-keys": "skipped", "host-keys": "skipped"})
+	if acctFile(t, in, ak) != before || acctFile(t, in, "etc/ssh/ssh_host_ed25519_key") != hostKeys["ed25519"] {
+		t.Fatal("a reboot changed keys")
+	}
+
+	// A person adds a key; the image becomes a new instance with another key.
+	f, _ := os.OpenFile(filepath.Join(in.root, ak), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(handAdded + "\n")
+	f.Close()
+	in.emu.Set("meta-data/instance-id", []byte("i-0fedcba9876543210"))
+	in.emu.Set("meta-data/public-keys/2=new/openssh-key", []byte(newKey+"\n"))
+	st, out = acctRun(t, in, nil)
+	acctWant(t, st, out, map[string]string{"users": "ok", "ssh-keys": "ok", "host-keys": "ok"})
+	keys = acctFile(t, in, ak)
+	if want := before + handAdded + "\n" + newKey + "\n"; keys != want {
+		t.Fatalf("keys after the new instance:\n%s\nwant\n%s", keys, want)
+	}
+	for typ, old := range hostKeys {
+		if acctFile(t, in, "etc/ssh/ssh_host_"+typ+"_key") == old {
+			t.Errorf("%s host key not regenerated on a new instance", typ)
+		}
+	}
+	if n := strings.Count("\n"+acctFile(t, in, "etc/passwd"), "\nadmin:"); n != 1 {
+		t.Errorf("admin appears %d times in passwd", n)
+	}
+}
+
+const (
+	handAdded = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFZFhjViN6SsZghsBPV1UEuFzb6188efCjJ52kngxAOy added-by-hand"
+	newKey    = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBC9ogjwA1jEmTBUpbEG1s8l5RE2eD9sSIfZTFIzGV/SGgySrzuMXkbqB9gCMUakpSDscePraNnPKr9CUBwJygW8= new-instance"
+)
+
+func TestCloudConfigUsersPasswordsAndSudo(t *testing.T) {
+	needAccountTools(t)
+	const hash = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/"
+	in := acctInstance(t, `#cloud-config
+users:
+  - default
+  - name: carol
+    gecos: Carol
+    groups: [users, devs]
+    shell: /bin/sh
+    lock_passwd: false
+    hashed_passwd: "`+hash+`"
+    sudo: ["ALL=(ALL) ALL"]
+    ssh_authorized_keys: ["`+handAdded+`"]
+  - name: svc
+    system: true
+chpasswd:
+  expire: false
+  users:
+    - {name: admin, password: "$6$other$abc", type: hash}
+`)
+	st, out := acctRun(t, in, nil)
+	acctWant(t, st, out, map[string]string{"users": "ok", "ssh-keys": "ok"})
+	if got := acctField(t, in, "etc/shadow", "carol", 1); got != hash {
+		t.Errorf("carol's hash not set")
+	}
+	if got := acctField(t, in, "etc/shadow", "admin", 1); got != "$6$other$abc" {
+		t.Errorf("chpasswd not applied to admin: %q", got)
+	}
+	if !slices.Contains(strings.Split(acctField(t, in, "etc/group", "devs", 3), ","), "carol") {
+		t.Error("the missing group devs was not created with carol in it")
+	}
+	if uid := acctField(t, in, "etc/passwd", "svc", 2); len(uid) != 3 {
+		t.Errorf("system user uid %s", uid)
+	}
+	if _, err := os.Stat(filepath.Join(in.root, "home/svc")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a system user got a home")
+	}
+	if got := acctFile(t, in, "home/carol/.ssh/authorized_keys"); got != handAdded+"\n" {
+		t.Errorf("carol's keys: %q (metadata keys belong to the default user only)", got)
+	}
+	if got := acctFile(t, in, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "carol ALL=(ALL) ALL") || !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL") {
+		t.Errorf("sudoers: %q", got)
+	}
+	// Secrets stay out of logs, notes and the output log.
+	all := out + strings.Join(acctResult(st, "users").Notes, "\n")
+	if b, err := os.ReadFile(filepath.Join(in.root, "var/log/flint-output.log")); err == nil {
+		all += string(b)
+	}
+	if strings.Contains(all, "saltsalt") || strings.Contains(all, "$6$other") {
+		t.Fatal("a password hash reached the logs")
+	}
+}
+
+func TestAccountProblemsAreOneClearLine(t *testing.T) {
+	tests := []struct {
+		name     string
+		userData string
+		look     func(string) (string, error)
+		want     string
+	}{
+		{"a missing useradd", "", func(n string) (string, error) {
+			if n == "useradd" {
+				return "", exec.ErrNotFound
+			}
+			return exec.LookPath(n)
+		}, "useradd not found"},
+		{"a sudo rule visudo rejects", "#cloud-config\nusers:\n  - name: dave\n    sudo: \"ALL=(ALL\"\n", nil, "rejected by visudo"},
+		{"a random chpasswd password", "#cloud-config\nchpasswd:\n  users:\n    - {name: admin, password: RANDOM}\n", nil, "random password for admin is not supported"},
+		{"a user name that is a path", "#cloud-config\nusers:\n  - name: ../etc\n", nil, "not valid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			needAccountTools(t)
+			if tt.look != nil {
+				handlers.SetLookTool(t, tt.look)
+			}
+			in := acctInstance(t, tt.userData)
+			st, out := acctRun(t, in, nil)
+			r := acctResult(st, "users")
+			if r.Status != "failed" || !strings.Contains(r.Reason, tt.want) || strings.Contains(r.Reason, "\n") {
+				t.Fatalf("users = %s %q, want failed with %q\n%s", r.Status, r.Reason, tt.want, out)
+			}
+			if r := acctResult(st, "ssh-keys"); r.Status != "not-run" && r.Status != handlers.ResultNotRun {
+				t.Errorf("ssh-keys ran after users failed: %s", r.Status)
+			}
+			if _, err := os.Stat(filepath.Join(in.root, "etc/sudoers.d/90-flint-users")); err == nil && tt.name == "a sudo rule visudo rejects" {
+				t.Error("a rejected sudoers file was installed")
+			}
+		})
+	}
+}
+
+func TestWithoutLiveAccountsArePlannedNotMade(t *testing.T) {
+	in := acctInstance(t, "")
+	passwd := acctFile(t, in, "etc/passwd")
+	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Live = false })
+	acctWant(t, st, out, map[string]string{"users": "planned", "ssh-keys": "planned"})
+	if r := acctResult(st, "users"); !strings.Contains(r.Reason, "not live") || !strings.Contains(strings.Join(r.Notes, "\n"), "user admin: create") {
+		t.Errorf("users: %q %q", r.Reason, r.Notes)
+	}
+	if acctFile(t, in, "etc/passwd") != passwd {
+		t.Fatal("passwd changed without --live")
+	}
+	// A later run with --live does the work.
+	needAccountTools(t)
+	st, out = acctRun(t, in, nil)
+	acctWant(t, st, out, map[string]string{"users": "ok", "ssh-keys": "ok"})
+}
+
+func TestDecideUsersFollowsCloudInit(t *testing.T) {
+	def := &handlers.DefaultUser{Name: "ec2-user", Groups: []string{"wheel"}}
+	no := false
+	tests := []struct {
+		name     string
+		users    []userdata.User
+		set      bool
+		def      *handlers.DefaultUser
+		want     []string
+		defaults []string
+	}{
+		{"no users key gives the default user", nil, false, def, []string{"ec2-user"}, []string{"ec2-user"}},
+		{"an empty list gives nobody", nil, true, def, nil, nil},
+		{"users without default leave it out", []userdata.User{{Name: "bob"}}, true, def, []string{"bob"}, nil},
+		{"default stands for the default user", []userdata.User{{Name: "default", Default: true}, {Name: "bob", LockPasswd: &no}}, true, def, []string{"ec2-user", "bob"}, []string{"ec2-user"}},
+		{"no default user configured", nil, false, nil, nil, nil},
+		{"duplicates are made once", []userdata.User{{Name: "bob"}, {Name: "bob"}}, true, def, []string{"bob"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			specs, err := handlers.DecideUsers(tt.def, &userdata.CloudConfig{Users: tt.users}, tt.set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names, defaults []string
+			for _, s := range specs {
+				names = append(names, s.Name)
+				if s.Default {
+					defaults = append(defaults, s.Name)
+				}
+				if s.Name == "bob" && s.LockPasswd == (len(tt.users) > 1 && tt.users[1].LockPasswd != nil) {
+					t.Errorf("bob's lock_passwd = %v", s.LockPasswd)
+				}
+			}
+			if !slices.Equal(names, tt.want) || !slices.Equal(defaults, tt.defaults) {
+				t.Fatalf("users %v defaults %v, want %v %v", names, defaults, tt.want, tt.defaults)
+			}
+		})
+	}
+}
+
+func TestLockingAPasswordNeverLocksKeyLoginsOut(t *testing.T) {
+	tests := []struct {
+		name    string
+		lock    bool
+		current string
+		set     bool
+		want    string
+	}{
+		{"a new locked account gets * instead of useradd's !", true, "!", false, "*"},
+		{"a hash is replaced when locking", true, "$6$x$y", false, "*"},
+		{"an already locked account is left alone", true, "*", false, ""},
+		{"an unlocked account without a password loses the ! too", false, "!", false, "*"},
+		{"an unlocked account with a password keeps it", false, "$6$x$y", false, ""},
+		{"a password being set is not overridden", false, "!", true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := handlers.DecidePasswordField(tt.lock, tt.current, tt.set)
+			if got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+			if strings.HasPrefix(got, "!") {
+				t.Fatal("a ! field blocks key logins when sshd runs without PAM")
+			}
+		})
+	}
+}
