@@ -10,10 +10,8 @@ require (
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/crypto v0.59.0
 	golang.org/x/sys v0.50.0
 )
 
-require (
-	github.com/aws/smithy-go v1.28.9 // indirect
-	golang.org/x/crypto v0.59.0 // indirect
-)
+require github.com/aws/smithy-go v1.28.9 // indirect

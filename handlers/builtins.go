@@ -1,6 +1,9 @@
 package handlers
 
-import "github.com/flint-dev/flint/network"
+import (
+	"github.com/flint-dev/flint/modules"
+	"github.com/flint-dev/flint/network"
+)
 
 // Builtins is the chain's order: the one list to edit to add a built-in
 // handler. Early handlers make the machine reachable and named; user-level
@@ -14,7 +17,7 @@ func Builtins() []Handler {
 		Boothooks, Bootcmd, WriteFiles,
 		Hostname,
 		Network,
-		// kernel-modules
+		KernelModules,
 		// users, ssh-keys, host-keys
 		Users, SSHKeys, HostKeys,
 		// packages, runcmd, scripts, write-files-deferred, final-message
@@ -46,6 +49,7 @@ func sectionTypes() map[string]func() any {
 	return map[string]func() any{
 		"hostname": func() any { return new(hostnameConfig) },
 		"network":  func() any { return new(network.Config) },
+		"modules":  func() any { return new(modules.Config) },
 		"scripts":  func() any { return new(scriptsConfig) },
 		"packages": func() any { return new(packagesConfig) },
 

@@ -61,6 +61,10 @@ func runHostKeys(ctx context.Context, b *Boot) error {
 	if cc.SSHDeleteKeys != nil {
 		del = *cc.SSHDeleteKeys
 	}
+	if !hasSSHD(b.Root) {
+		b.Note("no sshd in this root (no etc/ssh, no usr/sbin/sshd); no host keys")
+		return nil
+	}
 	existing, err := existingHostKeyFiles(b.Root)
 	if err != nil {
 		return err
@@ -198,4 +202,14 @@ func hostName(root *rootfs.Root) string {
 		return name
 	}
 	return "localhost"
+}
+
+// hasSSHD reports whether the root has an OpenSSH server to give keys to.
+func hasSSHD(root *rootfs.Root) bool {
+	for _, p := range []string{sshDir, "usr/sbin/sshd"} {
+		if _, err := root.Stat(p, rootfs.InRoot); err == nil {
+			return true
+		}
+	}
+	return false
 }

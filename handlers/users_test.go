@@ -51,6 +51,7 @@ func acctInstance(t *testing.T, userData string) *instance {
 	}
 	os.Chmod(filepath.Join(in.root, "etc/shadow"), 0o640)
 	os.MkdirAll(filepath.Join(in.root, "home"), 0o755)
+	os.MkdirAll(filepath.Join(in.root, "etc/ssh"), 0o755)
 	os.MkdirAll(filepath.Join(in.root, "root"), 0o700)
 	in.config(t, acctConfig)
 	if userData != "" {

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/imds"
+	"github.com/flint-dev/flint/sshkeys"
+)
+
+// sshKeysDeadline bounds one `flint ssh-keys`: sshd waits for it while a
+// person waits for sshd.
+const sshKeysDeadline = 3 * time.Second
+
+// cmdSSHKeys is `flint ssh-keys USER`, an sshd AuthorizedKeysCommand. It
+// prints the user's keys and always exits 0 once its arguments are
+// right: when metadata cannot be read it prints nothing and logs one line,
+// and sshd falls back to the AuthorizedKeysFile.
+func cmdSSHKeys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("ssh-keys", stderr)
+	root := fs.String("root", "/", "read the configuration and CA bundle below this directory")
+	endpoint := fs.String("endpoint", "", "metadata endpoint URL (overrides config and environment)")
+	caBundle := fs.String("ca-bundle", "", "trusted CA bundle for EC2 Instance Connect (default: config ssh_keys.ca_bundle, then the system bundle)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: flint ssh-keys [--root DIR] [--endpoint URL] [--ca-bundle FILE] USER")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		if err == nil {
+			fs.Usage()
+		}
+		return exitUsage
+	}
+	user := fs.Arg(0)
+	cfg, err := handlers.LoadConfig(*root, "")
+	if err != nil {
+		// A broken config must not lock people out: Instance Connect keys
+		// still work without it.
+		fmt.Fprintf(stderr, "flint ssh-keys: configuration: %v\n", err)
+		cfg = nil
+	}
+	var lookup sshkeys.Lookup
+	mode := imds.ModeV2Preferred
+	if cfg != nil {
+		if lookup, err = handlers.SSHKeysLookup(cfg); err != nil {
+			fmt.Fprintf(stderr, "flint ssh-keys: configuration: %v\n", err)
+		}
+		if *endpoint == "" {
+			*endpoint = cfg.IMDS.Endpoint
+		}
+		mode, _ = imds.ParseMode(cfg.IMDS.Mode)
+	}
+	switch {
+	case *caBundle != "":
+		lookup.CABundle = *caBundle
+	case lookup.CABundle != "":
+		lookup.CABundle = filepath.Join(*root, lookup.CABundle)
+	default:
+		for _, p := range sshkeys.DefaultCABundles {
+			if _, err := os.Stat(filepath.Join(*root, p)); err == nil {
+				lookup.CABundle = filepath.Join(*root, p)
+				break
+			}
+		}
+	}
+	lookup.Logf = func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
+	client, err := imds.New(imds.Options{
+		Endpoint: *endpoint, Mode: mode,
+		AttemptTimeout: time.Second, TokenTimeout: time.Second,
+		MaxAttempts: 2, MaxBackoff: 100 * time.Millisecond,
+	})
+	if err != nil {
+		return fail(stderr, "ssh-keys: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, sshKeysDeadline)
+	defer cancel()
+	lines, err := sshkeys.AuthorizedKeysFor(ctx, client, user, lookup)
+	if err != nil {
+		fmt.Fprintf(stderr, "flint ssh-keys: no keys for %s from instance metadata: %v\n", user, err)
+	}
+	w := bufferedLines(lines)
+	stdout.Write(w)
+	return exitOK
+}
+
+func bufferedLines(lines []string) []byte {
+	var b []byte
+	for _, l := range lines {
+		b = append(b, l...)
+		b = append(b, '\n')
+	}
+	return b
+}

@@ -1,0 +1,169 @@
+package modules
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"strings"
+)
+
+// ErrNoDepmod means kmod's depmod is not installed.
+var ErrNoDepmod = errors.New("depmod not found (install kmod)")
+
+// RunDepmod runs "depmod -b base release", building modules.dep and the
+// other indexes in base/lib/modules/<release>.
+func RunDepmod(ctx context.Context, base, release string) error {
+	bin, err := lookDepmod()
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "-b", base, release)
+	cmd.Stderr = &stderr
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if i := strings.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i]
+		}
+		return fmt.Errorf("depmod -b %s %s: %w: %s", base, release, err, msg)
+	}
+	return nil
+}
+
+func lookDepmod() (string, error) {
+	if p, err := exec.LookPath("depmod"); err == nil {
+		return p, nil
+	}
+	// Boot environments often have no sbin on PATH.
+	for _, p := range []string{"/usr/sbin/depmod", "/sbin/depmod", "/usr/bin/depmod", "/bin/depmod"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", ErrNoDepmod
+}
+
+// DepGraph is modules.dep parsed: each module's file (relative to the
+// release tree) and the files it depends on, in the order depmod lists them.
+type DepGraph struct {
+	byName map[string]string   // module name → file
+	deps   map[string][]string // file → dependency files
+}
+
+// ModuleName turns a file name or a user-given name into the kernel's
+// module name: base name without .ko(.xz|.zst|.gz), dashes as underscores.
+func ModuleName(s string) string {
+	s = path.Base(s)
+	for _, ext := range []string{".xz", ".zst", ".gz"} {
+		s = strings.TrimSuffix(s, ext)
+	}
+	s = strings.TrimSuffix(s, ".ko")
+	return strings.ReplaceAll(s, "-", "_")
+}
+
+// ParseDep reads modules.dep ("file: dep dep …" per line).
+func ParseDep(r io.Reader) (*DepGraph, error) {
+	g := &DepGraph{byName: map[string]string{}, deps: map[string][]string{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		file, rest, ok := strings.Cut(line, ":")
+		if !ok || file == "" {
+			return nil, fmt.Errorf("modules.dep line %d: want \"module: deps\"", n)
+		}
+		g.byName[ModuleName(file)] = file
+		g.deps[file] = strings.Fields(rest)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read modules.dep: %w", err)
+	}
+	return g, nil
+}
+
+// File returns the file of the named module.
+func (g *DepGraph) File(name string) (string, bool) {
+	f, ok := g.byName[ModuleName(name)]
+	return f, ok
+}
+
+// LoadOrder returns the files to load so that every requested module comes
+// after its dependencies, each file once, skipping modules already loaded or
+// built in (skip, by module name). A requested name missing from the graph
+// is an error unless it is in skip (a built-in module needs no file).
+// modules.dep lists a module's dependencies transitively, last to load
+// first; the order is still derived by a depth-first walk so that a
+// non-transitive or hand-written file works too.
+func (g *DepGraph) LoadOrder(names []string, skip map[string]bool) ([]string, error) {
+	var order []string
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(file string, chain []string) error
+	visit = func(file string, chain []string) error {
+		switch state[file] {
+		case 2:
+			return nil
+		case 1:
+			return fmt.Errorf("module dependency cycle: %s", strings.Join(append(chain, ModuleName(file)), " -> "))
+		}
+		state[file] = 1
+		deps := g.deps[file]
+		// Reverse: depmod lists the deepest dependency last.
+		for i := len(deps) - 1; i >= 0; i-- {
+			if err := visit(deps[i], append(chain, ModuleName(file))); err != nil {
+				return err
+			}
+		}
+		state[file] = 2
+		if !skip[ModuleName(file)] {
+			order = append(order, file)
+		}
+		return nil
+	}
+	for _, n := range names {
+		if skip[ModuleName(n)] {
+			continue
+		}
+		f, ok := g.File(n)
+		if !ok {
+			return nil, fmt.Errorf("module %s is not in modules.dep", n)
+		}
+		if err := visit(f, nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// ParseProcModules returns the names in /proc/modules.
+func ParseProcModules(r io.Reader) (map[string]bool, error) {
+	m := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) > 0 {
+			m[f[0]] = true
+		}
+	}
+	return m, sc.Err()
+}
+
+// ParseBuiltin returns the module names in modules.builtin.
+func ParseBuiltin(r io.Reader) (map[string]bool, error) {
+	m := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			m[ModuleName(l)] = true
+		}
+	}
+	return m, sc.Err()
+}

@@ -1,0 +1,430 @@
+package modules
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Limits caps what a bundle may hold, so a hostile or broken one cannot fill
+// the disk or exhaust inodes. Zero fields take the DefaultLimits value.
+type Limits struct {
+	MaxEntries   int   // archive entries of any type
+	MaxFileSize  int64 // bytes of one regular file
+	MaxTotalSize int64 // bytes of all regular files together (the unpacked size)
+}
+
+// DefaultLimits fits every distribution kernel's module tree with a wide
+// margin (Debian's cloud kernel: ~1,100 files, ~90 MB; a full generic kernel:
+// ~6,000 files, ~400 MB).
+var DefaultLimits = Limits{
+	MaxEntries:   100_000,
+	MaxFileSize:  256 << 20,
+	MaxTotalSize: 4 << 30,
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = DefaultLimits.MaxEntries
+	}
+	if l.MaxFileSize <= 0 {
+		l.MaxFileSize = DefaultLimits.MaxFileSize
+	}
+	if l.MaxTotalSize <= 0 {
+		l.MaxTotalSize = DefaultLimits.MaxTotalSize
+	}
+	return l
+}
+
+// ExtractStats describes what an extraction wrote.
+type ExtractStats struct {
+	Entries int
+	Files   int
+	Bytes   int64
+}
+
+// Extract reads a tar stream and writes the tree of release into dir, which
+// must be an existing, empty directory; dir becomes lib/modules/<release>.
+// Every entry is checked with CheckEntry and against lim; the first refusal
+// or error stops extraction and is returned, leaving dir partly filled (the
+// caller discards it). No path outside dir is ever opened for writing: every
+// operation is relative to a descriptor of dir and never follows a symbolic
+// link. Modes and modification times are kept; files are owned by root when
+// running as root.
+func Extract(r io.Reader, dir, release string, lim Limits) (ExtractStats, error) {
+	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ExtractStats{}, fmt.Errorf("open staging directory %s: %w", dir, err)
+	}
+	x := &extractor{
+		root:    root,
+		release: release,
+		lim:     lim.withDefaults(),
+		seen:    make(map[string]seenEntry),
+		asRoot:  os.Geteuid() == 0,
+		buf:     make([]byte, 256<<10),
+		lastDir: -1,
+	}
+	defer x.close()
+	err = x.run(tar.NewReader(r))
+	return x.stats, err
+}
+
+type seenEntry struct {
+	typ      byte
+	implicit bool // a directory created for its children before (or without) its own entry
+}
+
+type dirMeta struct {
+	rel   string
+	mode  uint32
+	mtime time.Time
+}
+
+type extractor struct {
+	root    int
+	release string
+	lim     Limits
+	seen    map[string]seenEntry
+	dirs    []dirMeta
+	links   []string
+	asRoot  bool
+	buf     []byte
+	stats   ExtractStats
+
+	// The parent of the previous entry, kept open: archives list a
+	// directory's files together.
+	lastDirRel string
+	lastDir    int
+}
+
+func (x *extractor) close() {
+	if x.lastDir >= 0 {
+		unix.Close(x.lastDir)
+	}
+	unix.Close(x.root)
+}
+
+func (x *extractor) run(tr *tar.Reader) error {
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return streamError(err)
+		}
+		x.stats.Entries++
+		if x.stats.Entries > x.lim.MaxEntries {
+			return refuse("", "more than %d entries", x.lim.MaxEntries)
+		}
+		if err := x.entry(tr, h); err != nil {
+			return err
+		}
+	}
+	if err := x.checkLinks(); err != nil {
+		return err
+	}
+	return x.applyDirMeta()
+}
+
+// streamError names a damaged stream; a cut-off download is the common cause.
+func streamError(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return refuse("", "truncated archive (stream ended inside an entry)")
+	}
+	if errors.Is(err, tar.ErrHeader) {
+		return refuse("", "not a valid tar archive: %v", err)
+	}
+	var re *RefusedError
+	if errors.As(err, &re) {
+		return err
+	}
+	var se sourceError
+	if errors.As(err, &se) {
+		return fmt.Errorf("read bundle: %w", se.error)
+	}
+	return refuse("", "corrupt archive stream: %v", err)
+}
+
+// sourceError marks a failure of the bundle's source (file, network,
+// cancellation) as opposed to bad content found by the decompressor.
+type sourceError struct{ error }
+
+func (e sourceError) Unwrap() error { return e.error }
+
+func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
+	e, err := CheckEntry(h, x.release)
+	if err != nil {
+		return err
+	}
+	if e.Parent {
+		return nil
+	}
+	if prev, dup := x.seen[e.Rel]; dup && !(prev.implicit && h.Typeflag == tar.TypeDir) {
+		return refuse(h.Name, "duplicate path %q", e.Rel)
+	}
+	mode := uint32(h.Mode) & 0o777
+	if e.Rel == "" {
+		x.seen[""] = seenEntry{typ: tar.TypeDir}
+		x.dirs = append(x.dirs, dirMeta{rel: ".", mode: mode, mtime: h.ModTime})
+		return nil
+	}
+	dirRel, base := path.Split(e.Rel)
+	dirRel = strings.TrimSuffix(dirRel, "/")
+	pfd, err := x.parent(h.Name, dirRel)
+	if err != nil {
+		return err
+	}
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if prev, ok := x.seen[e.Rel]; !ok || !prev.implicit {
+			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+				return fmt.Errorf("create directory %s: %w", e.Rel, err)
+			}
+		}
+		x.seen[e.Rel] = seenEntry{typ: tar.TypeDir}
+		x.dirs = append(x.dirs, dirMeta{rel: e.Rel, mode: mode, mtime: h.ModTime})
+		return nil
+	case tar.TypeReg:
+		if h.Size > x.lim.MaxFileSize {
+			return refuse(h.Name, "size %d exceeds the per-file cap of %d bytes", h.Size, x.lim.MaxFileSize)
+		}
+		if x.stats.Bytes+h.Size > x.lim.MaxTotalSize {
+			return refuse(h.Name, "unpacked size exceeds the cap of %d bytes", x.lim.MaxTotalSize)
+		}
+		x.seen[e.Rel] = seenEntry{typ: tar.TypeReg}
+		if err := x.writeFile(pfd, base, e.Rel, tr, h.Size, mode); err != nil {
+			return err
+		}
+		x.stats.Files++
+		x.stats.Bytes += h.Size
+	case tar.TypeSymlink:
+		x.seen[e.Rel] = seenEntry{typ: tar.TypeSymlink}
+		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
+			return fmt.Errorf("create symbolic link %s: %w", e.Rel, err)
+		}
+		x.links = append(x.links, e.Rel)
+	case tar.TypeLink:
+		if t, ok := x.seen[e.Link]; !ok || t.typ != tar.TypeReg {
+			return refuse(h.Name, "hard link target %q is not a regular file earlier in the bundle", h.Linkname)
+		}
+		ldir, lbase := path.Split(e.Link)
+		lfd, err := openDir(x.root, strings.TrimSuffix(ldir, "/"))
+		if err != nil {
+			return refuse(h.Name, "hard link target %q: %v", h.Linkname, err)
+		}
+		// flags 0: never follow a link at the final component.
+		err = unix.Linkat(lfd, lbase, pfd, base, 0)
+		unix.Close(lfd)
+		if err != nil {
+			return fmt.Errorf("create hard link %s: %w", e.Rel, err)
+		}
+		x.seen[e.Rel] = seenEntry{typ: tar.TypeLink}
+		return nil // a hard link shares its target's metadata
+	}
+	return x.setMeta(pfd, base, e.Rel, h.Typeflag == tar.TypeSymlink, h.ModTime)
+}
+
+// parent returns a descriptor of the directory dirRel inside the tree,
+// creating missing directories (archives may omit them).
+func (x *extractor) parent(name, dirRel string) (int, error) {
+	if dirRel == "" {
+		return x.root, nil
+	}
+	if x.lastDir >= 0 && x.lastDirRel == dirRel {
+		return x.lastDir, nil
+	}
+	if t, ok := x.seen[dirRel]; ok && t.typ != tar.TypeDir {
+		return -1, refuse(name, "parent %q is not a directory", dirRel)
+	}
+	fd, err := openDir(x.root, dirRel)
+	if errors.Is(err, unix.ENOENT) {
+		fd, err = x.mkdirAll(name, dirRel)
+	}
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EXDEV) {
+			return -1, refuse(name, "parent %q is not a plain directory", dirRel)
+		}
+		if errors.Is(err, ErrRefused) {
+			return -1, err
+		}
+		return -1, fmt.Errorf("open directory %s: %w", dirRel, err)
+	}
+	if x.lastDir >= 0 {
+		unix.Close(x.lastDir)
+	}
+	x.lastDir, x.lastDirRel = fd, dirRel
+	return fd, nil
+}
+
+func (x *extractor) mkdirAll(name, dirRel string) (int, error) {
+	fd, err := unix.Dup(x.root)
+	if err != nil {
+		return -1, err
+	}
+	done := ""
+	for _, c := range strings.Split(dirRel, "/") {
+		done = path.Join(done, c)
+		if _, ok := x.seen[done]; !ok {
+			if err := unix.Mkdirat(fd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+				unix.Close(fd)
+				return -1, err
+			}
+			x.seen[done] = seenEntry{typ: tar.TypeDir, implicit: true}
+			x.stats.Entries++
+			if x.stats.Entries > x.lim.MaxEntries {
+				unix.Close(fd)
+				return -1, refuse("", "more than %d entries", x.lim.MaxEntries)
+			}
+		}
+		nfd, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = nfd
+	}
+	return fd, nil
+}
+
+func (x *extractor) writeFile(pfd int, base, rel string, r io.Reader, size int64, mode uint32) error {
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", rel, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	n, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, size), x.buf)
+	if err == nil && n != size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return refuse(rel, "truncated archive (stream ended inside this file)")
+		}
+		var re *RefusedError
+		if errors.As(err, &re) {
+			return err
+		}
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		f.Close()
+		return fmt.Errorf("chmod %s: %w", rel, err)
+	}
+	if x.asRoot {
+		if err := unix.Fchown(fd, 0, 0); err != nil {
+			f.Close()
+			return fmt.Errorf("chown %s: %w", rel, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	return nil
+}
+
+// onlyWriter hides *os.File's ReadFrom so CopyBuffer uses our buffer instead
+// of allocating its own per file.
+type onlyWriter struct{ io.Writer }
+
+func (x *extractor) setMeta(pfd int, base, rel string, isLink bool, mtime time.Time) error {
+	if x.asRoot && isLink {
+		if err := unix.Fchownat(pfd, base, 0, 0, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown %s: %w", rel, err)
+		}
+	}
+	ts := unix.NsecToTimespec(mtime.UnixNano())
+	if err := unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set mtime of %s: %w", rel, err)
+	}
+	return nil
+}
+
+// checkLinks resolves every symbolic link beneath the tree: a link whose
+// target passes through another link can leave the tree although each one
+// alone looks contained. Dangling links inside the tree are allowed.
+func (x *extractor) checkLinks() error {
+	for _, rel := range x.links {
+		fd, err := unix.Openat2(x.root, rel, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err == nil {
+			unix.Close(fd)
+			continue
+		}
+		switch {
+		case errors.Is(err, unix.ENOENT):
+		case errors.Is(err, unix.ENOSYS):
+			return nil // pre-5.6 kernel: the lexical check stands alone
+		case errors.Is(err, unix.EXDEV), errors.Is(err, unix.ELOOP):
+			return refuse(rel, "symbolic link resolves outside the release tree")
+		default:
+			return fmt.Errorf("resolve symbolic link %s: %w", rel, err)
+		}
+	}
+	return nil
+}
+
+// applyDirMeta runs last and deepest first, since creating entries changes a
+// directory's mtime and a read-only mode would stop its children being made.
+func (x *extractor) applyDirMeta() error {
+	for i := len(x.dirs) - 1; i >= 0; i-- {
+		d := x.dirs[i]
+		fd, err := openDir(x.root, d.rel)
+		if err != nil {
+			return fmt.Errorf("open directory %s: %w", d.rel, err)
+		}
+		err = unix.Fchmod(fd, d.mode)
+		if err == nil && x.asRoot {
+			err = unix.Fchown(fd, 0, 0)
+		}
+		if err == nil {
+			tv := unix.NsecToTimeval(d.mtime.UnixNano())
+			err = unix.Futimes(fd, []unix.Timeval{tv, tv})
+		}
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("set metadata of directory %s: %w", d.rel, err)
+		}
+	}
+	return nil
+}
+
+// openDir opens a directory beneath root without following any symbolic
+// link, so a hostile entry cannot redirect a later write.
+func openDir(root int, rel string) (int, error) {
+	if rel == "" || rel == "." {
+		return unix.Dup(root)
+	}
+	fd, err := unix.Openat2(root, rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if !errors.Is(err, unix.ENOSYS) {
+		return fd, err
+	}
+	// Pre-5.6 kernels: walk component by component, refusing links.
+	fd, err = unix.Dup(root)
+	if err != nil {
+		return -1, err
+	}
+	for _, c := range strings.Split(rel, "/") {
+		nfd, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = nfd
+	}
+	return fd, nil
+}

@@ -1,0 +1,674 @@
+package modules
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Names flint gives its own entries in <root>/lib/modules. They start with a
+// dot or carry a suffix no kernel release has, so neither depmod nor modprobe
+// mistakes them for a release.
+const (
+	// RecordName is the file, inside an installed tree, that records the
+	// bundle it came from.
+	RecordName  = ".flint-bundle"
+	retiredName = ".flint-retired" // marks the previous tree once it is being replaced
+	oldSuffix   = ".flint-old"
+	stagingTag  = ".flint-staging-"
+	trashTag    = ".flint-trash-"
+	lockTag     = ".flint-lock"
+)
+
+// Bundle is one module bundle to install: where it is and what it must hash to.
+type Bundle struct {
+	URL    string
+	SHA256 string // lower-case hex; required
+	Size   int64  // bytes of the bundle as stored; 0 when unknown
+	Format Format // "" to go by the URL and the magic bytes
+	// Pinned says the digest came from configuration or a signed or pinned
+	// manifest rather than from next to the bundle; only then may the bundle
+	// travel over plain HTTP.
+	Pinned bool
+}
+
+// Record is what an installed tree says about its origin (RecordName).
+type Record struct {
+	Release     string    `json:"release"`
+	SHA256      string    `json:"sha256"`
+	URL         string    `json:"url"` // without query string: presigned URLs carry credentials
+	Format      Format    `json:"format"`
+	Size        int64     `json:"size"`
+	Files       int       `json:"files"`
+	Bytes       int64     `json:"bytes"`
+	InstalledAt time.Time `json:"installed_at"`
+}
+
+// Result reports what Install did.
+type Result struct {
+	Release string
+	// AlreadyInstalled is true when the tree was in place with this digest
+	// and nothing was fetched.
+	AlreadyInstalled bool
+	Record           Record
+	// Replaced is true when a previous tree was swapped out (and removed).
+	Replaced bool
+}
+
+// Installer puts module bundles into <Root>/lib/modules/<Release>.
+type Installer struct {
+	Root    string // "" means "/"
+	Release string
+	Limits  Limits
+	// Open returns the bundle's byte stream. Nil means a Fetcher with
+	// default settings.
+	Open func(ctx context.Context, b Bundle) (io.ReadCloser, error)
+	// Depmod builds the module indexes for base/lib/modules/<release>. It
+	// runs on the staging tree, before the tree becomes visible. Nil means
+	// RunDepmod; a tree that already carries modules.dep is accepted
+	// without depmod when the tool is missing.
+	Depmod func(ctx context.Context, base, release string) error
+	// NoSync skips syncfs and the directory fsyncs. Only for scratch roots
+	// (tests, throw-away image builds): without them a power cut right
+	// after the swap can expose empty files.
+	NoSync bool
+}
+
+// stepHook lets the crash tests stop the installer between its steps.
+var stepHook = func(string) {}
+
+// exchange swaps two paths atomically; a variable so that tests can take
+// the fallback a filesystem without RENAME_EXCHANGE forces.
+var exchange = func(a, b string) error {
+	return unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+}
+
+// ModulesDir is <root>/lib/modules, lexically. Installs go through
+// resolveModulesDir, which also follows lib -> usr/lib inside the root.
+func ModulesDir(root string) string {
+	if root == "" {
+		root = "/"
+	}
+	return filepath.Join(root, "lib", "modules")
+}
+
+// resolveModulesDir returns the host path of <root>/lib/modules with
+// symlinks resolved inside the root, creating it when create is set: an
+// image whose /lib is a symlink (merged /usr) must get its modules in its
+// own usr/lib, never in the host's through an absolute link. A missing
+// directory without create yields the lexical path.
+func resolveModulesDir(root string, create bool) (string, error) {
+	if root == "" || root == "/" {
+		if create {
+			if err := os.MkdirAll("/lib/modules", 0o755); err != nil {
+				return "", fmt.Errorf("create /lib/modules: %w", err)
+			}
+		}
+		if p, err := filepath.EvalSymlinks("/lib/modules"); err == nil {
+			return p, nil
+		}
+		return "/lib/modules", nil
+	}
+	if create {
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return "", fmt.Errorf("create root %s: %w", root, err)
+		}
+	}
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) && !create {
+		return ModulesDir(root), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("open root %s: %w", root, err)
+	}
+	defer unix.Close(rfd)
+	fd, err := inRoot(rfd, "lib", create)
+	if err != nil {
+		return lexicalIfMissing(root, err, create)
+	}
+	unix.Close(fd)
+	fd, err = inRoot(rfd, "lib/modules", create)
+	if err != nil {
+		return lexicalIfMissing(root, err, create)
+	}
+	defer unix.Close(fd)
+	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return "", fmt.Errorf("resolve %s/lib/modules: %w", root, err)
+	}
+	return p, nil
+}
+
+func lexicalIfMissing(root string, err error, create bool) (string, error) {
+	if !create && errors.Is(err, unix.ENOENT) {
+		return ModulesDir(root), nil
+	}
+	return "", fmt.Errorf("%s/lib/modules: %w", root, err)
+}
+
+// inRoot opens (and with create, makes) the directory rel resolved as if
+// rfd were "/".
+func inRoot(rfd int, rel string, create bool) (int, error) {
+	how := &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	}
+	fd, err := unix.Openat2(rfd, rel, how)
+	if !errors.Is(err, unix.ENOENT) || !create {
+		return fd, err
+	}
+	parent, name := filepath.Split(rel)
+	if parent == "" {
+		parent = "."
+	}
+	pfd, err := unix.Openat2(rfd, parent, how)
+	if err != nil {
+		return -1, err
+	}
+	err = unix.Mkdirat(pfd, name, 0o755)
+	unix.Close(pfd)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, err
+	}
+	return unix.Openat2(rfd, rel, how)
+}
+
+// Install makes the tree of in.Release the content of bundle b, verified.
+//
+// The bundle is streamed through SHA-256 and the decompressor into a staging
+// directory next to the target; only when the whole stream hashed to
+// b.SHA256 and depmod succeeded does the staged tree replace the target, in
+// one atomic rename (renameat2 RENAME_EXCHANGE), the previous tree then
+// being kept as <release>.flint-old until the new one is verified and finally
+// removed. Killed at any point, Install leaves either the previous tree or
+// the complete new one in place; the next call (or Recover) finishes or
+// rolls back the interrupted one. A tree that already records b.SHA256 and
+// has modules.dep is left alone.
+func (in *Installer) Install(ctx context.Context, b Bundle) (Result, error) {
+	res := Result{Release: in.Release}
+	want, err := normDigest(b.SHA256)
+	if err != nil {
+		return res, err
+	}
+	if err := validRelease(in.Release); err != nil {
+		return res, err
+	}
+	dir, err := resolveModulesDir(in.Root, true)
+	if err != nil {
+		return res, err
+	}
+	unlock, err := lock(dir, in.Release)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	if err := Recover(dir, in.Release); err != nil {
+		return res, err
+	}
+	if rec, ok := installed(dir, in.Release); ok && rec.SHA256 == want {
+		res.AlreadyInstalled, res.Record = true, rec
+		return res, nil
+	}
+
+	stepHook("stage")
+	staging, err := os.MkdirTemp(dir, "."+in.Release+stagingTag)
+	if err != nil {
+		return res, fmt.Errorf("create staging directory in %s: %w", dir, err)
+	}
+	defer discard(dir, staging)
+	tree := filepath.Join(staging, "lib", "modules", in.Release)
+	if err := os.MkdirAll(tree, 0o755); err != nil {
+		return res, fmt.Errorf("create staging directory: %w", err)
+	}
+
+	rec, err := in.fetchAndExtract(ctx, b, want, tree)
+	if err != nil {
+		return res, fmt.Errorf("install modules for %s from %s: %w", in.Release, redactURL(b.URL), err)
+	}
+	stepHook("depmod")
+	if err := in.depmod(ctx, staging, tree); err != nil {
+		return res, err
+	}
+	if err := writeRecord(tree, rec); err != nil {
+		return res, err
+	}
+	stepHook("sync")
+	// One syncfs instead of an fsync per file: the tree must be on disk
+	// before the rename makes it visible, or a power cut could expose empty
+	// files under a committed name.
+	if !in.NoSync {
+		if err := syncFS(staging); err != nil {
+			return res, err
+		}
+	}
+	replaced, err := swapIn(dir, in.Release, tree, durable(!in.NoSync))
+	if err != nil {
+		return res, err
+	}
+	stepHook("verify")
+	target := filepath.Join(dir, in.Release)
+	if got, ok := installed(dir, in.Release); !ok || got.SHA256 != want {
+		rollback(dir, in.Release)
+		return res, fmt.Errorf("install modules for %s: %s does not verify after the swap; previous tree restored", in.Release, target)
+	}
+	stepHook("cleanup")
+	if replaced {
+		discard(dir, filepath.Join(dir, in.Release+oldSuffix))
+	}
+	res.Record, res.Replaced = rec, replaced
+	return res, nil
+}
+
+func (in *Installer) fetchAndExtract(ctx context.Context, b Bundle, want, tree string) (Record, error) {
+	open := in.Open
+	if open == nil {
+		open = (&Fetcher{}).Open
+	}
+	stepHook("fetch")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	src, err := open(ctx, b)
+	if err != nil {
+		return Record{}, err
+	}
+	defer src.Close()
+	h := &hashCounter{h: sha256.New()}
+	raw := io.TeeReader(ctxReader{ctx, src}, h)
+	declared := b.Format
+	if declared == "" {
+		declared = FormatFromURL(b.URL)
+	}
+	dr, format, closeDec, err := Decompress(raw, declared)
+	if err != nil {
+		return Record{}, err
+	}
+	defer closeDec()
+	ra := newReadAhead(decodeErrors{dr, format}, cancel)
+	defer ra.Close()
+	stepHook("extract")
+	st, err := Extract(ra, tree, filepath.Base(tree), in.Limits)
+	if err != nil {
+		return Record{}, err
+	}
+	// The digest covers every byte of the bundle, so read what follows the
+	// end-of-archive marker too; a few records of padding are normal, more
+	// is a bundle hiding data after its archive.
+	if n, err := io.Copy(io.Discard, io.LimitReader(ra, 1<<20+1)); err != nil {
+		return Record{}, streamError(err)
+	} else if n > 1<<20 {
+		return Record{}, refuse("", "more than 1 MiB of data after the end of the archive")
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return Record{}, fmt.Errorf("read bundle: %w", err)
+	}
+	if b.Size > 0 && h.n != b.Size {
+		return Record{}, refuse("", "size %d bytes, expected %d", h.n, b.Size)
+	}
+	got := hex.EncodeToString(h.h.Sum(nil))
+	if got != want {
+		return Record{}, refuse("", "sha256 %s does not match the expected %s", got, want)
+	}
+	return Record{
+		Release:     filepath.Base(tree),
+		SHA256:      want,
+		URL:         redactURL(b.URL),
+		Format:      format,
+		Size:        h.n,
+		Files:       st.Files,
+		Bytes:       st.Bytes,
+		InstalledAt: time.Now().UTC().Truncate(time.Second),
+	}, nil
+}
+
+func (in *Installer) depmod(ctx context.Context, staging, tree string) error {
+	run := in.Depmod
+	if run == nil {
+		run = RunDepmod
+	}
+	err := run(ctx, staging, filepath.Base(tree))
+	if errors.Is(err, ErrNoDepmod) {
+		if _, serr := os.Stat(filepath.Join(tree, "modules.dep")); serr == nil {
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("install modules for %s: %w", filepath.Base(tree), err)
+	}
+	return nil
+}
+
+type hashCounter struct {
+	h hash.Hash
+	n int64
+}
+
+func (c *hashCounter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.h.Write(p)
+}
+
+// ctxReader stops a stream when the context ends, so a cancelled install
+// does not read a local file to its end.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, sourceError{err}
+	}
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = sourceError{err}
+	}
+	return n, err
+}
+
+// decodeErrors turns what the decompressor rejects into a refusal naming
+// the format, leaving failures of the source as they are.
+type decodeErrors struct {
+	r      io.Reader
+	format Format
+}
+
+func (d decodeErrors) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err == nil || err == io.EOF {
+		return n, err
+	}
+	var se sourceError
+	if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return n, err
+	}
+	return n, refuse("", "corrupt or hostile %s stream: %v", d.format, err)
+}
+
+func normDigest(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(s, "sha256:")))
+	if len(s) != 64 {
+		return "", fmt.Errorf("sha256 %q: want 64 hex digits", s)
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return "", fmt.Errorf("sha256 %q: not hex", s)
+	}
+	return s, nil
+}
+
+func validRelease(r string) error {
+	if r == "" || r == "." || r == ".." || strings.ContainsAny(r, "/\x00") || strings.HasPrefix(r, ".") ||
+		strings.HasSuffix(r, oldSuffix) {
+		return fmt.Errorf("invalid kernel release %q", r)
+	}
+	return nil
+}
+
+// redactURL drops the query and any user info: presigned URLs carry
+// credentials there, and the URL is logged and recorded.
+func redactURL(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	if i := strings.Index(u, "://"); i >= 0 {
+		if j := strings.IndexByte(u[i+3:], '@'); j >= 0 && !strings.Contains(u[i+3:i+3+j], "/") {
+			u = u[:i+3] + u[i+3+j+1:]
+		}
+	}
+	return u
+}
+
+// ReadRecord returns the record of the tree <dir>/<release>.
+func ReadRecord(dir, release string) (Record, error) {
+	var rec Record
+	b, err := os.ReadFile(filepath.Join(dir, release, RecordName))
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("read %s: %w", filepath.Join(dir, release, RecordName), err)
+	}
+	return rec, nil
+}
+
+// installed reports a tree that flint installed completely: modules.dep
+// present and a readable record.
+func installed(dir, release string) (Record, bool) {
+	if _, err := os.Lstat(filepath.Join(dir, release, "modules.dep")); err != nil {
+		return Record{}, false
+	}
+	rec, err := ReadRecord(dir, release)
+	return rec, err == nil && rec.SHA256 != ""
+}
+
+func writeRecord(tree string, rec Record) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tree, RecordName), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write bundle record: %w", err)
+	}
+	return nil
+}
+
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	return durable(true).dir(dir)
+}
+
+// durable says whether metadata changes are fsynced.
+type durable bool
+
+func (d durable) dir(dir string) error {
+	if !d {
+		return nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// swapIn makes tree the content of <dir>/<release>.
+//
+// With a previous tree: first mark it retired (so a crash after the swap
+// tells Recover which of the two trees in the staging directory is the old
+// one), exchange the two atomically, then move the old one to
+// <release>.flint-old. Without one: a single no-replace rename.
+func swapIn(dir, release, tree string, d durable) (replaced bool, err error) {
+	target := filepath.Join(dir, release)
+	old := target + oldSuffix
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		stepHook("rename")
+		if err := unix.Renameat2(unix.AT_FDCWD, tree, unix.AT_FDCWD, target, unix.RENAME_NOREPLACE); err != nil {
+			return false, fmt.Errorf("move new tree into %s: %w", target, err)
+		}
+		return false, d.dir(dir)
+	case err != nil:
+		return false, fmt.Errorf("inspect %s: %w", target, err)
+	case !fi.IsDir():
+		return false, fmt.Errorf("%s exists and is not a directory; remove it", target)
+	}
+	stepHook("retire")
+	if err := touchSync(filepath.Join(target, retiredName), d); err != nil {
+		return false, fmt.Errorf("mark previous tree %s: %w", target, err)
+	}
+	stepHook("exchange")
+	err = exchange(tree, target)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// No RENAME_EXCHANGE on this filesystem: two renames, with a moment
+		// where only <release>.flint-old exists; Recover restores it if we
+		// die there.
+		if err := os.Rename(target, old); err != nil {
+			return false, fmt.Errorf("move previous tree aside: %w", err)
+		}
+		stepHook("between")
+		if err := os.Rename(tree, target); err != nil {
+			os.Rename(old, target)
+			return false, fmt.Errorf("move new tree into %s: %w", target, err)
+		}
+		return true, d.dir(dir)
+	}
+	if err != nil {
+		os.Remove(filepath.Join(target, retiredName))
+		return false, fmt.Errorf("swap new tree into %s: %w", target, err)
+	}
+	stepHook("keep-old")
+	if err := os.Rename(tree, old); err != nil {
+		return true, fmt.Errorf("keep previous tree as %s: %w", old, err)
+	}
+	return true, d.dir(dir)
+}
+
+func touchSync(name string, d durable) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return d.dir(filepath.Dir(name))
+}
+
+// rollback puts <release>.flint-old back in place of a tree that failed
+// verification.
+func rollback(dir, release string) {
+	target := filepath.Join(dir, release)
+	old := target + oldSuffix
+	if _, err := os.Lstat(old); err != nil {
+		return
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, target, unix.RENAME_EXCHANGE); err != nil {
+		return
+	}
+	os.Remove(filepath.Join(target, retiredName))
+	syncDir(dir)
+	discard(dir, old)
+}
+
+// discard removes a directory of ours without ever leaving it half-removed
+// under a name Recover would trust: it is renamed to a trash name first.
+func discard(dir, p string) {
+	if _, err := os.Lstat(p); err != nil {
+		return
+	}
+	trash, err := os.MkdirTemp(dir, "."+strings.TrimPrefix(filepath.Base(p), ".")+trashTag)
+	if err != nil {
+		os.RemoveAll(p)
+		return
+	}
+	dest := filepath.Join(trash, "t")
+	if err := os.Rename(p, dest); err != nil {
+		os.RemoveAll(trash)
+		os.RemoveAll(p)
+		return
+	}
+	stepHook("discard")
+	os.RemoveAll(trash)
+}
+
+// Recover finishes or rolls back an install of release into dir
+// (<root>/lib/modules) that was interrupted, and removes flint's leftovers:
+//   - a staging directory holding a retired tree means the swap happened:
+//     that tree becomes <release>.flint-old; any other staging directory was
+//     never visible and is removed;
+//   - a retired mark on the live tree means the swap never happened: the
+//     mark is removed;
+//   - <release>.flint-old without a live tree (the two-rename fallback) is
+//     put back; with a live, complete tree it is removed.
+//
+// Install calls it first; the handler may call it at boot on its own.
+func Recover(dir, release string) error {
+	if err := validRelease(release); err != nil {
+		return err
+	}
+	target := filepath.Join(dir, release)
+	old := target + oldSuffix
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recover %s: %w", dir, err)
+	}
+	stagingPrefix := "." + release + stagingTag
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, "."+release) && strings.Contains(name, trashTag):
+			os.RemoveAll(filepath.Join(dir, name))
+		case strings.HasPrefix(name, stagingPrefix):
+			p := filepath.Join(dir, name)
+			inner := filepath.Join(p, "lib", "modules", release)
+			if _, err := os.Lstat(filepath.Join(inner, retiredName)); err == nil {
+				if _, err := os.Lstat(old); errors.Is(err, fs.ErrNotExist) {
+					if err := os.Rename(inner, old); err != nil {
+						return fmt.Errorf("recover %s: keep previous tree: %w", target, err)
+					}
+				}
+			}
+			discard(dir, p)
+		}
+	}
+	if _, err := os.Lstat(old); err == nil {
+		if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Rename(old, target); err != nil {
+				return fmt.Errorf("recover %s: restore previous tree: %w", target, err)
+			}
+			os.Remove(filepath.Join(target, retiredName))
+		} else if _, ok := installed(dir, release); ok {
+			discard(dir, old)
+		} else {
+			rollback(dir, release)
+		}
+	}
+	// Marked but never swapped, or swapped back by a rollback.
+	if err := os.Remove(filepath.Join(target, retiredName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("recover %s: %w", target, err)
+	}
+	return syncDir(dir)
+}
+
+// lock serialises installs of one release (a boot-time handler and a manual
+// "flint modules install" may overlap). The kernel drops the lock when the
+// process dies, so a killed install never blocks the next one.
+func lock(dir, release string) (func(), error) {
+	name := filepath.Join(dir, "."+release+lockTag)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return func() { f.Close() }, nil
+}

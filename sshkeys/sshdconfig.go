@@ -1,0 +1,159 @@
+package sshkeys
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/flint-dev/flint/internal/rootfs"
+)
+
+// DefaultAuthorizedKeysFile is sshd's compiled-in default (the first of its
+// two files is where keys are written).
+const DefaultAuthorizedKeysFile = ".ssh/authorized_keys"
+
+// SSHDPath is where sshd is looked for on the live system.
+var SSHDPath = "/usr/sbin/sshd"
+
+// AuthorizedKeysFile returns the root-relative path of the file sshd
+// reads u's keys from: the first AuthorizedKeysFile entry, with %h, %u,
+// %U and %% expanded and relative entries taken from the home directory.
+// On the live system sshd's effective setting comes from `sshd -T`; for a
+// root being provisioned (or when sshd -T cannot run, as before host keys
+// exist) the root's sshd_config and its Includes are read. "none" yields "".
+func AuthorizedKeysFile(ctx context.Context, root *rootfs.Root, u User) (rel, source string, err error) {
+	pattern, source := "", ""
+	if root.IsHost() {
+		if p, err := sshdT(ctx, u.Name); err == nil {
+			pattern, source = p, "sshd -T"
+		}
+	}
+	if source == "" {
+		p, err := ConfigValue(root, "etc/ssh/sshd_config", "authorizedkeysfile")
+		if err != nil {
+			return "", "", err
+		}
+		pattern, source = p, "sshd_config"
+		if p == "" {
+			pattern, source = DefaultAuthorizedKeysFile, "default"
+		}
+	}
+	first := strings.Fields(pattern)
+	if len(first) == 0 {
+		return path.Join(strings.TrimPrefix(u.Home, "/"), DefaultAuthorizedKeysFile), source, nil
+	}
+	if strings.EqualFold(first[0], "none") {
+		return "", source, nil
+	}
+	p := ExpandTokens(first[0], u)
+	if !strings.HasPrefix(p, "/") {
+		p = path.Join(u.Home, p)
+	}
+	return strings.TrimPrefix(path.Clean(p), "/"), source, nil
+}
+
+// ExpandTokens expands sshd's %% %h %u %U in an AuthorizedKeysFile entry.
+func ExpandTokens(p string, u User) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' || i+1 == len(p) {
+			b.WriteByte(p[i])
+			continue
+		}
+		i++
+		switch p[i] {
+		case '%':
+			b.WriteByte('%')
+		case 'h':
+			b.WriteString(u.Home)
+		case 'u':
+			b.WriteString(u.Name)
+		case 'U':
+			fmt.Fprint(&b, u.UID)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(p[i])
+		}
+	}
+	return b.String()
+}
+
+func sshdT(ctx context.Context, user string) (string, error) {
+	if _, err := os.Stat(SSHDPath); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, SSHDPath, "-T", "-C", "user="+user+",host=localhost,addr=127.0.0.1").Output()
+	if err != nil {
+		return "", fmt.Errorf("sshd -T: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), " ")
+		if k == "authorizedkeysfile" {
+			return v, nil
+		}
+	}
+	return "", errors.New("sshd -T printed no authorizedkeysfile")
+}
+
+// ConfigValue returns the first value of keyword (lower case) in an
+// sshd_config below root, following Include like sshd (globs, paths
+// relative to etc/ssh, resolved inside the root) and ignoring Match
+// blocks, which apply per connection. "" means not set.
+func ConfigValue(root *rootfs.Root, file, keyword string) (string, error) {
+	return configValue(root, file, keyword, 0)
+}
+
+func configValue(root *rootfs.Root, file, keyword string, depth int) (string, error) {
+	if depth > 16 {
+		return "", fmt.Errorf("%s: Include nested too deeply", root.Path(file))
+	}
+	b, err := root.ReadFile(file, rootfs.InRoot)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		k, v, _ := strings.Cut(strings.Replace(line, "=", " ", 1), " ")
+		k, v = strings.ToLower(k), strings.TrimSpace(v)
+		switch k {
+		case "match":
+			return "", nil
+		case "include":
+			for _, pat := range strings.Fields(v) {
+				if !strings.HasPrefix(pat, "/") {
+					pat = "/etc/ssh/" + pat
+				}
+				matches, _ := filepath.Glob(root.Path(pat))
+				for _, m := range matches {
+					rel, err := filepath.Rel(root.Dir(), m)
+					if err != nil || strings.HasPrefix(rel, "..") {
+						continue
+					}
+					if got, err := configValue(root, rel, keyword, depth+1); err != nil || got != "" {
+						return got, err
+					}
+				}
+			}
+		case keyword:
+			return strings.Trim(v, `"`), nil
+		}
+	}
+	return "", nil
+}
