@@ -145,8 +145,12 @@ func (g *guest) boot(t *testing.T, body string) string {
 	// slirp only forwards to addresses inside its network: make that the
 	// link-local /16, as on an instance, with the gateway at .0.2.
 	netdev := "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,dns=169.254.0.3,dhcpstart=169.254.0.15"
+	// A "tcp:" target would be one chardev connection that every guest
+	// connection shares (their bytes interleave); "cmd:" starts a relay per
+	// guest connection, and the relay only ever dials the host's loopback.
 	for guestAddr, host := range g.forward {
-		netdev += ",guestfwd=tcp:" + guestAddr + "-tcp:" + host
+		h, p, _ := strings.Cut(host, ":")
+		netdev += ",guestfwd=tcp:" + guestAddr + "-cmd:/bin/busybox nc " + h + " " + p
 	}
 	mac := "0e:49:61:0f:c3:11"
 	if len(g.macs) > 0 {

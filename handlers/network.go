@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/network"
@@ -21,7 +22,9 @@ func runNetwork(ctx context.Context, b *Boot) error {
 	if err := b.Section("network", &cfg); err != nil {
 		return err
 	}
-	h, err := netlink.NewHandle()
+	// Only rtnetlink: a kernel without XFRM (cloud kernels) refuses a
+	// handle that asks for every family.
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink: %w", err)
 	}

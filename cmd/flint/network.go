@@ -12,6 +12,7 @@ import (
 	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/network"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // newNetworkMetadata builds the metadata reader "flint network" uses. It
@@ -75,7 +76,7 @@ func cmdNetwork(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(stderr, "network: %v", err)
 	}
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fail(stderr, "network: open netlink: %v", err)
 	}

@@ -66,7 +66,9 @@ const (
 )
 
 func (res Resolution) flags() uint64 {
-	f := uint64(unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV)
+	// Not RESOLVE_NO_XDEV: a real root has /run, /var, /home on other
+	// mounts, and crossing them is what a path does.
+	f := uint64(unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS)
 	if res == Strict {
 		f |= unix.RESOLVE_NO_SYMLINKS
 	}
@@ -97,7 +99,7 @@ func (r *Root) open(rel string, flags int, mode uint32, res Resolution) (int, er
 var ErrSymlink = errors.New("path contains a symlink")
 
 func (r *Root) pathErr(op, rel string, err error, res Resolution) error {
-	if res == Strict && (err == unix.ELOOP || err == unix.EXDEV) {
+	if res == Strict && err == unix.ELOOP {
 		return &fs.PathError{Op: op, Path: r.Path(rel), Err: ErrSymlink}
 	}
 	return &fs.PathError{Op: op, Path: r.Path(rel), Err: err}

@@ -74,3 +74,17 @@ func TestSymlinkSwitchIsAtomic(t *testing.T) {
 		}
 	}
 }
+
+func TestPathsCrossMounts(t *testing.T) {
+	// /proc is always another mount below "/": resolving through it must work.
+	r, err := Open("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, res := range []Resolution{InRoot, Strict} {
+		if _, err := r.ReadFile("proc/sys/kernel/ostype", res); err != nil {
+			t.Errorf("reading across a mount (resolution %d): %v", res, err)
+		}
+	}
+}
