@@ -90,4 +90,3 @@ func short(sha string) string {
 	}
 	return sha
 }
-
