@@ -407,6 +407,7 @@ type progressReader struct {
 	n       int64
 	nextPct int64
 	last    time.Time
+	ended   bool // the final report is out; later EOFs stay quiet
 }
 
 func (f *Fetcher) withProgress(r io.ReadCloser, name string, size int64) io.ReadCloser {
@@ -419,6 +420,12 @@ func (f *Fetcher) withProgress(r io.ReadCloser, name string, size int64) io.Read
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
+	if p.ended {
+		return n, err
+	}
+	if err == io.EOF {
+		p.ended = true
+	}
 	switch {
 	case p.tty:
 		if now := time.Now(); now.Sub(p.last) > 200*time.Millisecond || err == io.EOF {

@@ -286,3 +286,18 @@ func TestRetryAfterIsReadInSeconds(t *testing.T) {
 		}
 	}
 }
+
+func TestProgressOnATerminalRedrawsOneLine(t *testing.T) {
+	body := compress(t, FormatTarGz, makeTar(t, crashBundleTree("new", 50)))
+	srv, _ := serveBundle(t, body, nil)
+	var out bytes.Buffer
+	f := fastFetcher(srv)
+	f.Progress, f.TTY = &out, true
+	if _, err := httpInstall(t, f, Bundle{URL: srv.URL + "/b.tar.gz", SHA256: digest(body), Pinned: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if !strings.HasPrefix(s, "\rfetch ") || !strings.HasSuffix(s, "100% "+mb(int64(len(body)))+"/"+mb(int64(len(body)))+"\n") || strings.Count(s, "\n") != 1 {
+		t.Fatalf("terminal progress %q", s)
+	}
+}

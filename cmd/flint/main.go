@@ -38,6 +38,7 @@ func commands() []command {
 		{"dump", "print the whole metadata tree", cmdDump},
 		{"userdata", "inspect user-data: its parts and the merged cloud-config", cmdUserdata},
 		{"network", "plan, apply or watch ENI configuration", cmdNetwork},
+		{"modules", "install or check the kernel-module bundle for a kernel", cmdModules},
 		{"ssh-keys", "print a user's SSH keys for sshd (AuthorizedKeysCommand)", cmdSSHKeys},
 		{"emulate", "serve an instance metadata emulator", cmdEmulate},
 		{"version", "print the version", cmdVersion},
