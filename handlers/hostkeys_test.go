@@ -96,3 +96,14 @@ func TestSSHDAcceptsTheHostKeysFlintWrites(t *testing.T) {
 		t.Fatalf("sshd -t: %v\n%s", err, out)
 	}
 }
+
+func TestARootWithoutSSHDGetsNoHostKeys(t *testing.T) {
+	in := newInstance(t)
+	r, out := hostKeysRun(t, in)
+	if r.Status != "ok" || !strings.Contains(strings.Join(r.Notes, "\n"), "no sshd in this root") {
+		t.Fatalf("%s %q %q\n%s", r.Status, r.Reason, r.Notes, out)
+	}
+	if _, err := os.Stat(filepath.Join(in.root, "etc/ssh")); !os.IsNotExist(err) {
+		t.Fatal("etc/ssh created")
+	}
+}

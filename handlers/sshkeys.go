@@ -75,7 +75,7 @@ func runSSHKeys(ctx context.Context, b *Boot) error {
 		return err
 	}
 	_, usersSet := ud.Config["users"]
-	specs, err := DecideUsers(ucfg.DefaultUser, cc, usersSet)
+	specs, err := DecideUsers(EffectiveDefaultUser(ucfg.DefaultUser, ud.Config["user"]), cc, usersSet)
 	if err != nil {
 		return err
 	}
@@ -98,6 +98,10 @@ func runSSHKeys(ctx context.Context, b *Boot) error {
 		if s.Default {
 			defaultUser = s.Name
 			ks = append(ks, shared...)
+		}
+		if len(s.SSHImportID) > 0 {
+			b.Note("%s: ssh_import_id is not supported (it fetches keys from the network); give ssh_authorized_keys", s.Name)
+			b.Log.Warn("ssh_import_id is not supported", "user", s.Name)
 		}
 		own, p := sshkeys.Parse("cloud-config users "+s.Name+" ssh_authorized_keys", strings.Join(s.SSHAuthorizedKeys, "\n"))
 		probs = append(probs, p...)

@@ -79,6 +79,69 @@ func DefaultUserName(cfg interface {
 // cloud-config chpasswd, and installs sudo rules (checked by visudo).
 var Users = &Func{N: "users", F: state.PerInstance, Fn: runUsers}
 
+// EffectiveDefaultUser applies cloud-config's `user:` key (a name, or a
+// mapping with name, gecos, groups, shell, sudo, lock_passwd) over the
+// configured default user, as cloud-init does. raw is the key's value
+// from the merged cloud-config (nil when absent).
+func EffectiveDefaultUser(def *DefaultUser, raw any) *DefaultUser {
+	var d DefaultUser
+	if def != nil {
+		d = *def
+	}
+	switch v := raw.(type) {
+	case string:
+		if v == "" {
+			return def
+		}
+		d.Name = v
+	case map[string]any:
+		if n, ok := v["name"].(string); ok && n != "" {
+			d.Name = n
+		}
+		if g, ok := v["gecos"].(string); ok {
+			d.Gecos = g
+		}
+		if sh, ok := v["shell"].(string); ok {
+			d.Shell = sh
+		}
+		if l, ok := v["lock_passwd"].(bool); ok {
+			d.LockPasswd = &l
+		}
+		if g := stringList(v["groups"]); g != nil {
+			d.Groups = g
+		}
+		if r := stringList(v["sudo"]); r != nil {
+			d.Sudo = r
+		}
+	default:
+		return def
+	}
+	if d.Name == "" {
+		return def
+	}
+	return &d
+}
+
+// stringList reads a list of strings or a comma-separated string.
+func stringList(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case string:
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 // UserSpec is one account the users handler makes sure of.
 type UserSpec struct {
 	Name, Gecos, HomeDir, PrimaryGroup, Shell string
@@ -88,6 +151,7 @@ type UserSpec struct {
 	// HashedPasswd and PlainTextPasswd are secrets: never logged or noted.
 	HashedPasswd, PlainTextPasswd string
 	SSHAuthorizedKeys             []string
+	SSHImportID                   []string
 	System, NoCreateHome          bool
 	NoUserGroup                   bool
 	UID                           *int64
@@ -121,7 +185,7 @@ func DecideUsers(def *DefaultUser, cc *userdata.CloudConfig, usersSet bool) ([]U
 				Shell: u.Shell, Groups: u.Groups, Sudo: u.Sudo,
 				LockPasswd:   u.LockPasswd == nil || *u.LockPasswd,
 				HashedPasswd: u.HashedPasswd, PlainTextPasswd: u.PlainTextPasswd,
-				SSHAuthorizedKeys: u.SSHAuthorizedKeys, System: u.System, NoCreateHome: u.NoCreateHome,
+				SSHAuthorizedKeys: u.SSHAuthorizedKeys, SSHImportID: u.SSHImportID, System: u.System, NoCreateHome: u.NoCreateHome,
 				NoUserGroup: u.NoUserGroup, UID: u.UID, Expiredate: u.Expiredate, Inactive: u.Inactive,
 			}
 			if s.HashedPasswd == "" {
@@ -255,7 +319,7 @@ func runUsers(ctx context.Context, b *Boot) error {
 		return err
 	}
 	_, usersSet := ud.Config["users"]
-	specs, err := DecideUsers(cfg.DefaultUser, cc, usersSet)
+	specs, err := DecideUsers(EffectiveDefaultUser(cfg.DefaultUser, ud.Config["user"]), cc, usersSet)
 	if err != nil {
 		return err
 	}
@@ -287,7 +351,11 @@ func runUsers(ctx context.Context, b *Boot) error {
 			}
 		}
 	}
-	sudoers := SudoersFor(specs)
+	oldSudoers, err := b.Root.ReadFile(sudoersFile, rootfs.InRoot)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	sudoers := SudoersFor(string(oldSudoers), specs)
 	for _, g := range missingGroups {
 		b.Note("group %s: create", g)
 	}
@@ -324,12 +392,13 @@ func runUsers(ctx context.Context, b *Boot) error {
 		}
 	}
 	for _, p := range pw {
-		args := []string{}
+		// A crypt method bypasses PAM, which does not work under --root.
+		args := []string{"--crypt-method", "SHA512"}
 		if p.Type == "hash" {
-			args = append(args, "-e")
+			args = []string{"--encrypted"}
 		}
 		if err := runTool(ctx, b, "chpasswd", args, []byte(p.Name+":"+p.Password+"\n")); err != nil {
-			return fmt.Errorf("chpasswd: setting the password of %s failed: %w", p.Name, errors.Unwrap(err))
+			return fmt.Errorf("chpasswd: setting the password of %s: %w", p.Name, err)
 		}
 		if expire {
 			if err := runTool(ctx, b, "passwd", []string{"--expire", p.Name}, nil); err != nil {
@@ -421,12 +490,12 @@ func ensureUser(ctx context.Context, b *Boot, s UserSpec) error {
 	}
 	set := s.HashedPasswd != "" || s.PlainTextPasswd != ""
 	if set && !s.LockPasswd {
-		args, secret := []string{"-e"}, s.HashedPasswd
+		args, secret := []string{"--encrypted"}, s.HashedPasswd
 		if s.HashedPasswd == "" {
-			args, secret = nil, s.PlainTextPasswd
+			args, secret = []string{"--crypt-method", "SHA512"}, s.PlainTextPasswd
 		}
 		if err := runTool(ctx, b, "chpasswd", args, []byte(s.Name+":"+secret+"\n")); err != nil {
-			return fmt.Errorf("setting the password of %s failed: %w", s.Name, errors.Unwrap(err))
+			return fmt.Errorf("setting the password of %s: %w", s.Name, err)
 		}
 	}
 	field, err := sshkeys.ShadowField(b.Root, s.Name)
@@ -441,20 +510,39 @@ func ensureUser(ctx context.Context, b *Boot, s UserSpec) error {
 	return nil
 }
 
-// SudoersFor renders the sudoers drop-in for specs ("" when no rules).
-func SudoersFor(specs []UserSpec) string {
+// SudoersFor returns the sudoers drop-in with the rules of specs added to
+// existing (the file as a previous instance left it): rules already there
+// are kept and not repeated, as cloud-init appends to its file. "" means
+// nothing to write.
+func SudoersFor(existing string, specs []UserSpec) string {
+	have := map[string]bool{}
+	for _, l := range strings.Split(existing, "\n") {
+		have[strings.TrimSpace(l)] = true
+	}
 	var sb strings.Builder
+	sb.WriteString(existing)
+	if existing == "" {
+		sb.WriteString("# Written by flint (users handler) from flint.yaml and cloud-config users.\n")
+	} else if !strings.HasSuffix(existing, "\n") {
+		sb.WriteByte('\n')
+	}
+	added := false
 	for _, s := range specs {
-		if len(s.Sudo) == 0 {
+		var rules []string
+		for _, r := range s.Sudo {
+			if line := s.Name + " " + strings.TrimSpace(r); !have[line] {
+				have[line] = true
+				rules = append(rules, line)
+			}
+		}
+		if len(rules) == 0 {
 			continue
 		}
-		if sb.Len() == 0 {
-			sb.WriteString("# Written by flint (users handler) from flint.yaml and cloud-config users.\n")
-		}
-		fmt.Fprintf(&sb, "\n# User rules for %s\n", s.Name)
-		for _, r := range s.Sudo {
-			fmt.Fprintf(&sb, "%s %s\n", s.Name, strings.TrimSpace(r))
-		}
+		fmt.Fprintf(&sb, "\n# User rules for %s\n%s\n", s.Name, strings.Join(rules, "\n"))
+		added = true
+	}
+	if !added {
+		return ""
 	}
 	return sb.String()
 }

@@ -241,6 +241,9 @@ users:
     ssh_authorized_keys: ["`+handAdded+`"]
   - name: svc
     system: true
+  - name: erin
+    lock_passwd: false
+    plain_text_passwd: "correct horse"
 chpasswd:
   expire: false
   users:
@@ -253,6 +256,9 @@ chpasswd:
 	}
 	if got := acctField(t, in, "etc/shadow", "admin", 1); got != "$6$other$abc" {
 		t.Errorf("chpasswd not applied to admin: %q", got)
+	}
+	if got := acctField(t, in, "etc/shadow", "erin", 1); !strings.HasPrefix(got, "$6$") {
+		t.Errorf("erin's plain text password not hashed into shadow: %q", got[:min(3, len(got))])
 	}
 	if !slices.Contains(strings.Split(acctField(t, in, "etc/group", "devs", 3), ","), "carol") {
 		t.Error("the missing group devs was not created with carol in it")
@@ -274,7 +280,7 @@ chpasswd:
 	if b, err := os.ReadFile(filepath.Join(in.root, "var/log/flint-output.log")); err == nil {
 		all += string(b)
 	}
-	if strings.Contains(all, "saltsalt") || strings.Contains(all, "$6$other") {
+	if strings.Contains(all, "saltsalt") || strings.Contains(all, "$6$other") || strings.Contains(all, "correct horse") {
 		t.Fatal("a password hash reached the logs")
 	}
 }
@@ -401,5 +407,52 @@ func TestLockingAPasswordNeverLocksKeyLoginsOut(t *testing.T) {
 				t.Fatal("a ! field blocks key logins when sshd runs without PAM")
 			}
 		})
+	}
+}
+
+func TestSudoRulesAreAddedOnceAndKeptAcrossInstances(t *testing.T) {
+	a := []handlers.UserSpec{{Name: "admin", Sudo: []string{"ALL=(ALL) NOPASSWD:ALL"}}}
+	first := handlers.SudoersFor("", a)
+	if !strings.Contains(first, "\nadmin ALL=(ALL) NOPASSWD:ALL\n") {
+		t.Fatalf("first: %q", first)
+	}
+	if again := handlers.SudoersFor(first, a); again != "" {
+		t.Fatalf("the same rules again rewrite the file: %q", again)
+	}
+	b := []handlers.UserSpec{{Name: "carol", Sudo: []string{"ALL=(ALL) ALL"}}}
+	next := handlers.SudoersFor(first, b)
+	if !strings.HasPrefix(next, first) || !strings.HasSuffix(next, "carol ALL=(ALL) ALL\n") {
+		t.Fatalf("a new instance's rules: %q", next)
+	}
+	if handlers.SudoersFor("", []handlers.UserSpec{{Name: "x"}}) != "" {
+		t.Fatal("no rules, yet a file")
+	}
+}
+
+func TestCloudConfigUserOverridesTheDefaultUser(t *testing.T) {
+	def := &handlers.DefaultUser{Name: "admin", Groups: []string{"sudo"}, Shell: "/bin/sh"}
+	no := false
+	tests := []struct {
+		name string
+		raw  any
+		want handlers.DefaultUser
+	}{
+		{"absent", nil, *def},
+		{"a name", "ubuntu", handlers.DefaultUser{Name: "ubuntu", Groups: []string{"sudo"}, Shell: "/bin/sh"}},
+		{"a mapping", map[string]any{"name": "ops", "groups": "adm, wheel", "lock_passwd": false},
+			handlers.DefaultUser{Name: "ops", Groups: []string{"adm", "wheel"}, Shell: "/bin/sh", LockPasswd: &no}},
+		{"junk", 42, *def},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := handlers.EffectiveDefaultUser(def, tt.raw)
+			if got.Name != tt.want.Name || !slices.Equal(got.Groups, tt.want.Groups) || got.Shell != tt.want.Shell ||
+				(got.LockPasswd == nil) != (tt.want.LockPasswd == nil) {
+				t.Fatalf("got %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
+	if def.Name != "admin" {
+		t.Fatal("the configured default user was modified")
 	}
 }

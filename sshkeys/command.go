@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +46,14 @@ func AuthorizedKeysFor(ctx context.Context, r imds.Reader, user string, o Lookup
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
+	}
+	// The two lookups below log from their own goroutines.
+	var logMu sync.Mutex
+	logf := o.Logf
+	o.Logf = func(f string, a ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		logf(f, a...)
 	}
 	if !ValidUserName(user) {
 		return nil, fmt.Errorf("user name %q is not one flint looks up", excerpt(user, 40))
@@ -100,7 +107,17 @@ func AuthorizedKeysFor(ctx context.Context, r imds.Reader, user string, o Lookup
 // MetadataKeys reads every meta-data/public-keys/N/openssh-key
 // concurrently and parses them; junk lines come back as problems.
 func MetadataKeys(ctx context.Context, r imds.Reader) ([]Key, []Problem, error) {
+	// Nearly every instance has one key, at index 0: asking for it beside
+	// the listing saves a round trip on the path sshd waits for.
+	first := make(chan struct{})
+	var firstBody []byte
+	var firstErr error
+	go func() {
+		defer close(first)
+		firstBody, firstErr = r.Get(ctx, "meta-data/public-keys/0/openssh-key")
+	}()
 	entries, err := r.List(ctx, "meta-data/public-keys/")
+	<-first
 	if errors.Is(err, imds.ErrNotFound) {
 		return nil, nil, nil
 	}
@@ -120,6 +137,10 @@ func MetadataKeys(ctx context.Context, r imds.Reader) ([]Key, []Problem, error) 
 	errs := make([]error, len(idx))
 	var wg sync.WaitGroup
 	for j, i := range idx {
+		if i == 0 {
+			bodies[j], errs[j] = firstBody, firstErr
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -149,7 +170,18 @@ func MetadataKeys(ctx context.Context, r imds.Reader) ([]Key, []Problem, error) 
 	return keys, probs, nil
 }
 
-var stapleNameRe = regexp.MustCompile(`^[0-9A-Fa-f]{40}$`)
+// stapleName reports a staple name that is a SHA-1 fingerprint in hex.
+func stapleName(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
 
 func instanceConnectKeys(ctx context.Context, r imds.Reader, user string, o Lookup) ([]Key, error) {
 	blob, err := r.Get(ctx, "meta-data/managed-ssh-keys/active-keys/"+user+"/")
@@ -198,7 +230,7 @@ func instanceConnectKeys(ctx context.Context, r imds.Reader, user string, o Look
 	var stErr error
 	for _, s := range staples {
 		s = strings.TrimSuffix(s, "/")
-		if !stapleNameRe.MatchString(s) {
+		if !stapleName(s) {
 			continue
 		}
 		wg.Add(1)

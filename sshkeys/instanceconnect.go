@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -53,19 +54,20 @@ type InstanceConnect struct {
 // ocspLeeway tolerates clock skew in OCSP validity times.
 const ocspLeeway = 5 * time.Minute
 
+// Compiled on first use: most `flint ssh-keys` runs never verify a key.
 var (
-	instanceIDRe = regexp.MustCompile(`^i-[0-9a-f]{8,32}$`)
-	zoneRe       = regexp.MustCompile(`^(([a-z]+-){2,3}[0-9])[a-z]$`)
-	domainRe     = regexp.MustCompile(`^[a-z0-9.-]+$`)
+	instanceIDRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^i-[0-9a-f]{8,32}$`) })
+	zoneRe       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(([a-z]+-){2,3}[0-9])[a-z]$`) })
+	domainRe     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9.-]+$`) })
 )
 
 // ExpectedSigner returns the CN the signer certificate must carry.
 func ExpectedSigner(zone, domain string) (string, error) {
-	m := zoneRe.FindStringSubmatch(zone)
+	m := zoneRe().FindStringSubmatch(zone)
 	if m == nil {
 		return "", fmt.Errorf("availability zone %q is malformed", excerpt(zone, 40))
 	}
-	if !domainRe.MatchString(domain) {
+	if !domainRe().MatchString(domain) {
 		return "", fmt.Errorf("services/domain %q is malformed", excerpt(domain, 60))
 	}
 	return "managed-ssh-signer." + m[1] + "." + domain, nil
@@ -74,7 +76,7 @@ func ExpectedSigner(zone, domain string) (string, error) {
 // Verify returns the keys that verify, and one line per key or block
 // dropped. A signer that does not verify drops every key (err says why).
 func (ic *InstanceConnect) Verify(now time.Time) (keys []Key, dropped []string, err error) {
-	if !instanceIDRe.MatchString(ic.InstanceID) {
+	if !instanceIDRe().MatchString(ic.InstanceID) {
 		return nil, nil, fmt.Errorf("instance id %q is malformed", excerpt(ic.InstanceID, 40))
 	}
 	signer, err := ic.verifySigner(now)

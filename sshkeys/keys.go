@@ -89,18 +89,17 @@ func ParseLine(line string) (k Key, ok bool, err error) {
 	return Key{Line: t, Options: opts, Type: pub.Type(), Comment: comment, Cert: isCert, pub: pub}, true, nil
 }
 
-// knownTypes are the key and certificate types sshd accepts.
-var knownTypes = map[string]bool{}
-
-func init() {
-	for _, t := range []string{
-		ssh.KeyAlgoRSA, ssh.KeyAlgoDSA, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+// knownType reports a key or certificate type sshd accepts. A switch,
+// not a map built at init: `flint ssh-keys` starts once per login.
+func knownType(t string) bool {
+	switch t {
+	case ssh.KeyAlgoRSA, "ssh-dss", ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
 		ssh.KeyAlgoED25519, ssh.KeyAlgoSKECDSA256, ssh.KeyAlgoSKED25519,
-		ssh.CertAlgoRSAv01, ssh.CertAlgoDSAv01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01,
-		ssh.CertAlgoECDSA521v01, ssh.CertAlgoED25519v01, ssh.CertAlgoSKECDSA256v01, ssh.CertAlgoSKED25519v01,
-	} {
-		knownTypes[t] = true
+		ssh.CertAlgoRSAv01, "ssh-dss-cert-v01@openssh.com", ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01,
+		ssh.CertAlgoECDSA521v01, ssh.CertAlgoED25519v01, ssh.CertAlgoSKECDSA256v01, ssh.CertAlgoSKED25519v01:
+		return true
 	}
+	return false
 }
 
 // reason turns the library's "ssh: no key found" into what a person can
@@ -108,7 +107,7 @@ func init() {
 // to a key (truncated in a copy and paste).
 func reason(line string, err error) string {
 	for _, f := range strings.Fields(line) {
-		if knownTypes[f] {
+		if knownType(f) {
 			return "the " + f + " key data is truncated or corrupt"
 		}
 	}

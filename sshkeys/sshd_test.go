@@ -73,7 +73,7 @@ func throwawayUser(t *testing.T) string {
 // and every parent are root-owned and not group- or world-writable (which
 // rules out /tmp). It holds the flint binary and the root whose flint.yaml
 // names the default user.
-func commandDir(t *testing.T, defaultUser string) (flint, root string) {
+func commandDir(t *testing.T, defaultUser string, caBundle []byte) (flint, root string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("/run", "flinttest-")
 	if err != nil {
@@ -91,7 +91,10 @@ func commandDir(t *testing.T, defaultUser string) (flint, root string) {
 	}
 	root = filepath.Join(dir, "root")
 	os.MkdirAll(filepath.Join(root, "etc/flint"), 0o755)
-	cfg := "users:\n  default_user:\n    name: " + defaultUser + "\n"
+	cfg := "users:\n  default_user:\n    name: " + defaultUser + "\nssh_keys:\n  ca_bundle: /ca.crt\n"
+	if err := os.WriteFile(filepath.Join(root, "ca.crt"), caBundle, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(root, "etc/flint/flint.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -141,12 +144,18 @@ func TestARealSSHDLogsInWithTheKeysFlintServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := throwawayUser(t)
-	flint, root := commandDir(t, user)
+	pki := newEICPKI(t, "")
+	flint, root := commandDir(t, user, pemCerts(pki.root))
 	emu, url := emulator(t)
 	dir := t.TempDir()
 	served, servedPub := clientKey(t, dir, "served")
 	stranger, _ := clientKey(t, dir, "stranger")
+	connectKey, connectPub := clientKey(t, dir, "instance-connect")
+	expiredKey, expiredPub := clientKey(t, dir, "expired")
 	emu.Set("meta-data/public-keys/2=flinttest/openssh-key", []byte(servedPub+"\n"))
+	pki.serve(t, emu.Set, user,
+		pki.block(t, connectPub, testInstance, time.Now().Add(time.Hour)),
+		pki.block(t, expiredPub, testInstance, time.Now().Add(-time.Minute)))
 	hk, err := sshkeys.GenerateHostKey("ed25519", "root@flinttest")
 	if err != nil {
 		t.Fatal(err)
@@ -198,8 +207,14 @@ KbdInteractiveAuthentication no
 			if out, err := login(sshc, served, user, port); err != nil {
 				t.Fatalf("login with the served key: %v\n%s\nsshd:\n%s", err, out, log.String())
 			}
+			if out, err := login(sshc, connectKey, user, port); err != nil {
+				t.Fatalf("login with a verified Instance Connect key: %v\n%s\nsshd:\n%s", err, out, log.String())
+			}
 			if out, err := login(sshc, stranger, user, port); err == nil {
 				t.Fatalf("login with a key the emulator does not serve succeeded: %s", out)
+			}
+			if out, err := login(sshc, expiredKey, user, port); err == nil {
+				t.Fatalf("login with an expired Instance Connect key succeeded: %s", out)
 			}
 			if out, err := login(sshc, served, "nobody", port); err == nil {
 				t.Fatalf("another user logged in with the default user's key: %s", out)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/imds"
+	"github.com/flint-dev/flint/internal/config"
 	"github.com/flint-dev/flint/sshkeys"
 )
 
@@ -37,7 +38,9 @@ func cmdSSHKeys(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitUsage
 	}
 	user := fs.Arg(0)
-	cfg, err := handlers.LoadConfig(*root, "")
+	// Only the sections read here are decoded (strictly); `flint config
+	// check` and boots validate the rest.
+	cfg, err := loadSSHKeysConfig(*root)
 	if err != nil {
 		// A broken config must not lock people out: Instance Connect keys
 		// still work without it.
@@ -86,6 +89,14 @@ func cmdSSHKeys(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	w := bufferedLines(lines)
 	stdout.Write(w)
 	return exitOK
+}
+
+func loadSSHKeysConfig(root string) (*config.Config, error) {
+	paths, err := config.Paths(root, handlers.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	return config.Load(paths, handlers.Sections())
 }
 
 func bufferedLines(lines []string) []byte {
