@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flint-dev/flint/internal/state"
@@ -30,9 +31,9 @@ const DefaultFinalMessage = "## template: jinja\n" +
 const finalDatasource = "DataSourceEc2 (flint)"
 
 var (
-	templateHeader = regexp.MustCompile(`(?i)^##\s*template:\s*(\S*)`)
-	basicVar       = regexp.MustCompile(`\$\{([A-Za-z0-9_.]+)\}|\$([A-Za-z0-9_.]+)`)
-	jinjaVar       = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`)
+	templateHeader = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^##\s*template:\s*(\S*)`) })
+	basicVar       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{([A-Za-z0-9_.]+)\}|\$([A-Za-z0-9_.]+)`) })
+	jinjaVar       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`) })
 )
 
 // RenderFinalMessage renders msg as cloud-init's final_message module
@@ -54,10 +55,10 @@ func RenderFinalMessage(msg string, vars map[string]string) string {
 		return v, ok && strings.ToUpper(name) == name
 	}
 	first, rest, _ := strings.Cut(msg, "\n")
-	if m := templateHeader.FindStringSubmatch(first); m != nil {
+	if m := templateHeader().FindStringSubmatch(first); m != nil {
 		if strings.EqualFold(m[1], "jinja") {
-			return jinjaVar.ReplaceAllStringFunc(rest, func(s string) string {
-				if v, ok := lookup(jinjaVar.FindStringSubmatch(s)[1]); ok {
+			return jinjaVar().ReplaceAllStringFunc(rest, func(s string) string {
+				if v, ok := lookup(jinjaVar().FindStringSubmatch(s)[1]); ok {
 					return v
 				}
 				return s
@@ -65,8 +66,8 @@ func RenderFinalMessage(msg string, vars map[string]string) string {
 		}
 		msg = rest
 	}
-	return basicVar.ReplaceAllStringFunc(msg, func(s string) string {
-		sm := basicVar.FindStringSubmatch(s)
+	return basicVar().ReplaceAllStringFunc(msg, func(s string) string {
+		sm := basicVar().FindStringSubmatch(s)
 		name := sm[1] + sm[2]
 		// "$UPTIME." ends a sentence; cloud-init would read a key path.
 		trail := ""

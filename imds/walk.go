@@ -23,7 +23,7 @@ type Entry struct {
 // IMDS lists them without a trailing "/".
 var rootDirs = map[string]bool{"meta-data": true, "dynamic": true}
 
-var indexedKey = regexp.MustCompile(`^([0-9]+)=`)
+var indexedKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)=`) })
 
 // Dump walks the directory root ("" for everything) concurrently and
 // returns every leaf sorted by path. Listings name directories with a
@@ -75,7 +75,7 @@ func Walk(ctx context.Context, r Reader, root string) ([]Entry, error) {
 		}
 		for _, name := range names {
 			child, childDir := strings.TrimSuffix(name, "/"), strings.HasSuffix(name, "/")
-			if m := indexedKey.FindStringSubmatch(child); m != nil {
+			if m := indexedKey().FindStringSubmatch(child); m != nil {
 				child, childDir = m[1], true
 			}
 			if path == "" {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // This file renders the subset of jinja that user-data templates use in
@@ -14,7 +15,7 @@ import (
 // expressions) is rejected with an error naming the construct, rather than
 // rendered differently from cloud-init.
 
-var jinjaTypeLine = regexp.MustCompile(`(?i)^##\s*template:(.*)`)
+var jinjaTypeLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^##\s*template:(.*)`) })
 
 // MissingJinjaPrefix is what an undefined variable renders as, exactly as
 // in cloud-init, so scripts that test for it keep working.
@@ -63,14 +64,14 @@ func isVersionKey(k string) bool {
 	return true
 }
 
-var jinjaExpr = regexp.MustCompile(`\{\{(.*?)\}\}`)
+var jinjaExpr = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{(.*?)\}\}`) })
 
 // renderJinja renders a "## template: jinja" payload (header line
 // included) against instance data.
 func renderJinja(payload []byte, instanceData map[string]any) ([]byte, error) {
 	text := string(payload)
 	ident, rest, _ := strings.Cut(text, "\n")
-	m := jinjaTypeLine.FindStringSubmatch(ident)
+	m := jinjaTypeLine().FindStringSubmatch(ident)
 	if m == nil {
 		return nil, fmt.Errorf("not a jinja template")
 	}
@@ -84,7 +85,7 @@ func renderJinja(payload []byte, instanceData map[string]any) ([]byte, error) {
 	}
 	vars := jinjaVars(instanceData)
 	var rerr error
-	out := jinjaExpr.ReplaceAllStringFunc(rest, func(s string) string {
+	out := jinjaExpr().ReplaceAllStringFunc(rest, func(s string) string {
 		if rerr != nil {
 			return ""
 		}
@@ -118,13 +119,15 @@ func closing(tok string) string {
 	return "#}"
 }
 
-var jinjaPathStep = regexp.MustCompile(`^(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*'([^']*)'\s*\]|\[\s*"([^"]*)"\s*\]|\[\s*([0-9]+)\s*\])`)
-var jinjaIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*`)
+var jinjaPathStep = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*'([^']*)'\s*\]|\[\s*"([^"]*)"\s*\]|\[\s*([0-9]+)\s*\])`)
+})
+var jinjaIdent = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*`) })
 
 type undefined struct{ name string }
 
 func evalJinja(expr string, vars map[string]any) (string, error) {
-	name := jinjaIdent.FindString(expr)
+	name := jinjaIdent().FindString(expr)
 	if name == "" {
 		return "", fmt.Errorf("jinja expression {{ %s }} is not supported (only variable lookups are)", expr)
 	}
@@ -134,7 +137,7 @@ func evalJinja(expr string, vars map[string]any) (string, error) {
 	}
 	rest := strings.TrimSpace(expr[len(name):])
 	for rest != "" {
-		g := jinjaPathStep.FindStringSubmatch(rest)
+		g := jinjaPathStep().FindStringSubmatch(rest)
 		if g == nil {
 			return "", fmt.Errorf("jinja expression {{ %s }} is not supported (only variable lookups are)", expr)
 		}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // DefaultMergeHow is the strategy cloud-init applies between cloud-config
@@ -35,7 +36,7 @@ func (m MergeHow) String() string {
 	return b.String()
 }
 
-var mergerName = regexp.MustCompile(`^([a-zA-Z_][A-Za-z0-9_]*)\((.*?)\)$`)
+var mergerName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([a-zA-Z_][A-Za-z0-9_]*)\((.*?)\)$`) })
 
 // ParseMergeHow parses the string form used by `merge_how` and the
 // Merge-Type header, e.g. "list(append)+dict(recurse_array)+str()".
@@ -46,7 +47,7 @@ func ParseMergeHow(s string) (MergeHow, error) {
 		if m == "" {
 			continue
 		}
-		g := mergerName.FindStringSubmatch(m)
+		g := mergerName().FindStringSubmatch(m)
 		if g == nil {
 			return nil, fmt.Errorf("merge type %q is not of the form name(options)", m)
 		}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -24,10 +25,16 @@ const maxYAMLDepth = 200
 // YAML 1.1 implicit resolvers as PyYAML's SafeLoader applies them; yaml.v3
 // resolves YAML 1.2, which would read `yes` as a string and `0644` as 644.
 var (
-	yaml11Bool  = regexp.MustCompile(`^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`)
-	yaml11Int   = regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`)
-	yaml11Float = regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
-	yaml11Null  = regexp.MustCompile(`^(?:~|null|Null|NULL|)$`)
+	yaml11Bool = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`)
+	})
+	yaml11Int = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`)
+	})
+	yaml11Float = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
+	})
+	yaml11Null = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:~|null|Null|NULL|)$`) })
 )
 
 // errNotSingleDocument mirrors PyYAML's safe_load refusing a stream of
@@ -329,11 +336,11 @@ func scalar11(n *yaml.Node) (any, error) {
 		return s, nil
 	}
 	switch {
-	case yaml11Null.MatchString(s):
+	case yaml11Null().MatchString(s):
 		return nil, nil
-	case yaml11Bool.MatchString(s):
+	case yaml11Bool().MatchString(s):
 		return bool11(s)
-	case yaml11Int.MatchString(s):
+	case yaml11Int().MatchString(s):
 		v, err := int11(s)
 		if err != nil {
 			// Larger than int64: Python keeps it exact, JSON readers will
@@ -341,7 +348,7 @@ func scalar11(n *yaml.Node) (any, error) {
 			return float11(s)
 		}
 		return v, nil
-	case yaml11Float.MatchString(s):
+	case yaml11Float().MatchString(s):
 		return float11(s)
 	}
 	return s, nil

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -206,7 +207,7 @@ func (c *Config) Files() []string {
 	return out
 }
 
-var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var lineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`) })
 
 // decodeStrict decodes n into v, first rejecting keys that v's type does
 // not have, and turns yaml's "line N: ..." messages into "FILE:N: ...".
@@ -320,7 +321,7 @@ func yamlMsg(err error) string {
 }
 
 func lineMsg(s string) string {
-	if m := lineRE.FindStringSubmatch(s); m != nil {
+	if m := lineRE().FindStringSubmatch(s); m != nil {
 		return m[1] + ": " + m[2]
 	}
 	return " " + strings.TrimPrefix(s, "yaml: ")
