@@ -1,22 +1,59 @@
 #!/bin/sh
 # The first-boot demo behind 'make run': flint's built-in IMDS emulator on
-# 127.0.0.1 and a sandbox root in a temporary directory. Nothing leaves
-# loopback, and without --live flint only plans live changes (hostname of
-# the host, netlink, module loading, running scripts).
+# 127.0.0.1 and a sandbox root in a temporary directory.
+#
+# As root (with unshare and ip), the demo runs in a private network
+# namespace holding two veth links with the fixture's ENI MACs, so the run
+# is --live: the network is configured for real inside that namespace,
+# the default user is created in the sandbox's passwd, the user-data
+# script runs (writing below the sandbox). Nothing touches the host's
+# network or files outside the sandbox. Without root it plans instead.
 set -eu
 flint=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+
+if [ "${FLINT_DEMO_INSIDE:-}" = "" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v ip >/dev/null; then
+	FLINT_DEMO_INSIDE=1 exec unshare --net sh "$0" "$@"
+fi
+
 port=${FLINT_DEMO_PORT:-18338}
 endpoint=http://127.0.0.1:$port
 sandbox=$(mktemp -d /tmp/flint-demo.XXXXXX)
+live=""
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+if [ "${FLINT_DEMO_INSIDE:-}" = 1 ]; then
+	live=--live
+	ip link set lo up
+	# The instance's two ENIs, as the fixture describes them; the peers
+	# stand for the VPC. The primary's address is what DHCP would give it.
+	ip link add eth0 address 0e:49:61:0f:c3:11 type veth peer name vpc0
+	ip link add eth1 address 0e:7c:1a:44:aa:02 type veth peer name vpc1
+	for l in eth0 eth1 vpc0 vpc1; do ip link set "$l" up; done
+	ip addr add 10.0.1.23/24 dev eth0
+	# A minimal image: the account files useradd --root needs.
+	mkdir -p "$sandbox/etc" "$sandbox/var/tmp" "$sandbox/home" "$sandbox/root"
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$sandbox/etc/passwd"
+	printf 'root:x:0:\nadm:x:4:\nsudo:x:27:\nusers:x:100:\n' >"$sandbox/etc/group"
+	printf 'root:*:19000:0:99999:7:::\n' >"$sandbox/etc/shadow"
+	printf 'root:*::\nadm:*::\nsudo:*::\nusers:*::\n' >"$sandbox/etc/gshadow"
+	printf 'USERGROUPS_ENAB yes\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nSYS_UID_MIN 100\nSYS_UID_MAX 999\nSYS_GID_MIN 100\nSYS_GID_MAX 999\n' >"$sandbox/etc/login.defs"
+	chmod 0640 "$sandbox/etc/shadow" "$sandbox/etc/gshadow"
+	mkdir -p "$sandbox/etc/flint"
+	printf 'users:\n  default_user:\n    name: admin\n    groups: [adm, sudo]\n' >"$sandbox/etc/flint/flint.yaml"
+fi
+
 "$flint" emulate --listen 127.0.0.1:$port --quiet >/dev/null &
 emu=$!
 trap 'kill $emu 2>/dev/null; wait $emu 2>/dev/null || true' EXIT
 for i in $(seq 50); do "$flint" get --endpoint "$endpoint" meta-data/instance-id >/dev/null 2>&1 && break; sleep 0.1; done
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -n "$live" ]; then
+	step "a private network namespace with the instance's ENIs (before)"
+	ip -br addr
+fi
 
-step "flint run --root $sandbox   (first boot of i-0123456789abcdef0)"
-"$flint" run --root "$sandbox" --endpoint "$endpoint" 2>&1 || true
+step "flint run --root $sandbox $live   (first boot of i-0123456789abcdef0)"
+"$flint" run --root "$sandbox" $live --endpoint "$endpoint" 2>&1 || true
 
 step "flint status --root $sandbox"
 "$flint" status --root "$sandbox" || true
@@ -24,26 +61,33 @@ step "flint status --root $sandbox"
 step "flint analyze --root $sandbox"
 "$flint" analyze --root "$sandbox"
 
-step "flint run --root $sandbox   (a reboot: per-instance handlers do not run again)"
-"$flint" run --root "$sandbox" --endpoint "$endpoint" >/dev/null 2>&1 || true
+if [ -n "$live" ]; then
+	step "the network flint configured (addresses, rules, ENI 1's table 10001)"
+	ip -br addr
+	ip rule
+	ip route show table 10001
+	ip -6 route show table 10001
+	step "the sandbox's default user, keys and user-data output"
+	grep '^admin:' "$sandbox/etc/passwd" || true
+	cut -c1-60 "$sandbox/home/admin/.ssh/authorized_keys" 2>/dev/null || true
+	cat "$sandbox/var/tmp/flint-userdata-script" "$sandbox/var/tmp/flint-runcmd" 2>/dev/null || true
+fi
+
+step "flint run --root $sandbox $live   (a reboot: per-instance handlers do not run again)"
+"$flint" run --root "$sandbox" $live --endpoint "$endpoint" >/dev/null 2>&1 || true
 "$flint" analyze --root "$sandbox"
 
 step "what the first boot wrote in the sandbox"
-(cd "$sandbox" && find . -type f -o -type l | sort | sed 's|^\./|/|')
+(cd "$sandbox" && find . \( -type f -o -type l \) | sort | sed 's|^\./|/|')
 
-step "flint run --only network --dry-run   (the network plan for this machine's links)"
+step "flint run --only network --dry-run   (nothing left to do)"
 "$flint" run --root "$sandbox" --endpoint "$endpoint" --only network --dry-run 2>/dev/null || true
 
-if "$flint" help | grep -q '^  query'; then
-	step "flint query -i -t -z -o   (ec2-metadata compatible)"
-	"$flint" query --endpoint "$endpoint" -i -t -z -o
-fi
-if "$flint" help | grep -q '^  userdata'; then
-	step "flint userdata inspect --json   (the instance's user-data, parsed as cloud-init would)"
-	"$flint" userdata inspect --endpoint "$endpoint" --json | head -n 30
-fi
+step "flint query -i -t -z -o   (ec2-metadata compatible)"
+"$flint" query --endpoint "$endpoint" -i -t -z -o
 
-step "flint dump (first lines)"
-"$flint" dump --endpoint "$endpoint" | head -n 8
+step "flint userdata inspect --json   (the instance's user-data, parsed as cloud-init would)"
+"$flint" userdata inspect --endpoint "$endpoint" --json | head -n 30
+
 echo
 echo "sandbox root kept at $sandbox"
