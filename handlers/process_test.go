@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,5 +194,34 @@ func TestAnalyzePrintsEveryHandlerWithTotals(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("analyze output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestSystemdIsToldProgressAndReadiness(t *testing.T) {
+	in := newInstance(t)
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cmd := flint(t, in, "run", "--root", in.root, "--only", "hostname")
+	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+sock)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got []string
+	buf := make([]byte, 4096)
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		got = append(got, string(buf[:n]))
+	}
+	all := strings.Join(got, "|")
+	if !strings.Contains(all, "STATUS=running hostname") || !strings.Contains(all, "STATUS=done") || got[len(got)-1] != "READY=1" {
+		t.Errorf("notifications %q: want STATUS=running hostname…, STATUS=done, then READY=1", got)
 	}
 }
