@@ -62,20 +62,7 @@ func runSSHKeys(ctx context.Context, b *Boot) error {
 	if err := b.Section("ssh_keys", &cfg); err != nil {
 		return err
 	}
-	var ucfg usersConfig
-	if err := b.Section("users", &ucfg); err != nil {
-		return err
-	}
-	ud, err := b.UserData(ctx)
-	if err != nil {
-		return err
-	}
-	cc, err := b.CloudConfig(ctx)
-	if err != nil {
-		return err
-	}
-	_, usersSet := ud.Config["users"]
-	specs, err := DecideUsers(EffectiveDefaultUser(ucfg.DefaultUser, ud.Config["user"]), cc, usersSet)
+	cc, specs, err := decidedUsers(ctx, b)
 	if err != nil {
 		return err
 	}

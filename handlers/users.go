@@ -305,21 +305,29 @@ func lastArg(a []string) string {
 // sudoersFile is where flint's sudo rules go (cloud-init uses 90-cloud-init-users).
 const sudoersFile = "etc/sudoers.d/90-flint-users"
 
-func runUsers(ctx context.Context, b *Boot) error {
+// decidedUsers reads what the users and ssh-keys handlers both act on:
+// the users section, the cloud-config, and the accounts DecideUsers makes
+// of them.
+func decidedUsers(ctx context.Context, b *Boot) (*userdata.CloudConfig, []UserSpec, error) {
 	var cfg usersConfig
 	if err := b.Section("users", &cfg); err != nil {
-		return err
+		return nil, nil, err
 	}
 	ud, err := b.UserData(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	cc, err := b.CloudConfig(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	_, usersSet := ud.Config["users"]
 	specs, err := DecideUsers(EffectiveDefaultUser(cfg.DefaultUser, ud.Config["user"]), cc, usersSet)
+	return cc, specs, err
+}
+
+func runUsers(ctx context.Context, b *Boot) error {
+	cc, specs, err := decidedUsers(ctx, b)
 	if err != nil {
 		return err
 	}
