@@ -104,20 +104,27 @@ type failure struct {
 	err  error
 }
 
-// failures returns, once every fetch has finished, the first failure that
-// was not about one path (nil if none) and the paths that failed on their
-// own, sorted.
-func (f *fetcher) failures() (service error, paths []failure) {
+// failures returns, once every fetch has finished, the paths that failed
+// on their own, sorted, and the first failure that was not about one path
+// (nil if none).
+func (f *fetcher) failures() (paths []failure, service error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, p := range f.order {
-		c := f.calls[p]
+	calls := make([]*call, len(f.order))
+	for i, p := range f.order {
+		calls[i] = f.calls[p]
+	}
+	order := f.order
+	f.mu.Unlock()
+	for i, c := range calls {
+		<-c.done // a fetch records a service failure under f.mu
 		if c.err != nil && !errors.Is(c.err, imds.ErrNotFound) {
-			paths = append(paths, failure{p, c.err})
+			paths = append(paths, failure{order[i], c.err})
 		}
 	}
 	sort.Slice(paths, func(i, j int) bool { return paths[i].path < paths[j].path })
-	return f.serviceErr, paths
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return paths, f.serviceErr
 }
 
 // pathError is a path that cannot be put in a request URL.

@@ -56,7 +56,7 @@ func (c *Command) Run(ctx context.Context, g Getter, stdout, stderr io.Writer) i
 		f := newFetcher(ctx, g)
 		defer f.cancel()
 		results = resolve(f, c.steps)
-		service, failed := f.failures()
+		failed, service := f.failures()
 		if service != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", prog, service)
 			if !c.JSON {
@@ -65,7 +65,8 @@ func (c *Command) Run(ctx context.Context, g Getter, stdout, stderr io.Writer) i
 			return 1
 		}
 		for _, x := range failed {
-			fmt.Fprintf(stderr, "%s: %s: %v\n", prog, x.path, x.err)
+			// The client's errors name the request; that is the path.
+			fmt.Fprintf(stderr, "%s: %v\n", prog, x.err)
 			code = 1
 		}
 	} else {
