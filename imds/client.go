@@ -118,6 +118,9 @@ type Client struct {
 	token  string
 	expiry time.Time
 	v1     bool // fell back to IMDSv1 for the rest of this client's life
+	// tokErr is the last token failure, shared until tokErrUntil.
+	tokErr      error
+	tokErrUntil time.Time
 
 	puts, gets atomic.Int64
 }

@@ -495,3 +495,22 @@ func TestTruncatedResponseIsRetriedThenReported(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestConcurrentReadsShareOneFailedTokenRequest(t *testing.T) {
+	emu, c := start(t, imdstest.Options{Faults: []imdstest.Fault{{Path: "api/token", Status: 500}}},
+		imds.Options{MaxAttempts: 2, MaxBackoff: 10 * time.Millisecond})
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Get(context.Background(), "meta-data/instance-id"); err == nil {
+				t.Error("a read succeeded without a token")
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(emu.Log()); n != 2 {
+		t.Errorf("%d requests for 10 readers behind one failing token PUT, want its 2 attempts:\n%s", n, sequence(emu.Log()))
+	}
+}

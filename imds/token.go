@@ -29,6 +29,11 @@ func (c *Client) getToken(ctx context.Context) (string, error) {
 		return c.token, nil
 	}
 	c.token = ""
+	if c.tokErr != nil && time.Now().Before(c.tokErrUntil) {
+		// Requests that queued behind a failed PUT share its answer
+		// instead of each sending their own round of PUTs.
+		return "", c.tokErr
+	}
 	tok, ttl, err := c.fetchToken(ctx)
 	if err != nil {
 		var fb *fallback
@@ -37,11 +42,19 @@ func (c *Client) getToken(ctx context.Context) (string, error) {
 			c.v1 = true
 			return "", nil
 		}
+		if ctx.Err() == nil {
+			c.tokErr, c.tokErrUntil = err, time.Now().Add(tokenErrorHold)
+		}
 		return "", err
 	}
+	c.tokErr = nil
 	c.token, c.expiry = tok, time.Now().Add(ttl)
 	return tok, nil
 }
+
+// tokenErrorHold is how long a failed token request answers for the
+// requests that were waiting on it.
+const tokenErrorHold = time.Second
 
 // dropToken forgets tok after a 401 so the next request fetches a new one;
 // a token another goroutine already replaced is left alone.
