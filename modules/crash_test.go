@@ -25,14 +25,21 @@ const (
 	envCrashNoExchange = "FLINT_MODULES_CRASH_NO_EXCHANGE"
 )
 
-// TestCrashChild is the child's body; it does nothing in a normal run.
-func TestCrashChild(t *testing.T) {
-	if os.Getenv(envCrashChild) != "1" {
-		t.Skip("runs only as the child of TestInstallKilledAtAnyPointLeavesOldOrNewTree")
+// TestMain runs the crash child's body instead of the tests when
+// TestInstallKilledAtAnyPointLeavesOldOrNewTree re-executes this binary.
+func TestMain(m *testing.M) {
+	if os.Getenv(envCrashChild) == "1" {
+		os.Exit(runCrashChild())
 	}
+	os.Exit(m.Run())
+}
+
+// runCrashChild installs the bundle the parent named, announcing each step.
+func runCrashChild() int {
 	var b Bundle
 	if err := json.Unmarshal([]byte(os.Getenv(envCrashBundle)), &b); err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	// Announce each step and linger a moment, so the parent can kill the
 	// child exactly between two steps.
@@ -45,9 +52,11 @@ func TestCrashChild(t *testing.T) {
 	}
 	in := &Installer{Root: os.Getenv(envCrashRoot), Release: rel, Depmod: fakeDepmod, NoSync: true}
 	if _, err := in.Install(context.Background(), b); err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	fmt.Println("step done")
+	return 0
 }
 
 // crashSteps are the step names the installer announces, in order.
@@ -207,7 +216,7 @@ func TestInstallKilledAtAnyPointLeavesOldOrNewTree(t *testing.T) {
 }
 
 func crashChild(root string, bundleJSON []byte) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), envCrashChild+"=1", envCrashRoot+"="+root, envCrashBundle+"="+string(bundleJSON))
 	return cmd
 }

@@ -109,24 +109,32 @@ func BenchmarkPlanDiff(b *testing.B) {
 	}
 }
 
-// TestWatchIdleProcess is not a test: bench/watch-idle.sh runs the test
-// binary with FLINT_WATCH_IDLE=1 inside a namespace it made, and measures
-// the process while Watch sits idle until SIGTERM.
-func TestWatchIdleProcess(t *testing.T) {
-	if os.Getenv("FLINT_WATCH_IDLE") != "1" {
-		t.Skip("measurement helper for bench/watch-idle.sh")
+// TestMain runs the watch-idle measurement subject instead of the tests
+// when bench/watch-idle.sh starts the test binary with FLINT_WATCH_IDLE=1
+// inside a namespace it made.
+func TestMain(m *testing.M) {
+	if os.Getenv("FLINT_WATCH_IDLE") == "1" {
+		if err := watchIdle(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// watchIdle runs Watch over the fixture until SIGTERM.
+func watchIdle() error {
 	h, err := netlink.NewHandle()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	md := fixtureMetadata()
-	if err := Watch(ctx, h, md, WatchOptions{Config: staticCfg, Logf: t.Logf,
+	return Watch(ctx, h, md, WatchOptions{Config: staticCfg,
+		Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) },
 		OnReconcile: func(r Result, err error) {
 			fmt.Fprintf(os.Stderr, "%s reconciled: %d changes, err %v\n", time.Now().Format(time.TimeOnly), len(r.Changes), err)
-		}}); err != nil {
-		t.Fatal(err)
-	}
+		}})
 }

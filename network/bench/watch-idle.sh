@@ -1,6 +1,6 @@
 #!/bin/sh
 # CPU and memory of "network watch" sitting idle: builds the package's test
-# binary, runs its TestWatchIdleProcess helper (Watch over an in-memory
+# binary, runs its measurement subject (TestMain: Watch over an in-memory
 # metadata map) inside a namespace made here with three veth-backed ENIs,
 # and samples /proc for DURATION seconds after start-up settles.
 # Needs root. Usage: network/bench/watch-idle.sh [DURATION]
@@ -26,7 +26,7 @@ for mac in 0e:00:00:00:00:01 0e:00:00:00:00:02 0e:00:00:00:00:03; do
 	ip -n "$ns" link add "eth$i" address "$mac" type veth peer name "p$i" netns "$vpc"
 	i=$((i + 1))
 done
-FLINT_WATCH_IDLE=1 ip netns exec "$ns" "$tmp/network.test" -test.run '^TestWatchIdleProcess$' -test.v >"$tmp/log" 2>&1 &
+FLINT_WATCH_IDLE=1 ip netns exec "$ns" "$tmp/network.test" >"$tmp/log" 2>&1 &
 pid=$!
 sleep 2
 # ip netns exec execs the binary in place, so $pid is the watcher itself.
