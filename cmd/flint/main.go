@@ -24,24 +24,27 @@ type command struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	// long commands cancel their context on SIGINT/SIGTERM and clean up;
+	// short ones just die, and skip the signal goroutine's start-up cost.
+	long bool
 }
 
 // commands is the one list of subcommands, in the order `flint help` shows them.
 func commands() []command {
 	return []command{
-		{"run", "provision this instance (the boot chain)", cmdRun},
-		{"status", "show the last run's result; --wait for it to finish", cmdStatus},
-		{"analyze", "per-handler durations of the last run", cmdAnalyze},
-		{"config", "check the configuration and print the effective one", cmdConfig},
-		{"query", "ec2-metadata compatible queries (also run as ec2-metadata)", cmdQuery},
-		{"get", "print one metadata value or listing", cmdGet},
-		{"dump", "print the whole metadata tree", cmdDump},
-		{"userdata", "inspect user-data: its parts and the merged cloud-config", cmdUserdata},
-		{"network", "plan, apply or watch ENI configuration", cmdNetwork},
-		{"modules", "install or check the kernel-module bundle for a kernel", cmdModules},
-		{"ssh-keys", "print a user's SSH keys for sshd (AuthorizedKeysCommand)", cmdSSHKeys},
-		{"emulate", "serve an instance metadata emulator", cmdEmulate},
-		{"version", "print the version", cmdVersion},
+		{"run", "provision this instance (the boot chain)", cmdRun, true},
+		{"status", "show the last run's result; --wait for it to finish", cmdStatus, true},
+		{"analyze", "per-handler durations of the last run", cmdAnalyze, false},
+		{"config", "check the configuration and print the effective one", cmdConfig, false},
+		{"query", "ec2-metadata compatible queries (also run as ec2-metadata)", cmdQuery, false},
+		{"get", "print one metadata value or listing", cmdGet, false},
+		{"dump", "print the whole metadata tree", cmdDump, false},
+		{"userdata", "inspect user-data: its parts and the merged cloud-config", cmdUserdata, false},
+		{"network", "plan, apply or watch ENI configuration", cmdNetwork, true},
+		{"modules", "install or check the kernel-module bundle for a kernel", cmdModules, true},
+		{"ssh-keys", "print a user's SSH keys for sshd (AuthorizedKeysCommand)", cmdSSHKeys, false},
+		{"emulate", "serve an instance metadata emulator", cmdEmulate, true},
+		{"version", "print the version", cmdVersion, false},
 	}
 }
 
@@ -49,10 +52,7 @@ func commands() []command {
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := dispatch(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(dispatch(context.Background(), os.Args, os.Stdout, os.Stderr))
 }
 
 func dispatch(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
@@ -74,6 +74,11 @@ func dispatch(ctx context.Context, argv []string, stdout, stderr io.Writer) int 
 	if c == nil {
 		fmt.Fprintf(stderr, "flint: unknown command %q (see 'flint help')\n", argv[1])
 		return exitUsage
+	}
+	if c.long {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
 	}
 	return c.run(ctx, argv[2:], stdout, stderr)
 }
