@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -95,5 +97,15 @@ func TestInvokedAsEC2MetadataItIsQuery(t *testing.T) {
 	code := dispatch(context.Background(), []string{"/usr/bin/ec2-metadata", "--endpoint", url, "-i"}, &o, &e)
 	if code != 0 || o.String() != "instance-id: i-0123456789abcdef0\n" {
 		t.Fatalf("ec2-metadata -i: %d %q %q", code, o.String(), e.String())
+	}
+}
+
+func TestNetworkReadsTheConfigFile(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/flint"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/flint/flint.yaml"), []byte("network:\n  mtu: 1500\n  bogus: 1\n"), 0o644)
+	code, _, stderr := run("network", "plan", "--root", root, "--endpoint", "http://127.0.0.1:9")
+	if code == 0 || !strings.Contains(stderr, "flint.yaml:3: unknown key \"bogus\"") {
+		t.Fatalf("exit %d, stderr %q: the network section of ROOT/etc/flint/flint.yaml was not read strictly", code, stderr)
 	}
 }

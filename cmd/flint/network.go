@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/network"
 	"github.com/vishvananda/netlink"
@@ -54,6 +55,22 @@ func cmdNetwork(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.BoolVar(&cfg.MTUFloor, "mtu-floor", false, "only raise MTUs below --mtu, never lower one")
 	fs.BoolVar(&cfg.StaticPrimary, "static-primary", false, "no DHCP client runs on the primary: also add its first addresses and default routes")
 	fs.BoolVar(&cfg.NoPrefixRoutes, "no-prefix-routes", false, "do not add local routes for delegated prefixes (rules only)")
+	root := fs.String("root", "/", "read ROOT/etc/flint/flint.yaml (its network: and imds.endpoint settings; flags override them)")
+	// The config file sits between the flags' defaults and the flags given.
+	for i, a := range args[1:] {
+		if v, ok := strings.CutPrefix(a, "--root="); ok {
+			*root = v
+		} else if (a == "--root" || a == "-root") && i+2 < len(args) {
+			*root = args[i+2]
+		}
+	}
+	fileCfg, err := handlers.LoadConfig(*root, "")
+	if err != nil {
+		return fail(stderr, "network: %v", err)
+	}
+	if _, err := fileCfg.Section("network", &cfg); err != nil {
+		return fail(stderr, "network: %v", err)
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -71,6 +88,9 @@ func cmdNetwork(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if err := cfg.Validate(); err != nil {
 		return fail(stderr, "network: %v", err)
+	}
+	if *endpoint == "" {
+		*endpoint = fileCfg.IMDS.Endpoint
 	}
 	md, err := newNetworkMetadata(*endpoint)
 	if err != nil {
