@@ -71,9 +71,14 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		return fail(st, nil, err)
 	}
 	defer root.Close()
+	// statusRoot is where failures are recorded: nowhere in a dry run.
+	statusRoot := root
+	if s.DryRun {
+		statusRoot = nil
+	}
 	cfg, err := LoadConfig(root.Dir(), s.ConfigFile)
 	if err != nil {
-		return fail(st, root, err)
+		return fail(st, statusRoot, err)
 	}
 	log := logging.New(cfg.Log.Target, cfg.Log.Level, s.Stderr)
 	if !s.DryRun {
@@ -95,25 +100,25 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		Logf:        func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) },
 	})
 	if err != nil {
-		return fail(st, root, err)
+		return fail(st, statusRoot, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.IMDS.Deadline))
 	defer cancel()
 	md := imds.NewMemo(client)
 	idb, err := md.Get(ctx, "meta-data/instance-id")
 	if err != nil {
-		return fail(st, root, fmt.Errorf("cannot read the instance id: %w", err))
+		return fail(st, statusRoot, fmt.Errorf("cannot read the instance id: %w", err))
 	}
 	id := strings.TrimSpace(string(idb))
 	st.InstanceID = id
 	store, err := state.Open(root)
 	if err != nil {
-		return fail(st, root, err)
+		return fail(st, statusRoot, err)
 	}
 	if !s.DryRun {
 		prev, err := store.SetInstance(id)
 		if err != nil {
-			return fail(st, root, err)
+			return fail(st, statusRoot, err)
 		}
 		if prev != id {
 			st.Previous = prev
@@ -121,13 +126,13 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	}
 	out, err := OpenOutputLog(root, int64(cfg.Handlers.OutputLogMax))
 	if err != nil {
-		return fail(st, root, err)
+		return fail(st, statusRoot, err)
 	}
 	log = log.With("instance_id", id)
 	freq, _ := state.ParseFrequency(cfg.Handlers.ExecFrequency)
 	plugins, warns, err := ExecPlugins(root, cfg.Handlers.ExecDir, freq, time.Duration(cfg.Handlers.ExecTimeout), isBuiltin)
 	if err != nil {
-		return fail(st, root, fmt.Errorf("exec plug-ins: %w", err))
+		return fail(st, statusRoot, fmt.Errorf("exec plug-ins: %w", err))
 	}
 	for _, w := range warns {
 		log.Warn(w)
@@ -135,7 +140,7 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	chain := append(Builtins(), plugins...)
 	for _, names := range [][]string{s.Only, s.Skip} {
 		if err := Select(chain, names); err != nil {
-			return fail(st, root, err)
+			return fail(st, statusRoot, err)
 		}
 	}
 	b := &Boot{
