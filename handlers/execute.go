@@ -128,6 +128,9 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	if err != nil {
 		return fail(st, statusRoot, err)
 	}
+	if logging.UsesJournal(cfg.Log.Target) {
+		out.Journal = logging.JournalLine
+	}
 	log = log.With("instance_id", id)
 	freq, _ := state.ParseFrequency(cfg.Handlers.ExecFrequency)
 	plugins, warns, err := ExecPlugins(root, cfg.Handlers.ExecDir, freq, time.Duration(cfg.Handlers.ExecTimeout), isBuiltin)

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,9 @@ type OutputLog struct {
 	mu   sync.Mutex
 	path string
 	max  int64
+	// Journal, when set, also receives each line a process printed (within
+	// the per-process cap), labelled with the process's name.
+	Journal func(process, line string)
 }
 
 // OpenOutputLog prepares the output log below root.
@@ -71,6 +75,7 @@ type CappedWriter struct {
 	name    string
 	left    int64
 	dropped int64
+	partial []byte // an unfinished line, for the journal
 	mu      sync.Mutex
 }
 
@@ -87,8 +92,25 @@ func (w *CappedWriter) Write(p []byte) (int, error) {
 	w.left -= int64(len(p))
 	if len(p) > 0 {
 		w.log.append(p)
+		w.journal(p)
 	}
 	return int(n), nil
+}
+
+// journal passes complete lines to the log's Journal hook.
+func (w *CappedWriter) journal(p []byte) {
+	if w.log == nil || w.log.Journal == nil {
+		return
+	}
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.log.Journal(w.name, string(w.partial[:i]))
+		w.partial = w.partial[i+1:]
+	}
 }
 
 // Dropped returns how many bytes were over the cap.
@@ -98,8 +120,14 @@ func (w *CappedWriter) Dropped() int64 {
 	return w.dropped
 }
 
-// Close writes the truncation note.
+// Close writes the truncation note and the last unfinished line.
 func (w *CappedWriter) Close() error {
+	w.mu.Lock()
+	if len(w.partial) > 0 && w.log != nil && w.log.Journal != nil {
+		w.log.Journal(w.name, string(w.partial))
+	}
+	w.partial = nil
+	w.mu.Unlock()
 	if d := w.Dropped(); d > 0 {
 		w.log.append([]byte(fmt.Sprintf("\n---- %s: %d more bytes of output dropped ----\n", w.name, d)))
 	}

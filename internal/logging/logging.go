@@ -17,13 +17,25 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 )
 
+// UsesJournal reports whether target ("auto", "journal", "stderr") means
+// journald here.
+func UsesJournal(target string) bool {
+	return target == "journal" || (target == "auto" && journal.Enabled())
+}
+
+// JournalLine sends one line of a process's output to journald, as
+// SYSLOG_IDENTIFIER=flint-output with FLINT_PROCESS naming the process.
+func JournalLine(process, line string) {
+	journal.Send(line, journal.PriInfo, map[string]string{"SYSLOG_IDENTIFIER": "flint-output", "FLINT_PROCESS": process})
+}
+
 // New returns a logger for target "auto", "journal" or "stderr" at level.
 func New(target, level string, stderr io.Writer) *slog.Logger {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		lv = slog.LevelInfo
 	}
-	if target == "journal" || (target == "auto" && journal.Enabled()) {
+	if UsesJournal(target) {
 		return slog.New(&journalHandler{level: lv})
 	}
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
