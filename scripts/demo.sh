@@ -44,7 +44,9 @@ fi
 
 "$flint" emulate --listen 127.0.0.1:$port --quiet >/dev/null &
 emu=$!
-trap 'kill $emu 2>/dev/null; wait $emu 2>/dev/null || true' EXIT
+stop_emulator() { kill $emu 2>/dev/null; wait $emu 2>/dev/null || true; }
+trap stop_emulator EXIT
+trap 'stop_emulator; exit 130' INT TERM HUP PIPE
 for i in $(seq 50); do "$flint" get --endpoint "$endpoint" meta-data/instance-id >/dev/null 2>&1 && break; sleep 0.1; done
 
 if [ -n "$live" ]; then
