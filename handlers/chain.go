@@ -73,7 +73,7 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 				continue
 			}
 		}
-		if !opts.Force && !b.DryRun {
+		if !opts.Force {
 			done, err := b.State.Done(h.Frequency(), name)
 			if err != nil {
 				log.Warn("cannot read semaphore; running", "error", err)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,20 +263,20 @@ func TestIMDSOutageIsAnErrorStatusNotAHang(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	in := newInstance(t)
 	var plan bytes.Buffer
-	in.run(t, func(s *handlers.Setup) {
-		s.DryRun = true
-		s.Stdout = &plan
-		s.Only = []string{"hostname"}
-		s.Skip = nil
-	})
+	in.run(t, func(s *handlers.Setup) { s.DryRun = true; s.Stdout = &plan })
 	if !strings.Contains(plan.String(), "hostname: host name web-1 (fqdn web-1.example.internal)") {
 		t.Errorf("plan: %q", plan.String())
 	}
 	ents, _ := os.ReadDir(in.root)
 	for _, e := range ents {
-		if e.Name() != "var" { // state dir is created empty-handed
-			t.Errorf("dry run wrote %s", e.Name())
-		}
+		t.Errorf("dry run wrote %s", e.Name())
+	}
+	// After a real boot, the plan knows what already ran.
+	in.run(t, nil)
+	plan.Reset()
+	st := in.run(t, func(s *handlers.Setup) { s.DryRun = true; s.Stdout = &plan })
+	if r := result(st, "write-files"); r.Status != handlers.ResultSkipped {
+		t.Errorf("dry run after a boot: write-files %s, want skipped (already ran)", r.Status)
 	}
 }
 
@@ -292,5 +294,36 @@ func TestTemplatedUserDataSeesTheInstanceMetadata(t *testing.T) {
 	hosts, _ := os.ReadFile(filepath.Join(in.root, "etc/hosts"))
 	if !strings.Contains(string(hosts), "web-i-0123456789abcdef0.eu-west-1.example") {
 		t.Errorf("etc/hosts = %q", hosts)
+	}
+}
+
+func TestTheIMDSDeadlineDoesNotCutTheChainShort(t *testing.T) {
+	in := newInstance(t)
+	in.config(t, "imds:\n  deadline: 1s\nhandlers:\n  exec_timeout: 1m\n")
+	in.plugin(t, "10-slow", "sleep 2\n")
+	st := in.chain(t, nil)
+	if r := result(st, "10-slow"); r.Status != handlers.ResultOK {
+		t.Fatalf("a 2 s plug-in under a 1 s IMDS deadline: %s (%s)", r.Status, r.Reason)
+	}
+}
+
+func TestUserDataIsFetchedAndParsedOncePerRun(t *testing.T) {
+	in := newInstance(t)
+	var fetches atomic.Int64
+	inc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Write([]byte("#cloud-config\nhostname: included\n"))
+	}))
+	defer inc.Close()
+	in.emu.Set("user-data", []byte("#include\n"+inc.URL+"/cc\n"))
+	st := in.run(t, nil)
+	if r := result(st, "hostname"); r.Status != handlers.ResultOK {
+		t.Fatalf("hostname: %+v", r)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("the #include was fetched %d times in one run, want 1", n)
+	}
+	if b, _ := os.ReadFile(filepath.Join(in.root, "etc/hostname")); string(b) != "included\n" {
+		t.Errorf("etc/hostname = %q", b)
 	}
 }

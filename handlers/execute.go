@@ -102,20 +102,25 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	if err != nil {
 		return fail(st, statusRoot, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.IMDS.Deadline))
-	defer cancel()
-	md := imds.NewMemo(client)
+	// The deadline bounds each wait for IMDS (the first one covers IMDS
+	// coming up at boot), never the handlers: a long package upgrade must
+	// not be killed by it.
+	md := imds.NewMemo(imds.Bounded(client, time.Duration(cfg.IMDS.Deadline)))
 	idb, err := md.Get(ctx, "meta-data/instance-id")
 	if err != nil {
 		return fail(st, statusRoot, fmt.Errorf("cannot read the instance id: %w", err))
 	}
 	id := strings.TrimSpace(string(idb))
 	st.InstanceID = id
-	store, err := state.Open(root)
-	if err != nil {
-		return fail(st, statusRoot, err)
-	}
-	if !s.DryRun {
+	var store *state.Store
+	var out *OutputLog
+	if s.DryRun {
+		// Read what already ran, write nothing.
+		store = state.View(root, id)
+	} else {
+		if store, err = state.Open(root); err != nil {
+			return fail(st, statusRoot, err)
+		}
 		prev, err := store.SetInstance(id)
 		if err != nil {
 			return fail(st, statusRoot, err)
@@ -123,13 +128,12 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		if prev != id {
 			st.Previous = prev
 		}
-	}
-	out, err := OpenOutputLog(root, int64(cfg.Handlers.OutputLogMax))
-	if err != nil {
-		return fail(st, statusRoot, err)
-	}
-	if logging.UsesJournal(cfg.Log.Target) {
-		out.Journal = logging.JournalLine
+		if out, err = OpenOutputLog(root, int64(cfg.Handlers.OutputLogMax)); err != nil {
+			return fail(st, statusRoot, err)
+		}
+		if logging.UsesJournal(cfg.Log.Target) {
+			out.Journal = logging.JournalLine
+		}
 	}
 	log = log.With("instance_id", id)
 	freq, _ := state.ParseFrequency(cfg.Handlers.ExecFrequency)
@@ -150,6 +154,7 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		Root: root, Live: root.IsHost() || s.Live, DryRun: s.DryRun,
 		Metadata: md, InstanceID: id, Config: cfg, State: store, Log: log,
 		Output: out, Console: s.Stderr,
+		ud: &lazyUserData{}, // one parse per run, shared by every handler
 	}
 	log.Info("starting", "handlers", len(chain), "live", b.Live, "dry_run", s.DryRun)
 	Run(ctx, b, chain, st, RunOptions{

@@ -189,8 +189,12 @@ func (b *Boot) Section(name string, v any) error {
 	return err
 }
 
-// forHandler returns a copy of b that records into r.
+// forHandler returns a copy of b that records into r. The copies share
+// one parse of the user-data.
 func (b *Boot) forHandler(r *Result, log *slog.Logger) *Boot {
+	if b.ud == nil {
+		b.ud = &lazyUserData{}
+	}
 	c := *b
 	c.result = r
 	c.Log = log

@@ -3,6 +3,7 @@ package imds
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Reader is what handlers need from IMDS: values and listings by path,
@@ -66,4 +67,25 @@ func (m *Memo) do(ctx context.Context, key string, fill func(*memoEntry)) *memoE
 	}
 	close(e.done)
 	return e
+}
+
+// Bounded gives every read of r at most d: the boot's IMDS deadline
+// applies to waiting for metadata, not to the handlers that use it.
+func Bounded(r Reader, d time.Duration) Reader { return bounded{r, d} }
+
+type bounded struct {
+	r Reader
+	d time.Duration
+}
+
+func (b bounded) Get(ctx context.Context, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.d)
+	defer cancel()
+	return b.r.Get(ctx, path)
+}
+
+func (b bounded) List(ctx context.Context, path string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.d)
+	defer cancel()
+	return b.r.List(ctx, path)
 }

@@ -343,6 +343,9 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("log.target %q: want auto, journal or stderr", c.Log.Target)
 	}
+	if time.Duration(c.IMDS.Deadline) <= 0 {
+		return fmt.Errorf("imds.deadline %v: must be positive", time.Duration(c.IMDS.Deadline))
+	}
 	if time.Duration(c.IMDS.TokenTTL) < time.Second || time.Duration(c.IMDS.TokenTTL) > 6*time.Hour {
 		return fmt.Errorf("imds.token_ttl %v: want 1s to 6h", time.Duration(c.IMDS.TokenTTL))
 	}

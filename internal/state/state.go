@@ -72,6 +72,10 @@ func Open(root *rootfs.Root) (*Store, error) {
 	return &Store{root: root}, nil
 }
 
+// View is a read-only store for a dry run: it answers Done for instance
+// id from what is on disk and creates nothing.
+func View(root *rootfs.Root, id string) *Store { return &Store{root: root, instance: id} }
+
 // SetInstance makes id the current instance: it creates
 // instances/<id>/ and switches the "instance" link atomically. It returns
 // the previous instance id ("" on a first boot).
