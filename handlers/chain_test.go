@@ -327,3 +327,12 @@ func TestUserDataIsFetchedAndParsedOncePerRun(t *testing.T) {
 		t.Errorf("etc/hostname = %q", b)
 	}
 }
+
+func TestAPluginThatLeavesADaemonRunningSucceeds(t *testing.T) {
+	in := newInstance(t)
+	in.plugin(t, "10-daemon", "sleep 5 &\necho started\n")
+	st := in.chain(t, nil)
+	if r := result(st, "10-daemon"); r.Status != handlers.ResultOK || !strings.Contains(strings.Join(r.Notes, " "), "background process") {
+		t.Fatalf("10-daemon: %s %q %q", r.Status, r.Reason, r.Notes)
+	}
+}

@@ -78,6 +78,12 @@ func (b *Boot) RunProcess(ctx context.Context, p Process) error {
 		if d := out.Dropped(); d > 0 {
 			b.Note("%s: output over %d bytes, %d bytes dropped", p.Name, PerProcessCap, d)
 		}
+		if errors.Is(err, exec.ErrWaitDelay) {
+			// The program exited 0 but left a child holding its output
+			// (a daemon started with &): that is its business.
+			b.Note("%s: left a background process running; its later output is not captured", p.Name)
+			return nil
+		}
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

@@ -118,6 +118,9 @@ type Client struct {
 	token  string
 	expiry time.Time
 	v1     bool // fell back to IMDSv1 for the rest of this client's life
+	// v1Timeout: the fallback came from an unanswered PUT, which a 401
+	// later shows was only slow.
+	v1Timeout bool
 	// tokErr is the last token failure, shared until tokErrUntil.
 	tokErr      error
 	tokErrUntil time.Time
@@ -339,6 +342,9 @@ func (c *Client) get(ctx context.Context, path, u string) ([]byte, error) {
 			case status == http.StatusUnauthorized && tok != "" && !refreshed:
 				// Expired or revoked token: one new token, then the same request.
 				c.dropToken(tok)
+				refreshed = true
+				continue
+			case status == http.StatusUnauthorized && tok == "" && !refreshed && c.retryV2():
 				refreshed = true
 				continue
 			case status == http.StatusUnauthorized && tok == "":

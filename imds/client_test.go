@@ -514,3 +514,20 @@ func TestConcurrentReadsShareOneFailedTokenRequest(t *testing.T) {
 		t.Errorf("%d requests for 10 readers behind one failing token PUT, want its 2 attempts:\n%s", n, sequence(emu.Log()))
 	}
 }
+
+func TestASlowTokenAnswerDoesNotStrandAV2OnlyInstanceOnV1(t *testing.T) {
+	emu, c := start(t, imdstest.Options{V2Only: true, Faults: []imdstest.Fault{{Path: "api/token", Latency: 400 * time.Millisecond, Count: 1}}},
+		imds.Options{TokenTimeout: 200 * time.Millisecond})
+	mustGet(t, c, "meta-data/instance-id", "i-0123456789abcdef0")
+	mustGet(t, c, "meta-data/ami-id", "ami-0c55b159cbfafe1f0")
+	log := emu.Log()
+	var puts int
+	for _, r := range log {
+		if r.Method == "PUT" {
+			puts++
+		}
+	}
+	if puts != 2 || log[len(log)-1].Token != "valid" {
+		t.Errorf("want the slow PUT, a v1 GET refused with 401, then a new token used:\n%s", sequence(log))
+	}
+}

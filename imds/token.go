@@ -40,6 +40,7 @@ func (c *Client) getToken(ctx context.Context) (string, error) {
 		if errors.As(err, &fb) && c.mode == ModeV2Preferred {
 			c.logf("imds: token request %s; using IMDSv1", fb.why)
 			c.v1 = true
+			c.v1Timeout = fb.timeout
 			return "", nil
 		}
 		if ctx.Err() == nil {
@@ -56,6 +57,22 @@ func (c *Client) getToken(ctx context.Context) (string, error) {
 // requests that were waiting on it.
 const tokenErrorHold = time.Second
 
+// retryV2 undoes a fallback to IMDSv1 that a slow token PUT caused, once:
+// a 401 without a token proves the endpoint is up and wants tokens, so the
+// PUT was slow (early boot), not lost to the hop limit. It reports whether
+// the caller should try again with a token.
+func (c *Client) retryV2() bool {
+	c.tokMu.Lock()
+	defer c.tokMu.Unlock()
+	if !c.v1 || !c.v1Timeout {
+		return false
+	}
+	c.v1, c.v1Timeout = false, false
+	c.tokErr = nil
+	c.logf("imds: IMDSv1 refused (401); asking for a token again")
+	return true
+}
+
 // dropToken forgets tok after a 401 so the next request fetches a new one;
 // a token another goroutine already replaced is left alone.
 func (c *Client) dropToken(tok string) {
@@ -67,7 +84,10 @@ func (c *Client) dropToken(tok string) {
 }
 
 // fallback is the token failure that allows IMDSv1 in v2-preferred mode.
-type fallback struct{ why string }
+type fallback struct {
+	why     string
+	timeout bool // no answer in time, rather than a 404/405
+}
 
 func (f *fallback) Error() string { return f.why }
 
@@ -87,7 +107,7 @@ func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) 
 			if c.mode == ModeV2Only {
 				return fmt.Errorf("PUT /latest/api/token: no answer within %v (is the instance's metadata hop limit too low?); v2-only mode forbids IMDSv1", c.tokenTO)
 			}
-			return &fallback{why: fmt.Sprintf("got no answer within %v", c.tokenTO)}
+			return &fallback{why: fmt.Sprintf("got no answer within %v", c.tokenTO), timeout: true}
 		case err != nil:
 			return err
 		case status == http.StatusOK:

@@ -157,12 +157,20 @@ func (r *Root) MkdirAll(rel string, perm os.FileMode, owner Owner, res Resolutio
 		}
 		err = unix.Mkdirat(pfd, parts[i], uint32(perm.Perm()))
 		if err == nil {
-			if owner != NoOwner {
-				err = unix.Fchownat(pfd, parts[i], owner.UID, owner.GID, unix.AT_SYMLINK_NOFOLLOW)
-			}
+			// Set owner and mode through a descriptor of the directory just
+			// made: by name, a swap for a symlink in between (in a home the
+			// user controls) would redirect the chmod to any file.
+			var dfd int
+			dfd, err = unix.Openat(pfd, parts[i], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err == nil {
-				// mkdir is subject to umask: set the mode asked for.
-				err = unix.Fchmodat(pfd, parts[i], uint32(perm.Perm()), 0)
+				if owner != NoOwner {
+					err = unix.Fchown(dfd, owner.UID, owner.GID)
+				}
+				if err == nil {
+					// mkdir is subject to umask: set the mode asked for.
+					err = unix.Fchmod(dfd, uint32(perm.Perm()))
+				}
+				unix.Close(dfd)
 			}
 		} else if err == unix.EEXIST {
 			err = nil
