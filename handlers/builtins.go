@@ -25,6 +25,12 @@ func Builtins() []Handler {
 	}
 }
 
+// ReadyAfter is the handler after which systemd is told READY=1: the host
+// is named, networked, and users, keys and host keys are in place, so
+// sshd (ordered after flint.service) may start while packages, runcmd and
+// scripts go on, as cloud-init's final stage does after sshd.
+const ReadyAfter = "host-keys"
+
 // Sections are the flint.yaml sections handlers own, beside the core
 // sections (imds, handlers, log).
 func Sections() map[string]bool {

@@ -46,6 +46,11 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	failed := map[string]bool{}
 	stopped := ""
 	for i, h := range hs {
+		if i > 0 && hs[i-1].Name() == ReadyAfter && opts.Notify != nil {
+			// Whatever host-keys did (ran, skipped, failed), what sshd
+			// waits for is over.
+			opts.Notify("READY=1")
+		}
 		r := &st.Handlers[i]
 		name := h.Name()
 		log := b.Log.With("handler", name)

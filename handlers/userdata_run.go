@@ -139,6 +139,10 @@ func runAtMostOnce(ctx context.Context, b *Boot, s scriptRun, timeout time.Durat
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return scriptRan, fmt.Errorf("%s: reading its run record: %w", s.Label, err)
 	}
+	if err := ctx.Err(); err != nil {
+		// The run is being stopped: not starting is not running.
+		return scriptRan, fmt.Errorf("%s: not run: %w", s.Label, err)
+	}
 	rec = runRecord{Started: time.Now().UTC(), BootID: boot}
 	if err := writeRecord(b, s.Record, rec); err != nil {
 		// Without a durable record the script could run twice: do not run it.
