@@ -90,7 +90,15 @@ func Ensure(ctx context.Context, o Options) (Outcome, error) {
 		if err != nil {
 			return out, err
 		}
-		if err := Recover(dir, k.Release); err != nil {
+		// Under the install lock: another install's staging directory is
+		// not debris while that install runs.
+		unlock, err := lock(dir, k.Release)
+		if err != nil {
+			return out, err
+		}
+		err = Recover(dir, k.Release)
+		unlock()
+		if err != nil {
 			return out, err
 		}
 		if st, err = ReadStatus(o.Root, k.Release); err != nil {

@@ -171,7 +171,9 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 	if prev, dup := x.seen[e.Rel]; dup && !(prev.implicit && h.Typeflag == tar.TypeDir) {
 		return refuse(h.Name, "duplicate path %q", e.Rel)
 	}
-	mode := uint32(h.Mode) & 0o777
+	// Group and world write bits are dropped: root loads these files, and a
+	// bundle packed under umask 000 must not let any user swap a module.
+	mode := uint32(h.Mode) & 0o755
 	if e.Rel == "" {
 		x.seen[""] = seenEntry{typ: tar.TypeDir}
 		x.dirs = append(x.dirs, dirMeta{rel: ".", mode: mode, mtime: h.ModTime})

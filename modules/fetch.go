@@ -266,6 +266,13 @@ func (s *httpStream) open() error {
 		if errors.As(err, &re) {
 			return fmt.Errorf("GET %s: %w", s.display, re.error)
 		}
+		// *url.Error repeats the whole URL, query included: a presigned
+		// URL's signature and session token would end up in the status
+		// file and the journal. s.display is the redacted form.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return retryable{fmt.Errorf("GET %s: %w", s.display, err), 0}
 	}
 	switch {

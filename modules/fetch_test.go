@@ -301,3 +301,18 @@ func TestProgressOnATerminalRedrawsOneLine(t *testing.T) {
 		t.Fatalf("terminal progress %q", s)
 	}
 }
+
+func TestAPresignedURLNeverAppearsInAnError(t *testing.T) {
+	f := &Fetcher{Backoff: time.Millisecond}
+	b := Bundle{URL: "http://127.0.0.1:1/b.tar.gz?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Security-Token=SECRETTOKEN&X-Amz-Signature=abc",
+		SHA256: strings.Repeat("0", 64), Pinned: true}
+	_, err := httpInstall(t, f, b)
+	if err == nil {
+		t.Fatal("a fetch from a closed port succeeded")
+	}
+	for _, secret := range []string{"SECRETTOKEN", "X-Amz-Signature", "AKIAEXAMPLE"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Fatalf("error %q reveals %s", err, secret)
+		}
+	}
+}

@@ -662,7 +662,8 @@ func Recover(dir, release string) error {
 // process dies, so a killed install never blocks the next one.
 func lock(dir, release string) (func(), error) {
 	name := filepath.Join(dir, "."+release+lockTag)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	// No following a lock file planted as a symlink in an image root.
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
