@@ -84,6 +84,36 @@ func runHostKeys(ctx context.Context, b *Boot) error {
 	if b.DryRun {
 		return nil
 	}
+	// Every key is checked or made before anything is removed: a bad pair
+	// in cloud-config must not leave the image without host keys.
+	comment := "root@" + hostName(b.Root)
+	type hostKey struct {
+		typ string
+		key sshkeys.HostKey
+	}
+	var keys []hostKey
+	for _, t := range sshkeys.HostKeyTypes {
+		if g := given[t]; g != nil {
+			if err := sshkeys.CheckHostKeyPair(g.Private, g.Public); err != nil {
+				return fmt.Errorf("cloud-config ssh_keys %s: %w; the image's host keys were left in place", t, err)
+			}
+			keys = append(keys, hostKey{t, *g})
+			continue
+		}
+		if !slices.Contains(types, t) {
+			continue
+		}
+		if !del {
+			if _, err := b.Root.Stat(hostKeyPath(t), rootfs.InRoot); err == nil {
+				continue // kept (delete_existing off)
+			}
+		}
+		k, err := sshkeys.GenerateHostKey(t, comment)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, hostKey{t, k})
+	}
 	if del {
 		for _, f := range existing {
 			if err := b.Root.Remove(sshDir+"/"+f, rootfs.InRoot); err != nil {
@@ -94,30 +124,13 @@ func runHostKeys(ctx context.Context, b *Boot) error {
 	if err := b.Root.MkdirAll(sshDir, 0o755, rootfs.NoOwner, rootfs.InRoot); err != nil {
 		return err
 	}
-	comment := "root@" + hostName(b.Root)
 	root := rootfs.Owner{UID: 0, GID: 0}
-	for _, t := range sshkeys.HostKeyTypes {
-		var k sshkeys.HostKey
-		if g := given[t]; g != nil {
-			if err := sshkeys.CheckHostKeyPair(g.Private, g.Public); err != nil {
-				return fmt.Errorf("cloud-config ssh_keys %s: %w", t, err)
-			}
-			k = *g
-		} else if slices.Contains(types, t) {
-			if _, err := b.Root.Stat(hostKeyPath(t), rootfs.InRoot); err == nil {
-				continue // kept (delete_existing off)
-			}
-			if k, err = sshkeys.GenerateHostKey(t, comment); err != nil {
-				return err
-			}
-		} else {
-			continue
-		}
+	for _, hk := range keys {
 		// The public half last: a reader that sees the .pub finds its key.
-		if err := b.Root.WriteFile(hostKeyPath(t), k.Private, rootfs.WriteOptions{Perm: 0o600, Owner: root}); err != nil {
+		if err := b.Root.WriteFile(hostKeyPath(hk.typ), hk.key.Private, rootfs.WriteOptions{Perm: 0o600, Owner: root}); err != nil {
 			return err
 		}
-		if err := b.Root.WriteFile(hostKeyPath(t)+".pub", k.Public, rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
+		if err := b.Root.WriteFile(hostKeyPath(hk.typ)+".pub", hk.key.Public, rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
 			return err
 		}
 	}

@@ -68,9 +68,17 @@ func TestAMismatchedGivenHostKeyIsRefusedWithoutQuotingIt(t *testing.T) {
 	a, _ := sshkeys.GenerateHostKey("ed25519", "")
 	b, _ := sshkeys.GenerateHostKey("ed25519", "")
 	in := acctInstance(t, "#cloud-config\nssh_keys:\n  ed25519_private: |\n    "+strings.ReplaceAll(strings.TrimSpace(string(a.Private)), "\n", "\n    ")+"\n  ed25519_public: "+strings.TrimSpace(string(b.Public))+"\n")
+	img, _ := sshkeys.GenerateHostKey("rsa", "root@image")
+	os.MkdirAll(filepath.Join(in.root, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key"), img.Private, 0o600)
+	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key.pub"), img.Public, 0o644)
 	r, _ := hostKeysRun(t, in)
 	if r.Status != "failed" || !strings.Contains(r.Reason, "not one pair") || strings.Contains(r.Reason, "PRIVATE") {
 		t.Fatalf("%s %q", r.Status, r.Reason)
+	}
+	// Refused before anything was removed: sshd still has a host key.
+	if acctFile(t, in, "etc/ssh/ssh_host_rsa_key") != string(img.Private) {
+		t.Fatal("a bad given pair cost the image its host keys")
 	}
 }
 

@@ -115,7 +115,13 @@ func runSSHKeys(ctx context.Context, b *Boot) error {
 			opts = strings.ReplaceAll(strings.ReplaceAll(opts, "$USER", u), "$DISABLE_USER", "root")
 			rootKeys = nil
 			for _, k := range shared {
-				rootKeys = append(rootKeys, sshkeys.WithOptions(k, opts))
+				rk, err := sshkeys.WithOptions(k, opts)
+				if err != nil {
+					// Never give root a plain key because its forced
+					// command was mistyped.
+					return fmt.Errorf("ssh_keys.disable_root_opts: %w; root's keys not written", err)
+				}
+				rootKeys = append(rootKeys, rk)
 			}
 		}
 		wants = append(wants, want{"root", rootKeys})

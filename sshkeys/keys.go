@@ -187,8 +187,9 @@ func Merge(existing []byte, add []Key) ([]byte, int) {
 }
 
 // WithOptions returns k with its options replaced by opts (the forced
-// command cloud-init gives root when disable_root is set).
-func WithOptions(k Key, opts string) Key {
+// command cloud-init gives root when disable_root is set). Options that do
+// not parse are an error: the caller must not fall back to the bare key.
+func WithOptions(k Key, opts string) (Key, error) {
 	line := k.pub.Type() + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.pub))[len(k.pub.Type())+1:])
 	if k.Comment != "" {
 		line += " " + k.Comment
@@ -197,8 +198,8 @@ func WithOptions(k Key, opts string) Key {
 		line = opts + " " + line
 	}
 	nk, ok, err := ParseLine(line)
-	if err != nil || !ok {
-		return k
+	if err != nil || !ok || (opts != "" && len(nk.Options) == 0) {
+		return k, fmt.Errorf("key options %q do not parse as authorized_keys options", opts)
 	}
-	return nk
+	return nk, nil
 }

@@ -99,7 +99,15 @@ func TestMergeKeepsEveryExistingLineAndAddsOnlyNewKeys(t *testing.T) {
 
 func TestWithOptionsForcesACommandOnTheSameKey(t *testing.T) {
 	keys, _ := sshkeys.Parse("t", alice)
-	k := sshkeys.WithOptions(keys[0], `no-pty,command="echo hi"`)
+	k, err := sshkeys.WithOptions(keys[0], `no-pty,command="echo hi"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{`restrict, command="echo hi"`, `command="echo hi" restrict`} {
+		if _, err := sshkeys.WithOptions(keys[0], bad); err == nil {
+			t.Errorf("options %q accepted", bad)
+		}
+	}
 	if !strings.HasPrefix(k.Line, `no-pty,command="echo hi" ssh-ed25519 `) || k.ID() != keys[0].ID() || k.Comment != "alice@laptop" {
 		t.Fatalf("WithOptions = %q", k.Line)
 	}
