@@ -121,7 +121,15 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 			opts.IncludeOnceDir = b.Root.Path(b.State.InstanceDir(b.State.Instance()) + "/urlcache")
 		}
 		b.ud.ud, b.ud.err = userdata.Parse(ctx, raw, opts)
-		if b.ud.err == nil && b.needsInstanceData(ctx, b.ud.ud, &opts) {
+		more, err := false, error(nil)
+		if b.ud.err == nil {
+			more, err = b.needsInstanceData(ctx, b.ud.ud, &opts)
+		}
+		if err != nil {
+			b.ud.ud, b.ud.err = nil, err
+			return
+		}
+		if more {
 			// Parsed again, now with the launch index and template
 			// variables: fetched only for user-data that uses them.
 			b.ud.ud, b.ud.err = userdata.Parse(ctx, raw, opts)
@@ -137,16 +145,22 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 
 // needsInstanceData fills opts with what ud's parts ask for: the launch
 // index when a part names one, the meta-data tree when a part is a jinja
-// template. It reports whether anything was added.
-func (b *Boot) needsInstanceData(ctx context.Context, ud *userdata.UserData, opts *userdata.Options) bool {
+// template. It reports whether anything was added. A launch index that
+// cannot be read is an error: keeping every part would run parts meant
+// for other instances of the launch.
+func (b *Boot) needsInstanceData(ctx context.Context, ud *userdata.UserData, opts *userdata.Options) (bool, error) {
 	more := false
 	for _, p := range ud.Parts {
 		if p.LaunchIndex != nil && opts.LaunchIndex == nil {
-			if v, err := b.Metadata.Get(ctx, "meta-data/ami-launch-index"); err == nil {
-				if n, err := strconv.Atoi(strings.TrimSpace(string(v))); err == nil {
-					opts.LaunchIndex, more = &n, true
-				}
+			v, err := b.Metadata.Get(ctx, "meta-data/ami-launch-index")
+			if err != nil {
+				return false, fmt.Errorf("user-data has Launch-Index parts but ami-launch-index cannot be read: %w", err)
 			}
+			n, err := strconv.Atoi(strings.TrimSpace(string(v)))
+			if err != nil {
+				return false, fmt.Errorf("meta-data/ami-launch-index %q is not a number", truncateValue(v))
+			}
+			opts.LaunchIndex, more = &n, true
 		}
 		if p.ContentType == userdata.TypeJinja && opts.InstanceData == nil {
 			entries, err := imds.Walk(ctx, b.Metadata, "meta-data")
@@ -157,7 +171,14 @@ func (b *Boot) needsInstanceData(ctx context.Context, ud *userdata.UserData, opt
 			opts.InstanceData, more = userdata.InstanceData(imds.Tree(entries, "meta-data")), true
 		}
 	}
-	return more
+	return more, nil
+}
+
+func truncateValue(b []byte) string {
+	if len(b) > 20 {
+		return string(b[:20]) + "…"
+	}
+	return string(b)
 }
 
 // CloudConfig returns the merged cloud-config (never nil on success).

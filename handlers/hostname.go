@@ -122,15 +122,22 @@ func runHostname(ctx context.Context, b *Boot) error {
 		return err
 	}
 	manageHosts := cfg.ManageEtcHosts == nil || *cfg.ManageEtcHosts
-	if cc.ManageEtcHosts != "" {
-		manageHosts = true
+	if ud, err := b.UserData(ctx); err == nil {
+		// cloud-config decides when it says anything: false turns the
+		// /etc/hosts line off, true/template/localhost on.
+		if v, set := ud.Config["manage_etc_hosts"]; set {
+			manageHosts = v != false && v != nil && v != "false"
+		}
 	}
 	b.Note("host name %s (fqdn %s)", names.Hostname, names.FQDN)
 	if b.DryRun {
 		return nil
 	}
-	if err := b.Root.WriteFile("etc/hostname", []byte(names.Hostname+"\n"), rootfs.WriteOptions{Perm: 0o644, MkdirPerm: 0o755}); err != nil {
-		return err
+	// Reconcile: a boot that finds the names in place writes nothing.
+	if cur, _ := b.Root.ReadFile("etc/hostname", rootfs.InRoot); string(cur) != names.Hostname+"\n" {
+		if err := b.Root.WriteFile("etc/hostname", []byte(names.Hostname+"\n"), rootfs.WriteOptions{Perm: 0o644, MkdirPerm: 0o755}); err != nil {
+			return err
+		}
 	}
 	if manageHosts {
 		old, err := b.Root.ReadFile("etc/hosts", rootfs.InRoot)
@@ -146,6 +153,10 @@ func runHostname(ctx context.Context, b *Boot) error {
 	if !b.Root.IsHost() {
 		// A baked image root: the file is the change; the running kernel's
 		// name belongs to the host.
+		return nil
+	}
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil && unix.ByteSliceToString(uts.Nodename[:]) == names.Hostname {
 		return nil
 	}
 	if err := unix.Sethostname([]byte(names.Hostname)); err != nil {

@@ -87,31 +87,39 @@ func writeOneFile(b *Boot, acc accounts, w userdata.WriteFile) error {
 	var appendRecord string
 	if w.Append {
 		// A failed handler runs again next boot; an append that already
-		// happened must not happen twice.
+		// happened must not happen twice. The record, written before the
+		// file, holds the digest of the file as the append leaves it: a
+		// crash between the two is told apart by comparing the file.
 		sum := sha256.Sum256([]byte(rel + "\x00" + string(data)))
 		if r, err := instancePath(b, "sem/write-files-appended/"+hex.EncodeToString(sum[:12])); err == nil {
 			appendRecord = r
-			if _, err := b.Root.Stat(r, rootfs.InRoot); err == nil {
-				b.Note("already appended to /%s", rel)
-				return nil
-			}
 		}
 		old, err := b.Root.ReadFile(rel, rootfs.InRoot)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+		if appendRecord != "" {
+			if want, err := b.Root.ReadFile(appendRecord, rootfs.InRoot); err == nil {
+				got := sha256.Sum256(old)
+				if string(want) == hex.EncodeToString(got[:]) {
+					b.Note("already appended to /%s", rel)
+					return nil
+				}
+			}
+		}
 		data = append(old, data...)
+		if appendRecord != "" {
+			next := sha256.Sum256(data)
+			if err := b.Root.WriteFile(appendRecord, []byte(hex.EncodeToString(next[:])), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700}); err != nil {
+				return err
+			}
+		}
 	}
 	if owner.UID == os.Geteuid() && owner.GID == os.Getegid() {
 		owner = rootfs.NoOwner
 	}
 	if err := b.Root.WriteFile(rel, data, rootfs.WriteOptions{Perm: perm, Owner: owner, MkdirPerm: 0o755}); err != nil {
 		return err
-	}
-	if appendRecord != "" {
-		if err := b.Root.WriteFile(appendRecord, nil, rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700}); err != nil {
-			return err
-		}
 	}
 	if w.Permissions&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != 0 {
 		verb += " (setuid/setgid/sticky bits not applied)"

@@ -444,11 +444,16 @@ func retryAfter(h http.Header) time.Duration {
 	return 0
 }
 
-// sleep waits before the next attempt: full-jitter exponential backoff
+// maxRetryAfter caps how long a server's Retry-After is followed.
+const maxRetryAfter = 20 * time.Second
+
+// sleep waits before the next attempt: jittered exponential backoff
 // capped at maxBackoff, or the server's Retry-After when it gave one. A wait
 // that would outlive the context's deadline fails at once.
 func (c *Client) sleep(ctx context.Context, attempt int, after time.Duration) error {
-	d := after
+	// A Retry-After is honoured up to maxRetryAfter: a day-long answer
+	// must not hang sshd's AuthorizedKeysCommand or a boot.
+	d := min(after, maxRetryAfter)
 	if d == 0 {
 		ceil := 100 * time.Millisecond << min(attempt-1, 10)
 		if ceil > c.maxBackoff {

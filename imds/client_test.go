@@ -531,3 +531,33 @@ func TestASlowTokenAnswerDoesNotStrandAV2OnlyInstanceOnV1(t *testing.T) {
 		t.Errorf("want the slow PUT, a v1 GET refused with 401, then a new token used:\n%s", sequence(log))
 	}
 }
+
+func TestDumpOfOneValueOrOneDirectory(t *testing.T) {
+	_, c := start(t, imdstest.Options{}, imds.Options{})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		root string
+		want []string
+	}{
+		{"meta-data/ami-id", []string{"meta-data/ami-id"}},
+		{"dynamic/instance-identity/document", []string{"dynamic/instance-identity/document"}},
+		{"meta-data/placement", []string{"meta-data/placement/availability-zone", "meta-data/placement/availability-zone-id", "meta-data/placement/region"}},
+		{"meta-data/public-keys/0", []string{"meta-data/public-keys/0/openssh-key"}},
+		{"user-data", []string{"user-data"}},
+	} {
+		entries, err := c.Dump(ctx, tc.root)
+		var got []string
+		for _, e := range entries {
+			if e.Err != nil {
+				t.Errorf("%s: %v", e.Path, e.Err)
+			}
+			got = append(got, e.Path)
+		}
+		if err != nil || strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("Dump(%q) = %v, %v; want %v", tc.root, got, err, tc.want)
+		}
+	}
+	if _, err := c.Dump(ctx, "meta-data/nope"); !errors.Is(err, imds.ErrNotFound) {
+		t.Errorf("Dump of a missing path: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package imds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -89,14 +90,46 @@ func Walk(ctx context.Context, r Reader, root string) ([]Entry, error) {
 			go visit(p, childDir)
 		}
 	}
+	dir, err := isDir(ctx, r, root)
+	if err != nil {
+		return nil, err
+	}
 	wg.Add(1)
-	visit(root, root != "user-data")
+	visit(root, dir)
 	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	if len(out) == 1 && out[0].Path == root && out[0].Err != nil {
 		return nil, out[0].Err
 	}
 	return out, nil
+}
+
+// isDir tells a directory from a value the way a walk from the top would:
+// by the parent's listing (a trailing "/", an "N=name" entry, or one of the
+// version root's directories).
+func isDir(ctx context.Context, r Reader, p string) (bool, error) {
+	if p == "" || rootDirs[p] {
+		return true, nil
+	}
+	parent, base := "", p
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		parent, base = p[:i+1], p[i+1:]
+	}
+	names, err := r.List(ctx, parent)
+	if err != nil {
+		return false, err
+	}
+	for _, n := range names {
+		switch {
+		case n == base+"/":
+			return true, nil
+		case n == base:
+			return parent == "" && rootDirs[base], nil
+		case strings.HasPrefix(n, base+"=") && indexedKey().MatchString(n):
+			return true, nil
+		}
+	}
+	return false, fmt.Errorf("%s: %w", p, ErrNotFound)
 }
 
 // Tree nests the leaves below root as maps ("placement" → {"region": …}),

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/flint-dev/flint/imds/imdstest"
@@ -40,21 +41,22 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(stderr, "--faults: %v", err)
 	}
-	emu := imdstest.New(tree, imdstest.Options{V2Only: *v2only, Faults: fl})
+	opts := imdstest.Options{V2Only: *v2only, Faults: fl, LogLimit: 10000}
+	if !*quiet {
+		var mu sync.Mutex
+		opts.OnRequest = func(r imdstest.Request) {
+			// Only method, path and status: never tokens or values.
+			mu.Lock()
+			fmt.Fprintf(stderr, "%s %s\n", time.Now().Format("15:04:05.000"), r)
+			mu.Unlock()
+		}
+	}
+	emu := imdstest.New(tree, opts)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
 	var h http.Handler = emu
-	if !*quiet {
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			emu.ServeHTTP(w, r)
-			// Only method, path and status: never tokens or values.
-			if log := emu.Log(); len(log) > 0 {
-				fmt.Fprintf(stderr, "%s %s\n", time.Now().Format("15:04:05.000"), log[len(log)-1])
-			}
-		})
-	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	fmt.Fprintf(stdout, "flint emulate: serving on http://%s\n", ln.Addr())
 	go func() {

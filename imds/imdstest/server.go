@@ -35,6 +35,11 @@ type Options struct {
 	V2Only bool
 	// Faults are checked in order for every request; see Fault.
 	Faults []Fault
+	// LogLimit bounds the request log (the oldest half is dropped when it
+	// is reached); 0 keeps every entry, as tests want.
+	LogLimit int
+	// OnRequest is called with each request's log entry once it is answered.
+	OnRequest func(Request)
 }
 
 // Request is one entry of the request log.
@@ -66,6 +71,8 @@ type Server struct {
 	faults []*fault
 	tokens map[string]time.Time
 	log    []Request
+	limit  int
+	notify func(Request)
 	now    func() time.Time
 	// release unblocks dropped requests when the server closes.
 	release chan struct{}
@@ -80,6 +87,8 @@ func New(tree *Tree, opts Options) *Server {
 		tokens:  map[string]time.Time{},
 		now:     time.Now,
 		release: make(chan struct{}),
+		limit:   opts.LogLimit,
+		notify:  opts.OnRequest,
 	}
 	for _, f := range opts.Faults {
 		s.faults = append(s.faults, &fault{Fault: f})
@@ -144,8 +153,14 @@ func (s *Server) Delete(path string) bool {
 
 func (s *Server) record(r Request) {
 	s.mu.Lock()
+	if s.limit > 0 && len(s.log) >= s.limit {
+		s.log = append(s.log[:0], s.log[len(s.log)/2:]...)
+	}
 	s.log = append(s.log, r)
 	s.mu.Unlock()
+	if s.notify != nil {
+		s.notify(r)
+	}
 }
 
 // ServeHTTP implements the IMDS protocol.
