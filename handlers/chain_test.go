@@ -336,3 +336,26 @@ func TestAPluginThatLeavesADaemonRunningSucceeds(t *testing.T) {
 		t.Fatalf("10-daemon: %s %q %q", r.Status, r.Reason, r.Notes)
 	}
 }
+
+func TestAnImageRootCannotRedirectFlintsWritesOrPlugInsToTheHost(t *testing.T) {
+	in := newInstance(t)
+	outside := t.TempDir()
+	// var/log points at a host directory; a plug-in is a symlink to a host
+	// program.
+	os.MkdirAll(filepath.Join(in.root, "var"), 0o755)
+	os.Symlink(outside, filepath.Join(in.root, "var/log"))
+	os.WriteFile(filepath.Join(outside, "evil"), []byte("#!/bin/sh\ntouch \"$FLINT_ROOT/evil-ran\"\n"), 0o755)
+	os.MkdirAll(filepath.Join(in.root, "etc/flint/handlers.d"), 0o755)
+	os.Symlink(filepath.Join(outside, "evil"), filepath.Join(in.root, "etc/flint/handlers.d/10-link"))
+	in.plugin(t, "20-real", "echo from-the-image\n")
+	st := in.chain(t, nil)
+	if got := statuses(st); got != "hostname=ok 20-real=ok" {
+		t.Errorf("statuses %s: the symlinked plug-in must not be in the chain", got)
+	}
+	if _, err := os.Stat(filepath.Join(in.root, "evil-ran")); err == nil {
+		t.Error("a plug-in symlinked to a host file ran")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "flint-output.log")); err == nil {
+		t.Error("the output log was written through var/log's symlink onto the host")
+	}
+}

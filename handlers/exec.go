@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
@@ -33,7 +32,7 @@ func (e *execHandler) Frequency() state.Frequency { return e.freq }
 // A missing dir is no plug-ins; non-executables and names that are not
 // safe are skipped with a warning in the returned list.
 func ExecPlugins(root *rootfs.Root, dir string, freq state.Frequency, timeout time.Duration, reserved func(string) bool) ([]Handler, []string, error) {
-	ents, err := os.ReadDir(root.Path(dir))
+	ents, err := root.ReadDir(dir, rootfs.InRoot)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
@@ -45,7 +44,13 @@ func ExecPlugins(root *rootfs.Root, dir string, freq state.Frequency, timeout ti
 	var warns []string
 	for _, e := range ents {
 		name := e.Name()
-		fi, err := root.Stat(filepath.Join(dir, name), rootfs.InRoot)
+		// In an image root, a plug-in reached through a symlink would run
+		// the host's file of that name: only plain files count there.
+		res := rootfs.InRoot
+		if !root.IsHost() {
+			res = rootfs.Strict
+		}
+		fi, err := root.Stat(filepath.Join(dir, name), res)
 		switch {
 		case err != nil:
 			warns = append(warns, fmt.Sprintf("exec plug-in %s: %v", name, err))

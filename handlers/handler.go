@@ -118,7 +118,11 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 		}
 		opts := b.UserDataOptions
 		if opts.IncludeOnceDir == "" && b.State != nil && b.State.Instance() != "" && !b.DryRun {
-			opts.IncludeOnceDir = b.Root.Path(b.State.InstanceDir(b.State.Instance()) + "/urlcache")
+			// userdata writes the cache with plain file calls: only when the
+			// instance directory really lies inside the root.
+			if dir := b.Root.Path(b.State.InstanceDir(b.State.Instance())); b.Root.Contains(dir) {
+				opts.IncludeOnceDir = dir + "/urlcache"
+			}
 		}
 		b.ud.ud, b.ud.err = userdata.Parse(ctx, raw, opts)
 		more, err := false, error(nil)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"syscall"
 
 	"github.com/flint-dev/flint/internal/rootfs"
 )
@@ -23,7 +22,7 @@ const PerProcessCap = 1 << 20
 // generation, ".1") when it passes its maximum size.
 type OutputLog struct {
 	mu   sync.Mutex
-	path string
+	root *rootfs.Root
 	max  int64
 	// Journal, when set, also receives each line a process printed (within
 	// the per-process cap), labelled with the process's name.
@@ -38,7 +37,7 @@ func OpenOutputLog(root *rootfs.Root, max int64) (*OutputLog, error) {
 	if max <= 0 {
 		max = 16 << 20
 	}
-	return &OutputLog{path: root.Path(OutputLogPath), max: max}, nil
+	return &OutputLog{root: root, max: max}, nil
 }
 
 // Writer returns a writer for one process's output, headed by a line naming
@@ -55,10 +54,12 @@ func (l *OutputLog) append(b []byte) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if fi, err := os.Lstat(l.path); err == nil && fi.Size()+int64(len(b)) > l.max {
-		os.Rename(l.path, l.path+".1")
+	// Through the root: an image whose var/log is a symlink out of it
+	// cannot make flint write on the build host.
+	if fi, err := l.root.Stat(OutputLogPath, rootfs.InRoot); err == nil && fi.Size()+int64(len(b)) > l.max {
+		l.root.Rename(OutputLogPath, "flint-output.log.1")
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o640)
+	f, err := l.root.OpenFile(OutputLogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640, rootfs.InRoot)
 	if err != nil {
 		return
 	}

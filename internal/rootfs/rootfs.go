@@ -320,3 +320,48 @@ func (r *Root) Symlink(target, rel string) error {
 	}
 	return unix.Fsync(dfd)
 }
+
+// OpenFile opens rel below the root (flags as for open(2), O_CREAT allowed).
+func (r *Root) OpenFile(rel string, flags int, perm os.FileMode, res Resolution) (*os.File, error) {
+	fd, err := r.open(rel, flags, uint32(perm.Perm()), res)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), r.Path(rel)), nil
+}
+
+// ReadDir lists the directory rel below the root.
+func (r *Root) ReadDir(rel string, res Resolution) ([]fs.DirEntry, error) {
+	f, err := r.OpenFile(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0, res)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// Rename renames rel to a new name in the same directory.
+func (r *Root) Rename(rel, newName string) error {
+	rel = clean(rel)
+	dir, name := filepath.Split(rel)
+	dfd, err := r.open(dir, unix.O_PATH|unix.O_DIRECTORY, 0, InRoot)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	if err := unix.Renameat(dfd, name, dfd, newName); err != nil {
+		return &fs.PathError{Op: "rename", Path: r.Path(rel), Err: err}
+	}
+	return nil
+}
+
+// Contains reports whether the host path p, symlinks resolved, lies
+// inside the root: for handing a path to code that uses plain file calls.
+func (r *Root) Contains(p string) bool {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(r.dir, real)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
