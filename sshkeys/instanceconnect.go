@@ -96,22 +96,9 @@ func (ic *InstanceConnect) Verify(now time.Time) (keys []Key, dropped []string, 
 
 // verifySigner checks the signer chain and returns the signer's key.
 func (ic *InstanceConnect) verifySigner(now time.Time) (*rsa.PublicKey, error) {
-	var chain []*x509.Certificate
-	rest := ic.SignerChain
-	for {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("signer certificate chain: %w", err)
-		}
-		chain = append(chain, c)
+	chain, err := pemCertificates(ic.SignerChain, true)
+	if err != nil {
+		return nil, fmt.Errorf("signer certificate chain: %w", err)
 	}
 	if len(chain) == 0 {
 		return nil, errors.New("no signer certificate")
@@ -259,27 +246,37 @@ func verifyBlock(blk []string, signer *rsa.PublicKey, instance string, now time.
 
 // LoadCABundle reads a PEM bundle of trusted CA certificates.
 func LoadCABundle(pemData []byte) (*x509.CertPool, []*x509.Certificate, error) {
+	// One odd entry must not void a system bundle: not strict.
+	certs, _ := pemCertificates(pemData, false)
 	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	if len(certs) == 0 {
+		return nil, nil, errors.New("no certificates in the CA bundle")
+	}
+	return pool, certs, nil
+}
+
+// pemCertificates parses the CERTIFICATE blocks of data in order. Strict:
+// a block that does not parse is an error; otherwise it is skipped.
+func pemCertificates(data []byte, strict bool) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
-	rest := pemData
-	for {
+	for rest := data; ; {
 		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
+		if blk, rest = pem.Decode(rest); blk == nil {
+			return certs, nil
 		}
 		if blk.Type != "CERTIFICATE" {
 			continue
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			continue // one odd entry must not void a system bundle
+			if strict {
+				return nil, err
+			}
+			continue
 		}
-		pool.AddCert(c)
 		certs = append(certs, c)
 	}
-	if len(certs) == 0 {
-		return nil, nil, errors.New("no certificates in the CA bundle")
-	}
-	return pool, certs, nil
 }
