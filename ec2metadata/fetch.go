@@ -57,9 +57,31 @@ func newFetcher(ctx context.Context, g Getter) *fetcher {
 	return &fetcher{ctx: ctx, cancel: cancel, g: g, calls: map[string]*call{}}
 }
 
-// start begins fetching path unless that has begun already, under this
-// or another spelling ("meta-data/x" and "/latest/meta-data/x").
+// start begins fetching path in the background unless that has begun
+// already, under this or another spelling ("meta-data/x" and
+// "/latest/meta-data/x").
 func (f *fetcher) start(path string) *call {
+	c, fresh := f.register(path)
+	if fresh {
+		go f.run(c, path)
+	}
+	return c
+}
+
+// get waits for path's answer. A path nobody has started is fetched on the
+// caller's goroutine: a command that reads one value starts none.
+func (f *fetcher) get(path string) fetched {
+	c, fresh := f.register(path)
+	if fresh {
+		f.run(c, path)
+	}
+	<-c.done
+	return c.fetched
+}
+
+// register returns path's call, and whether the caller created it and
+// must run it.
+func (f *fetcher) register(path string) (*call, bool) {
 	key := path
 	if !strings.HasPrefix(key, "/") {
 		key = "/latest/" + key
@@ -67,35 +89,29 @@ func (f *fetcher) start(path string) *call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c, ok := f.calls[key]; ok {
-		return c
+		return c, false
 	}
 	c := &call{done: make(chan struct{})}
 	f.calls[key] = c
 	f.order = append(f.order, key)
-	go func() {
-		defer close(c.done)
-		if err := checkPath(path); err != nil {
-			c.err = err
-			return
-		}
-		c.raw, c.err = f.g.Get(f.ctx, path)
-		if c.err != nil && !pathFailure(c.err) {
-			f.mu.Lock()
-			if f.serviceErr == nil {
-				f.serviceErr = c.err
-			}
-			f.mu.Unlock()
-			f.cancel()
-		}
-	}()
-	return c
+	return c, true
 }
 
-// get waits for path's answer, starting the fetch if needed.
-func (f *fetcher) get(path string) fetched {
-	c := f.start(path)
-	<-c.done
-	return c.fetched
+func (f *fetcher) run(c *call, path string) {
+	defer close(c.done)
+	if err := checkPath(path); err != nil {
+		c.err = err
+		return
+	}
+	c.raw, c.err = f.g.Get(f.ctx, path)
+	if c.err != nil && !pathFailure(c.err) {
+		f.mu.Lock()
+		if f.serviceErr == nil {
+			f.serviceErr = c.err
+		}
+		f.mu.Unlock()
+		f.cancel()
+	}
 }
 
 // failure is a fetch that failed for a reason other than absence.
@@ -183,23 +199,41 @@ func (r *result) listed() bool { return r.v.found() && shellValue(r.v.raw) != ""
 // resolve fetches everything the steps print, each step and each child of
 // a listing in its own goroutine, so the whole command costs the depth of
 // the deepest chain (public keys: listing → formats → keys) in round trips.
+// The last step runs on the caller's goroutine, so one flag costs no
+// goroutine at all.
 func resolve(f *fetcher, steps []step) []*result {
 	results := make([]*result, len(steps))
-	var wg sync.WaitGroup
+	var work []*result
+	metrics := 0
 	for i, s := range steps {
 		results[i] = &result{step: s}
 		switch s.kind {
 		case helpStep, usageStep:
 			continue
 		case metricStep:
-			f.start(s.path)
+			metrics++
 		}
+		work = append(work, results[i])
+	}
+	if len(work) == 0 {
+		return results
+	}
+	if metrics > 1 {
+		for _, r := range work {
+			if r.kind == metricStep {
+				f.start(r.path)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, r := range work[:len(work)-1] {
 		wg.Add(1)
 		go func(r *result) {
 			defer wg.Done()
 			resolveStep(f, r)
-		}(results[i])
+		}(r)
 	}
+	resolveStep(f, work[len(work)-1])
 	wg.Wait()
 	return results
 }

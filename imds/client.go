@@ -186,6 +186,9 @@ func New(opts Options) (*Client, error) {
 	}
 	c.base = endpoint
 	tr := opts.Transport
+	if tr == nil && endpoint.Scheme == "http" {
+		tr = newConnTransport(4)
+	}
 	if tr == nil {
 		tr = &http.Transport{
 			// IMDS is link-local: a proxy from the environment must never see it.
@@ -382,7 +385,7 @@ func (c *Client) retry(ctx context.Context, op func() error) error {
 // exchange performs one HTTP request with its own timeout and reads a
 // capped body. Transport failures come back as *errRetry.
 func (c *Client) exchange(ctx context.Context, method, u, tok string, timeout time.Duration, hdr map[string]string) ([]byte, int, http.Header, error) {
-	actx, cancel := context.WithTimeout(ctx, timeout)
+	actx, cancel := c.attemptContext(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, method, u, nil)
 	if err != nil {
@@ -408,6 +411,18 @@ func (c *Client) exchange(ctx context.Context, method, u, tok string, timeout ti
 		return nil, 0, nil, fmt.Errorf("%s %s: response larger than %d bytes, refused", method, u, c.maxBytes)
 	}
 	return body, resp.StatusCode, resp.Header, nil
+}
+
+// attemptContext bounds one attempt. The connection transport enforces
+// the deadline on the socket itself, so its attempts get a context that
+// carries the deadline without arming a timer: arming one wakes another
+// thread of the runtime, which on a one-shot command costs more than the
+// exchange.
+func (c *Client) attemptContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := c.hc.Transport.(*connTransport); ok {
+		return &deadlineCtx{Context: ctx, deadline: time.Now().Add(d)}, func() {}
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // errAttemptTimeout marks an attempt that ran out of its own time while the

@@ -1,5 +1,7 @@
 package userdata
 
+import "sync"
+
 // mergeCloudConfig merges the cloud-config parts (and jinja templates
 // rendering to cloud-config) in order, as cloud-init's
 // CloudConfigPartHandler does: each part's mergers come from its
@@ -54,7 +56,7 @@ func (p *processor) mergeCloudConfig(parts []*Part) map[string]any {
 			how = append(how, hh...)
 		}
 		if len(how) == 0 {
-			how = defaultMergeHow
+			how = defaultMergeHow()
 		}
 		c, err := how.compile()
 		if err != nil {
@@ -73,7 +75,12 @@ func (p *processor) mergeCloudConfig(parts []*Part) map[string]any {
 	return buf
 }
 
-var defaultMergeHow, _ = ParseMergeHow(DefaultMergeHow)
+// defaultMergeHow is parsed on first use, not at start-up: every flint
+// command pays for package initialisation, and most never merge.
+var defaultMergeHow = sync.OnceValue(func() MergeHow {
+	how, _ := ParseMergeHow(DefaultMergeHow)
+	return how
+})
 
 func shallowCopy(m map[string]any) map[string]any {
 	out := make(map[string]any, len(m))
