@@ -8,7 +8,7 @@
 # host namespace.
 #
 # Usage: sudo bench/query.sh [--check]
-#   FLINT=/path/to/flint   use this binary instead of building one
+#   FLINT=/path/to/flint   time a copy of this binary instead of building one
 #   RUNS=N                 hyperfine runs per command (default 200)
 #   --check                exit 1 if a speed-up target is missed
 #                          (--all >= 20x, -i >= 5x)
@@ -37,11 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-flint=${FLINT:-}
-if [[ -z "$flint" ]]; then
-	flint=$work/flint
-	CGO_ENABLED=0 go build -trimpath -o "$flint" ./cmd/flint
-fi
+source bench/lib.sh
+flint=$(install_flint "$work")
 
 # Neither tool may see a proxy or an inherited token.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY IMDS_TOKEN

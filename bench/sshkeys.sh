@@ -6,7 +6,7 @@
 # binary at all. Target: median of the default user <= 5 ms.
 #
 # Usage: bench/sshkeys.sh [--check]
-#   FLINT=/path/to/flint   use this binary instead of building one
+#   FLINT=/path/to/flint   time a copy of this binary instead of building one
 #   RUNS=N                 hyperfine runs per command (default 300)
 #   --check                exit 1 if the target is missed
 # Needs: hyperfine, go (to build). Talks only to 127.0.0.1.
@@ -27,11 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-flint=${FLINT:-}
-if [[ -z "$flint" ]]; then
-	flint=$work/flint
-	CGO_ENABLED=0 go build -trimpath -o "$flint" ./cmd/flint
-fi
+source bench/lib.sh
+flint=$(install_flint "$work")
 # sshd runs the command with an empty environment; so does this.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 for v in $(compgen -e | grep '^AWS_EC2_METADATA' || true); do unset "$v"; done

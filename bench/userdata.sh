@@ -8,7 +8,7 @@
 # No network is involved: the document has no #include.
 #
 # Usage: bench/userdata.sh [--check]
-#   FLINT=/path/to/flint   use this binary instead of building one
+#   FLINT=/path/to/flint   time a copy of this binary instead of building one
 #   RUNS=N                 hyperfine runs per command (default 100)
 #   --check                exit 1 if flint is not >= 20x faster (median)
 # Needs: hyperfine, cloud-init (Debian package), go (to build).
@@ -26,11 +26,8 @@ command -v hyperfine >/dev/null || { echo "userdata.sh: needs hyperfine" >&2; ex
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-flint=${FLINT:-}
-if [[ -z "$flint" ]]; then
-	flint=$work/flint
-	CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$flint" ./cmd/flint
-fi
+source bench/lib.sh
+flint=$(install_flint "$work")
 
 doc=$work/userdata.gz
 USERDATA_BENCH_DOC="$doc" GOFLAGS=-mod=mod go test -count=1 -run '^TestBenchDocumentIsRealistic$' ./userdata >/dev/null
