@@ -10,8 +10,9 @@
 // a run interrupted at any point is completed or rolled back by the next one
 // (see Recover). It finally loads the configured modules in dependency order.
 //
-// The package touches nothing outside <root>/lib/modules. Metadata access
-// (Metadata), instance-role credentials (aws.CredentialsProvider) and the
-// decision to run at all are the caller's: the kernel-modules handler and the
-// "flint modules" command wire them.
+// The package touches nothing outside <root>/lib/modules. It signs s3://
+// requests itself (SigV4, sigv4.go); metadata access (Metadata), the
+// instance-role credentials (CredentialsProvider) and the decision to run at
+// all are the caller's: the kernel-modules handler and the "flint modules"
+// command wire them.
 package modules

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Options is one run of Ensure: the kernel-modules handler at boot, or
@@ -21,7 +19,7 @@ type Options struct {
 	// there is none (image baking).
 	Metadata Metadata
 	// Credentials sign s3:// bundles (the instance role's).
-	Credentials aws.CredentialsProvider
+	Credentials CredentialsProvider
 	// Bundle, when set, is installed instead of what Config resolves to.
 	Bundle *Bundle
 	// Force resolves the bundle even over a complete tree (and reinstalls

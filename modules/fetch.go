@@ -12,9 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // Fetcher opens bundles and their side files (manifest, digest, signature)
@@ -27,7 +24,7 @@ type Fetcher struct {
 	// Credentials sign s3:// requests (SigV4); normally the instance role's
 	// credentials from metadata. Nil sends s3:// requests unsigned (public
 	// buckets).
-	Credentials aws.CredentialsProvider
+	Credentials CredentialsProvider
 	// Region of s3:// buckets; required for s3:// URLs.
 	Region string
 	// S3Endpoint replaces https://<bucket>.s3.<region>.amazonaws.com with
@@ -174,7 +171,8 @@ func (f *Fetcher) newStream(ctx context.Context, u *url.URL, allowHTTP bool) (*h
 		if f.Region == "" {
 			return nil, fmt.Errorf("%s: the S3 region is unknown (set modules.s3_region)", s.display)
 		}
-		key := strings.TrimPrefix(u.Path, "/")
+		// The key goes on the wire encoded as the signature encodes it.
+		key := s3EscapePath(strings.TrimPrefix(u.Path, "/"))
 		if f.S3Endpoint != "" {
 			s.url = strings.TrimSuffix(f.S3Endpoint, "/") + "/" + u.Host + "/" + key
 		} else {
@@ -395,14 +393,15 @@ func (s *httpStream) Close() error {
 
 // signS3 signs req for S3 with SigV4. The payload of a GET is empty, but
 // S3 accepts UNSIGNED-PAYLOAD and the header must say which was signed.
-func signS3(ctx context.Context, req *http.Request, cp aws.CredentialsProvider, region string) error {
+func signS3(ctx context.Context, req *http.Request, cp CredentialsProvider, region string) error {
 	creds, err := cp.Retrieve(ctx)
 	if err != nil {
 		return fmt.Errorf("instance role credentials: %w", err)
 	}
 	const payload = "UNSIGNED-PAYLOAD"
 	req.Header.Set("X-Amz-Content-Sha256", payload)
-	return v4.NewSigner().SignHTTP(ctx, creds, req, payload, "s3", region, time.Now())
+	signV4(req, creds, payload, "s3", region, time.Now())
+	return nil
 }
 
 type progressReader struct {

@@ -11,9 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // reqLog records what a test server was asked.
@@ -198,62 +195,6 @@ func TestProgressIsOneLinePerTenPercentOffATerminal(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 10 || !strings.Contains(lines[0], ": 10% ") || !strings.Contains(lines[9], ": 100% ") {
 		t.Fatalf("progress lines:\n%s", out.String())
-	}
-}
-
-func TestS3BundlesAreSignedWithSigV4(t *testing.T) {
-	body := compress(t, FormatTarGz, makeTar(t, goodTree(rel, "new")))
-	creds := aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG", SessionToken: "tok"}
-	var mu sync.Mutex
-	var problems []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.URL.Path != "/my-bucket/kernels/b.tar.gz" {
-			problems = append(problems, "path "+r.URL.Path)
-		}
-		auth := r.Header.Get("Authorization")
-		if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") || !strings.Contains(auth, "/eu-west-1/s3/aws4_request") {
-			problems = append(problems, "authorization "+auth)
-		}
-		if r.Header.Get("X-Amz-Security-Token") != "tok" {
-			problems = append(problems, "no session token")
-		}
-		// Re-sign the request as received and compare: the signature
-		// must be exactly SigV4's for this request.
-		when, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-		if err != nil {
-			problems = append(problems, "x-amz-date")
-		}
-		check := r.Clone(context.Background())
-		signed := map[string]bool{}
-		if _, after, ok := strings.Cut(auth, "SignedHeaders="); ok {
-			list, _, _ := strings.Cut(after, ",")
-			for _, h := range strings.Split(list, ";") {
-				signed[http.CanonicalHeaderKey(h)] = true
-			}
-		}
-		for h := range check.Header {
-			if !signed[h] {
-				check.Header.Del(h) // added by the transport after signing
-			}
-		}
-		check.URL.Scheme, check.URL.Host = "http", r.Host
-		v4.NewSigner().SignHTTP(context.Background(), creds, check, "UNSIGNED-PAYLOAD", "s3", "eu-west-1", when)
-		if check.Header.Get("Authorization") != auth {
-			problems = append(problems, "signature does not verify")
-		}
-		http.ServeContent(w, r, "b", time.Time{}, bytes.NewReader(body))
-	}))
-	defer srv.Close()
-	f := &Fetcher{Client: srv.Client(), S3Endpoint: srv.URL, Region: "eu-west-1",
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil })}
-	_, err := httpInstall(t, f, Bundle{URL: "s3://my-bucket/kernels/b.tar.gz", SHA256: digest(body), Pinned: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(problems) > 0 {
-		t.Fatalf("S3 request problems: %q", problems)
 	}
 }
 

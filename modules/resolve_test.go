@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flint-dev/flint/imds"
 )
@@ -220,7 +221,7 @@ func TestRoleCredentialsComeFromMetadataAndNeverEchoSecrets(t *testing.T) {
 		credsPath + "builder": `{"Code":"Success","AccessKeyId":"ASIAX","SecretAccessKey":"s3cr3t","Token":"tok","Expiration":"2030-01-01T00:00:00Z"}`,
 	}
 	c, err := RoleCredentials(md).Retrieve(context.Background())
-	if err != nil || c.AccessKeyID != "ASIAX" || c.SecretAccessKey != "s3cr3t" || c.SessionToken != "tok" || !c.CanExpire {
+	if err != nil || c.AccessKeyID != "ASIAX" || c.SecretAccessKey != "s3cr3t" || c.SessionToken != "tok" || !c.Expires.Equal(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("got %+v, %v", c, err)
 	}
 	md[credsPath+"builder"] = `{"SecretAccessKey":"s3cr3t", broken`
