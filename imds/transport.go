@@ -69,9 +69,7 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	reused := pc != nil
 	for {
 		if pc == nil {
-			d := t.dialer
-			d.Deadline, _ = ctx.Deadline()
-			c, err := d.DialContext(context.WithoutCancel(ctx), "tcp", hostPort(req))
+			c, err := t.dial(ctx, hostPort(req))
 			if err != nil {
 				<-t.slots
 				return nil, ctxErr(ctx, err)
@@ -92,6 +90,18 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		<-t.slots
 		return nil, ctxErr(ctx, err)
 	}
+}
+
+// dial connects to addr within ctx's deadline: directly when addr is a
+// literal address, else through net.Dialer.
+func (t *connTransport) dial(ctx context.Context, addr string) (net.Conn, error) {
+	deadline, _ := ctx.Deadline()
+	if c, handled, err := dialDirect(addr, deadline); handled {
+		return c, err
+	}
+	d := t.dialer
+	d.Deadline = deadline
+	return d.DialContext(context.WithoutCancel(ctx), "tcp", addr)
 }
 
 // acquire takes a connection slot, waiting no longer than ctx allows.
