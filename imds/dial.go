@@ -44,12 +44,13 @@ func dialDirect(addr string, deadline time.Time) (c net.Conn, handled bool, err 
 		return nil, false, nil
 	}
 	if !deadline.IsZero() {
+		// A blocking connect waits no longer than the send timeout, and a
+		// zero timeout means none: leave a deadline that close to net.
 		d := time.Until(deadline)
-		if d <= 0 {
+		if d < time.Millisecond {
 			unix.Close(fd)
 			return nil, false, nil
 		}
-		// A blocking connect waits no longer than the send timeout.
 		tv := unix.NsecToTimeval(d.Nanoseconds())
 		if unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv) != nil {
 			unix.Close(fd)
