@@ -9,10 +9,12 @@
 #
 # Usage: sudo bench/query.sh [--check]
 #   FLINT=/path/to/flint   time a copy of this binary instead of building one
-#   RUNS=N                 hyperfine runs per command (default 200)
+#   RUNS=N                 runs per command (default 200)
+#   ROUNDS=N               in N alternating rounds (default 5)
 #   --check                exit 1 if a speed-up target is missed
 #                          (--all >= 20x, -i >= 5x)
-# Needs: root, ip (iproute2), hyperfine, amazon-ec2-utils, curl, go (to build).
+# Needs: root, ip (iproute2), hyperfine, amazon-ec2-utils, curl, python3,
+# go (to build).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,7 +24,7 @@ runs=${RUNS:-200}
 script=/usr/bin/ec2-metadata
 fixture=$PWD/imds/imdstest/testdata/instance.yaml
 
-for tool in ip hyperfine curl "$script"; do
+for tool in ip hyperfine curl python3 "$script"; do
 	command -v "$tool" >/dev/null || { echo "query.sh: needs $tool" >&2; exit 2; }
 done
 [[ $(id -u) == 0 ]] || { echo "query.sh: needs root (network namespaces)" >&2; exit 2; }
@@ -65,29 +67,58 @@ for args in "-i" "--all"; do
 	fi
 done
 
-echo "flint: $("$flint" version 2>/dev/null || echo "$flint")  runs: $runs  $(nproc) CPUs  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-ip netns exec "$ns" hyperfine -N --warmup 20 --runs "$runs" --export-csv "$work/times.csv" \
-	"$script -i" "$flint query -i" "$script --all" "$flint query --all"
+rounds=${ROUNDS:-5}
+per=$(((runs + rounds - 1) / rounds))
+echo "flint: $("$flint" version 2>/dev/null || echo "$flint")  runs: $((per * rounds)) in $rounds rounds  $(nproc) CPUs  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# times.csv: command,mean,stddev,median,user,system,min,max (seconds).
-# Ratios use medians: on a shared machine a few stalled runs of the slow
-# script would otherwise inflate its mean and flatter flint.
-column() { awk -F, -v c="$1" -v k="$2" 'NR > 1 && $1 == c { print $k }' "$work/times.csv"; }
-status=0
-# The CPU ratio (user+system, children included) is printed too: it moves
-# less than wall time when other work shares the machine.
-report() { # label script-command flint-command target
-	awk -v l="$1" -v s="$(column "$2" 4)" -v f="$(column "$3" 4)" \
-		-v sm="$(column "$2" 2)" -v fm="$(column "$3" 2)" \
-		-v sc="$(column "$2" 5)" -v ss="$(column "$2" 6)" \
-		-v fc="$(column "$3" 5)" -v fs="$(column "$3" 6)" -v t="$4" 'BEGIN {
-		r = s / f
-		printf "%-6s median: ec2-metadata %7.2f ms, flint %6.2f ms: %5.1fx (target %dx: %s); mean ratio %.1fx; CPU ratio %.1fx\n",
-			l, s * 1000, f * 1000, r, t, (r >= t ? "met" : "MISSED"), sm / fm, (sc + ss) / (fc + fs)
-		exit (r >= t ? 0 : 1)
-	}' || status=1
-}
+# The tools take turns: each round is one hyperfine run that times both
+# back to back (which one goes first alternates), and the times of all
+# rounds are pooled. One long run per tool would compare moments up to a
+# minute apart, and the load of this machine's host moves in between.
+for pair in -i --all; do
+	for ((r = 1; r <= rounds; r++)); do
+		first="$script $pair" second="$flint query $pair"
+		((r % 2 == 0)) && { t=$first; first=$second; second=$t; }
+		ip netns exec "$ns" hyperfine -N --style none --warmup 5 --runs "$per" \
+			--export-json "$work/times$pair.$r.json" "$first" "$second" >/dev/null 2>"$work/hyperfine.log" ||
+			{ cat "$work/hyperfine.log" >&2; exit 1; }
+	done
+done
+
+# Ratios use pooled medians: on a shared machine a few stalled runs of
+# the slow script would otherwise inflate its mean and flatter flint. The
+# spread of the rounds' own ratios and the CPU ratio (user+system,
+# children included), which moves less than wall time when other work
+# shares the machine, are printed too.
 echo
-report "-i" "$script -i" "$flint query -i" 5
-report "--all" "$script --all" "$flint query --all" 20
+status=0
+python3 - "$work" "$script" "$rounds" <<'PY' || status=1
+import json, statistics, sys
+
+work, script, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+status = 0
+for pair, target in (("-i", 5), ("--all", 20)):
+    times = {"s": [], "f": []}
+    cpu = {"s": [], "f": []}
+    ratios = []
+    for r in range(1, rounds + 1):
+        with open(f"{work}/times{pair}.{r}.json") as fh:
+            results = json.load(fh)["results"]
+        med = {}
+        for x in results:
+            tool = "s" if x["command"].startswith(script + " ") else "f"
+            times[tool] += x["times"]
+            cpu[tool].append(x["user"] + x["system"])
+            med[tool] = statistics.median(x["times"])
+        ratios.append(med["s"] / med["f"])
+    s, f = statistics.median(times["s"]), statistics.median(times["f"])
+    r = s / f
+    met = r >= target
+    status |= not met
+    print(f"{pair:<6} median: ec2-metadata {s * 1000:7.2f} ms, flint {f * 1000:6.2f} ms: {r:5.1f}x "
+          f"(target {target}x: {'met' if met else 'MISSED'}); rounds {min(ratios):.1f}x-{max(ratios):.1f}x; "
+          f"mean ratio {statistics.mean(times['s']) / statistics.mean(times['f']):.1f}x; "
+          f"CPU ratio {statistics.mean(cpu['s']) / statistics.mean(cpu['f']):.1f}x")
+sys.exit(status)
+PY
 if ((check)); then exit $status; fi
