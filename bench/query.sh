@@ -9,6 +9,8 @@
 #
 # Usage: sudo bench/query.sh [--check]
 #   FLINT=/path/to/flint   time a copy of this binary instead of building one
+#   FLINT_BASE=/path/to/flint  also time this one (an older build) in the same
+#                          rounds, and print how the two flints compare
 #   RUNS=N                 runs per command (default 200)
 #   ROUNDS=N               in N alternating rounds (default 5)
 #   --check                exit 1 if a speed-up target is missed
@@ -41,6 +43,11 @@ trap cleanup EXIT
 
 source bench/lib.sh
 flint=$(install_flint "$work")
+base=
+if [[ -n "${FLINT_BASE:-}" ]]; then
+	base=$work/flint-base
+	install -m 0755 "$FLINT_BASE" "$base"
+fi
 
 # Neither tool may see a proxy or an inherited token.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY IMDS_TOKEN
@@ -77,10 +84,11 @@ echo "flint: $("$flint" version 2>/dev/null || echo "$flint")  runs: $((per * ro
 # minute apart, and the load of this machine's host moves in between.
 for pair in -i --all; do
 	for ((r = 1; r <= rounds; r++)); do
-		first="$script $pair" second="$flint query $pair"
-		((r % 2 == 0)) && { t=$first; first=$second; second=$t; }
+		cmds=("$script $pair" "$flint query $pair")
+		[[ -n "$base" ]] && cmds+=("$base query $pair")
+		((r % 2 == 0)) && cmds=("${cmds[@]:1}" "${cmds[0]}")
 		ip netns exec "$ns" hyperfine -N --style none --warmup 5 --runs "$per" \
-			--export-json "$work/times$pair.$r.json" "$first" "$second" >/dev/null 2>"$work/hyperfine.log" ||
+			--export-json "$work/times$pair.$r.json" "${cmds[@]}" >/dev/null 2>"$work/hyperfine.log" ||
 			{ cat "$work/hyperfine.log" >&2; exit 1; }
 	done
 done
@@ -92,21 +100,22 @@ done
 # shares the machine, are printed too.
 echo
 status=0
-python3 - "$work" "$script" "$rounds" <<'PY' || status=1
+python3 - "$work" "$script" "$rounds" "$base" <<'PY' || status=1
 import json, statistics, sys
 
-work, script, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+work, script, rounds, base = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 status = 0
 for pair, target in (("-i", 5), ("--all", 20)):
-    times = {"s": [], "f": []}
-    cpu = {"s": [], "f": []}
+    times = {"s": [], "f": [], "b": []}
+    cpu = {"s": [], "f": [], "b": []}
     ratios = []
     for r in range(1, rounds + 1):
         with open(f"{work}/times{pair}.{r}.json") as fh:
             results = json.load(fh)["results"]
         med = {}
         for x in results:
-            tool = "s" if x["command"].startswith(script + " ") else "f"
+            cmd = x["command"]
+            tool = "s" if cmd.startswith(script + " ") else "b" if base and cmd.startswith(base + " ") else "f"
             times[tool] += x["times"]
             cpu[tool].append(x["user"] + x["system"])
             med[tool] = statistics.median(x["times"])
@@ -119,6 +128,10 @@ for pair, target in (("-i", 5), ("--all", 20)):
           f"(target {target}x: {'met' if met else 'MISSED'}); rounds {min(ratios):.1f}x-{max(ratios):.1f}x; "
           f"mean ratio {statistics.mean(times['s']) / statistics.mean(times['f']):.1f}x; "
           f"CPU ratio {statistics.mean(cpu['s']) / statistics.mean(cpu['f']):.1f}x")
+    if base:
+        b = statistics.median(times["b"])
+        print(f"{'':<6} baseline flint {b * 1000:6.2f} ms: ec2-metadata / baseline {s / b:5.1f}x; "
+              f"this flint takes {f / b * 100:.0f}% of the baseline's time")
 sys.exit(status)
 PY
 if ((check)); then exit $status; fi
