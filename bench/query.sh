@@ -42,7 +42,7 @@ cleanup() {
 trap cleanup EXIT
 
 source bench/lib.sh
-flint=$(install_flint "$work")
+install_flint "$work"
 base=
 if [[ -n "${FLINT_BASE:-}" ]]; then
 	base=$work/flint-base
@@ -68,13 +68,17 @@ ip netns exec "$ns" bash -c 'exec 3<>/dev/tcp/169.254.169.254/80' 2>/dev/null ||
 
 # Time only what produces the same bytes.
 for args in "-i" "--all"; do
-	if ! cmp -s <(ip netns exec "$ns" "$script" $args 2>/dev/null) <(ip netns exec "$ns" "$flint" query $args); then
-		echo "query.sh: outputs of '$args' differ; fix that before timing" >&2
-		exit 1
-	fi
+	for f in "$flint" ${base:+"$base"}; do
+		if ! cmp -s <(ip netns exec "$ns" "$script" $args 2>/dev/null) <(ip netns exec "$ns" "$f" query $args); then
+			echo "query.sh: outputs of '$args' differ ($f); fix that before timing" >&2
+			exit 1
+		fi
+	done
 done
 
 rounds=${ROUNDS:-5}
+[[ "$rounds" =~ ^[1-9][0-9]*$ && "$runs" =~ ^[1-9][0-9]*$ ]] ||
+	{ echo "query.sh: RUNS and ROUNDS must be positive numbers" >&2; exit 2; }
 per=$(((runs + rounds - 1) / rounds))
 echo "flint: $("$flint" version 2>/dev/null || echo "$flint")  runs: $((per * rounds)) in $rounds rounds  $(nproc) CPUs  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 

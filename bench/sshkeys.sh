@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 source bench/lib.sh
-flint=$(install_flint "$work")
+install_flint "$work"
 # sshd runs the command with an empty environment; so does this.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 for v in $(compgen -e | grep '^AWS_EC2_METADATA' || true); do unset "$v"; done

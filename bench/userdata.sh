@@ -27,7 +27,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 source bench/lib.sh
-flint=$(install_flint "$work")
+install_flint "$work"
 
 doc=$work/userdata.gz
 USERDATA_BENCH_DOC="$doc" GOFLAGS=-mod=mod go test -count=1 -run '^TestBenchDocumentIsRealistic$' ./userdata >/dev/null

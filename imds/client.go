@@ -399,6 +399,9 @@ func (c *Client) exchange(ctx context.Context, method, u, tok string, timeout ti
 		req.Header.Set(k, v)
 	}
 	resp, err := c.hc.Do(req)
+	if errors.Is(err, errHeaderTooLarge) {
+		return nil, 0, nil, fmt.Errorf("%s %s: %w", method, u, errHeaderTooLarge)
+	}
 	if err != nil {
 		return nil, 0, nil, c.transportErr(ctx, actx, method, u, err)
 	}

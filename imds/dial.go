@@ -21,9 +21,9 @@ import (
 // (about 0.2 ms of a 2.5 ms `flint query -i` on the 2-core test machine).
 //
 // handled is false when dialDirect could not decide, and the caller dials
-// the usual way: a host name, a zoned address, a connect that a signal
-// interrupted or that ran out of time (the usual dial then reports the
-// timeout in its own words).
+// the usual way: a host name, a zoned address, a deadline already past, a
+// connect that a signal interrupted or that ran out of time (the usual
+// dial then reports the timeout in its own words).
 func dialDirect(addr string, deadline time.Time) (c net.Conn, handled bool, err error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -44,10 +44,10 @@ func dialDirect(addr string, deadline time.Time) (c net.Conn, handled bool, err 
 		return nil, false, nil
 	}
 	if !deadline.IsZero() {
-		// A blocking connect waits no longer than the send timeout, and a
-		// zero timeout means none: leave a deadline that close to net.
+		// A blocking connect waits no longer than the send timeout
+		// (rounded up to a microsecond, so never zero, which means none).
 		d := time.Until(deadline)
-		if d < time.Millisecond {
+		if d <= 0 {
 			unix.Close(fd)
 			return nil, false, nil
 		}
@@ -67,7 +67,12 @@ func dialDirect(addr string, deadline time.Time) (c net.Conn, handled bool, err 
 		return nil, true, &net.OpError{Op: "dial", Net: "tcp",
 			Addr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))), Err: os.NewSyscallError("connect", err)}
 	}
+	// What net.Dialer sets: no Nagle delay, and keep-alive probes after
+	// 30 s idle every 15 s, so a connection whose peer vanished is found.
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 30)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15)
 	f := os.NewFile(uintptr(fd), "imds")
 	c, err = net.FileConn(f) // a duplicate, non-blocking, on the poller
 	f.Close()

@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // connTransport is the client's HTTP/1.1 transport for a plain-http
@@ -28,23 +32,59 @@ import (
 // it would cost the goroutine hand-off this transport exists to avoid,
 // and the deadline is one attempt's (two seconds at most by default).
 type connTransport struct {
-	dialer net.Dialer
-	slots  chan struct{} // one per open connection, idle or busy
+	dialer  net.Dialer
+	slots   chan struct{} // one per request in flight, each on its own connection
+	maxIdle time.Duration // idle longer, a connection is closed, not reused
 
 	mu   sync.Mutex
 	idle []*persistConn
 }
 
 type persistConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	conn      net.Conn
+	cap       *capReader // between conn and br: bounds a response header
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+func newPersistConn(c net.Conn) *persistConn {
+	cr := &capReader{r: c, n: math.MaxInt64}
+	return &persistConn{conn: c, cap: cr, br: bufio.NewReaderSize(cr, 4096), bw: bufio.NewWriterSize(c, 1024)}
+}
+
+// maxHeaderBytes bounds a response's status line and header. IMDS sends
+// a few hundred bytes; the body is capped by the client.
+const maxHeaderBytes = 64 << 10
+
+// errHeaderTooLarge ends an answer whose header does not fit maxHeaderBytes.
+var errHeaderTooLarge = errors.New("response header larger than 64 KiB, refused")
+
+// capReader reads from r until n bytes have gone, then fails.
+type capReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > c.n {
+		p = p[:c.n]
+	}
+	n, err := c.r.Read(p)
+	c.n -= int64(n)
+	return n, err
 }
 
 func newConnTransport(maxConns int) *connTransport {
 	return &connTransport{
 		dialer: net.Dialer{KeepAlive: 30 * time.Second},
 		slots:  make(chan struct{}, maxConns),
+		// net/http's IdleConnTimeout for this client was the same: a
+		// long-running command must not meet a peer that forgot it.
+		maxIdle: 30 * time.Second,
 	}
 }
 
@@ -74,7 +114,7 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				<-t.slots
 				return nil, ctxErr(ctx, err)
 			}
-			pc = &persistConn{conn: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 1024)}
+			pc = newPersistConn(c)
 		}
 		resp, err := t.exchange(ctx, pc, req)
 		if err == nil {
@@ -83,7 +123,7 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		pc.conn.Close()
 		pc = nil
 		var ne net.Error
-		if reused && ctx.Err() == nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		if reused && ctx.Err() == nil && !(errors.As(err, &ne) && ne.Timeout()) && !errors.Is(err, errHeaderTooLarge) {
 			reused = false
 			continue
 		}
@@ -143,7 +183,9 @@ func (t *connTransport) exchange(ctx context.Context, pc *persistConn, req *http
 	}
 	var resp *http.Response
 	if err == nil {
+		pc.cap.n = maxHeaderBytes - int64(pc.br.Buffered())
 		resp, err = http.ReadResponse(pc.br, req)
+		pc.cap.n = math.MaxInt64
 	}
 	if err != nil {
 		stop()
@@ -162,15 +204,46 @@ func ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
+// takeIdle returns the most recently used idle connection that is still
+// fit for a request; those idle too long, or with something to read (an
+// end of file, a 408 the server sent while it waited), are closed.
 func (t *connTransport) takeIdle() *persistConn {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if n := len(t.idle); n > 0 {
+	for {
+		t.mu.Lock()
+		n := len(t.idle)
+		if n == 0 {
+			t.mu.Unlock()
+			return nil
+		}
 		pc := t.idle[n-1]
 		t.idle = t.idle[:n-1]
-		return pc
+		t.mu.Unlock()
+		if time.Since(pc.idleSince) < t.maxIdle && quiet(pc.conn) {
+			return pc
+		}
+		pc.conn.Close()
 	}
-	return nil
+}
+
+// quiet reports whether nothing waits to be read on an idle connection:
+// no data and no end of file. It peeks without blocking.
+func quiet(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		ok = rerr == unix.EAGAIN
+		return true // never wait
+	})
+	return err == nil && ok
 }
 
 // release ends a request: the connection goes back to the idle list when
@@ -178,6 +251,7 @@ func (t *connTransport) takeIdle() *persistConn {
 // closed.
 func (t *connTransport) release(pc *persistConn, keep bool) {
 	if keep && pc.br.Buffered() == 0 && pc.conn.SetDeadline(time.Time{}) == nil {
+		pc.idleSince = time.Now()
 		t.mu.Lock()
 		t.idle = append(t.idle, pc)
 		t.mu.Unlock()

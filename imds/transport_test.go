@@ -107,14 +107,21 @@ func TestConnectionCloseFromTheServerIsHonoured(t *testing.T) {
 	}
 }
 
-// silent accepts connections, reads what they send and never answers.
-func silent(t *testing.T) string {
+// loopback listens on a free port of 127.0.0.1 for the test's duration.
+func loopback(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// silent accepts connections, reads what they send and never answers.
+func silent(t *testing.T) string {
+	t.Helper()
+	ln := loopback(t)
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -218,5 +225,107 @@ func TestTheTransportWritesWhatIMDSExpects(t *testing.T) {
 		if !strings.Contains(head, want) {
 			t.Errorf("request head lacks %q:\n%s", want, head)
 		}
+	}
+}
+
+func TestAConnectionIdleTooLongIsNotReused(t *testing.T) {
+	h := &remotes{body: "v"}
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	c := v1Client(t, ts.URL, Options{})
+	c.hc.Transport.(*connTransport).maxIdle = 0 // every idle connection is too old
+	for range 2 {
+		if _, err := c.Get(context.Background(), "meta-data/x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if addrs := h.seen(); len(addrs) != 2 || addrs[0] == addrs[1] {
+		t.Errorf("requests came from %v, want a new connection after the idle limit", addrs)
+	}
+}
+
+// scripted serves raw HTTP: each accepted connection gets the next
+// script, which reads requests and writes what it wants.
+func scripted(t *testing.T, scripts ...func(br *bufio.Reader, c net.Conn)) string {
+	t.Helper()
+	ln := loopback(t)
+	go func() {
+		for _, script := range scripts {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				script(bufio.NewReader(c), c)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func readRequest(br *bufio.Reader) bool {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, req.Body)
+	return true
+}
+
+func TestWhatAServerSendsOnAnIdleConnectionIsNotTakenForTheNextAnswer(t *testing.T) {
+	answered, sent := make(chan struct{}), make(chan struct{})
+	endpoint := scripted(t,
+		func(br *bufio.Reader, c net.Conn) {
+			readRequest(br)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nv")
+			// Then, once the client has put the connection back, and
+			// unasked, what some servers send before they close an idle
+			// connection.
+			<-answered
+			io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			close(sent)
+			readRequest(br) // a client that reused the connection would be answered by the 408 above
+		},
+		func(br *bufio.Reader, c net.Conn) {
+			readRequest(br)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nw")
+		})
+	var notes []string
+	c := v1Client(t, endpoint, Options{Logf: func(f string, a ...any) { notes = append(notes, f) }})
+	if b, err := c.Get(context.Background(), "meta-data/x"); err != nil || string(b) != "v" {
+		t.Fatalf("first Get = %q, %v", b, err)
+	}
+	close(answered)
+	<-sent
+	time.Sleep(20 * time.Millisecond) // let the 408 reach the client's socket
+	if b, err := c.Get(context.Background(), "meta-data/x"); err != nil || string(b) != "w" {
+		t.Fatalf("second Get = %q, %v; want the answer from a new connection", b, err)
+	}
+	if len(notes) != 0 {
+		t.Errorf("the stale connection cost a retry: %q", notes)
+	}
+}
+
+func TestAnOversizedResponseHeaderIsRefusedAndNotRetried(t *testing.T) {
+	var mu sync.Mutex
+	requests := 0
+	big := func(br *bufio.Reader, c net.Conn) {
+		if readRequest(br) {
+			mu.Lock()
+			requests++
+			mu.Unlock()
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Padding: "+strings.Repeat("a", 200<<10)+"\r\nContent-Length: 1\r\n\r\nv")
+	}
+	c := v1Client(t, scripted(t, big, big, big, big), Options{MaxBackoff: time.Millisecond})
+	_, err := c.Get(context.Background(), "meta-data/x")
+	if !errors.Is(err, errHeaderTooLarge) {
+		t.Fatalf("err = %v, want the header refused", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 1 {
+		t.Errorf("the server was asked %d times, want 1", requests)
 	}
 }

@@ -15,7 +15,7 @@ import (
 // AWS Signature Version 4 for the one request flint signs: an S3 GET of a
 // bundle. It follows the SDK's signer (aws-sdk-go-v2 aws/signer/v4) with
 // the S3 client's setting that the path is not escaped a second time;
-// fetch_test.go signs the same requests with the SDK and compares.
+// sigv4_test.go signs the same requests with the SDK and compares.
 
 // unsignedHeaders are the headers proxies and transports may change or
 // add after signing; the SDK leaves the same ones out.
