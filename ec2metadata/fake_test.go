@@ -32,6 +32,9 @@ func serverPath(path string) string {
 }
 
 func (f *fakeIMDS) Get(ctx context.Context, path string) ([]byte, error) {
+	if err := imds.CheckPath(path); err != nil {
+		return nil, err
+	}
 	p := serverPath(path)
 	f.mu.Lock()
 	f.calls[p]++

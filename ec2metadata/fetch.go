@@ -3,7 +3,6 @@ package ec2metadata
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -15,7 +14,9 @@ import (
 // Getter reads one metadata path. path is relative to /latest/
 // ("meta-data/instance-id") unless it starts with "/", in which case it is
 // from the server root ("/2021-03-23/meta-data/ami-id"). A 404 must be
-// reported as an error matching imds.ErrNotFound. *imds.Client is a Getter.
+// reported as an error matching imds.ErrNotFound, and a path a request line
+// cannot carry as an *imds.PathError (imds.CheckPath), so that one odd
+// --path or listing word fails alone. *imds.Client is a Getter.
 type Getter interface {
 	Get(ctx context.Context, path string) ([]byte, error)
 }
@@ -99,10 +100,6 @@ func (f *fetcher) register(path string) (*call, bool) {
 
 func (f *fetcher) run(c *call, path string) {
 	defer close(c.done)
-	if err := checkPath(path); err != nil {
-		c.err = err
-		return
-	}
 	c.raw, c.err = f.g.Get(f.ctx, path)
 	if c.err != nil && !pathFailure(c.err) {
 		f.mu.Lock()
@@ -143,29 +140,12 @@ func (f *fetcher) failures() (paths []failure, service error) {
 	return paths, f.serviceErr
 }
 
-// pathError is a path that cannot be put in a request URL.
-type pathError struct{ path, why string }
-
-func (e *pathError) Error() string { return fmt.Sprintf("metadata path %q %s", e.path, e.why) }
-
-// checkPath refuses what a request line cannot carry, before the client
-// sees it, so that one odd --path or listing word fails alone.
-func checkPath(p string) error {
-	if strings.ContainsAny(p, "?#") {
-		return &pathError{p, "holds '?' or '#'"}
-	}
-	if strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
-		return &pathError{p, "holds control characters"}
-	}
-	return nil
-}
-
 // pathFailure reports whether err is about the path alone: absent, refused
 // by IMDS with a status of its own, or not a valid path. Anything else
 // (transport, token, disabled, deadline) is about the service.
 func pathFailure(err error) bool {
 	var se *imds.StatusError
-	var pe *pathError
+	var pe *imds.PathError
 	return errors.Is(err, imds.ErrNotFound) || errors.As(err, &pe) ||
 		(errors.As(err, &se) && se.Method == http.MethodGet)
 }

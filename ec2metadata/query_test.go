@@ -530,3 +530,15 @@ func TestAServiceFailureStopsTheOtherFetches(t *testing.T) {
 		t.Errorf("got exit %d, stderr %q, output %q", code, errOut.String(), out.String())
 	}
 }
+
+func TestADotSegmentInAListingFailsAloneNotTheWholeCommand(t *testing.T) {
+	md := instance()
+	md["/latest/meta-data/block-device-mapping/"] = "ami\n..\n"
+	out, errOut, code := run(t, newFake(md), "-b", "-i")
+	if strings.Contains(out, tokenError) || !strings.Contains(out, "instance-id: i-0123\n") || !strings.Contains(out, "\t ami: ") {
+		t.Errorf("a '..' listing word failed the command: output %q", out)
+	}
+	if code != 1 || !strings.Contains(errOut, "holds a '.' or '..' segment") {
+		t.Errorf("got exit %d, stderr %q; want exit 1 and the path named", code, errOut)
+	}
+}

@@ -297,13 +297,8 @@ func truncate(s string, n int) string {
 }
 
 func (c *Client) url(path string) (string, error) {
-	if strings.ContainsAny(path, "?#") || strings.IndexFunc(path, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
-		return "", fmt.Errorf("metadata path %q: must not contain '?', '#' or control characters", path)
-	}
-	for _, seg := range strings.Split(path, "/") {
-		if seg == ".." || seg == "." {
-			return "", fmt.Errorf("metadata path %q: must not contain '.' or '..' segments", path)
-		}
+	if err := CheckPath(path); err != nil {
+		return "", err
 	}
 	p := path
 	if !strings.HasPrefix(p, "/") {

@@ -3,6 +3,7 @@ package imds
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrNotFound is returned (wrapped) when IMDS answers 404 for a path: the
@@ -22,6 +23,28 @@ type StatusError struct {
 
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s %s: IMDS answered HTTP %d", e.Method, e.Path, e.Code)
+}
+
+// PathError is a metadata path that cannot be put in a request line.
+type PathError struct{ Path, Why string }
+
+func (e *PathError) Error() string { return fmt.Sprintf("metadata path %q %s", e.Path, e.Why) }
+
+// CheckPath refuses, as a *PathError, what a request line cannot carry:
+// '?', '#', control characters, "." or ".." segments.
+func CheckPath(path string) error {
+	if strings.ContainsAny(path, "?#") {
+		return &PathError{path, "holds '?' or '#'"}
+	}
+	if strings.IndexFunc(path, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return &PathError{path, "holds control characters"}
+	}
+	for _, seg := range strings.Split(path, "/") {
+		if seg == ".." || seg == "." {
+			return &PathError{path, "holds a '.' or '..' segment"}
+		}
+	}
+	return nil
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
