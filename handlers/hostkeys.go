@@ -165,7 +165,7 @@ func runHostKeys(ctx context.Context, b *Boot) error {
 // existingHostKeyFiles lists etc/ssh/ssh_host_*key* (what cloud-init's
 // ssh_deletekeys removes).
 func existingHostKeyFiles(root *rootfs.Root) ([]string, error) {
-	ents, err := os.ReadDir(root.Path(sshDir))
+	ents, err := root.ReadDir(sshDir, rootfs.InRoot)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -178,6 +178,7 @@ func existingHostKeyFiles(root *rootfs.Root) ([]string, error) {
 			out = append(out, n)
 		}
 	}
+	slices.Sort(out)
 	return out, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"sort"
 	"strings"
 
@@ -149,7 +148,7 @@ func runScripts(ctx context.Context, b *Boot) error {
 // as cloud-init's runparts does, leaving out flint's own temporary files
 // (an atomic write cut short). A missing directory holds no scripts.
 func scriptNames(root *rootfs.Root, dir string) ([]string, error) {
-	ents, err := os.ReadDir(root.Path(dir))
+	ents, err := root.ReadDir(dir, rootfs.InRoot)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
