@@ -279,13 +279,10 @@ func resolvePublicKeys(f *fetcher) (fetched, []publicKey) {
 }
 
 // keyPath is the path `get_meta meta-data/public-keys/$index/$format`
-// reads: the unquoted word is split and get_meta uses only the first field.
+// reads: the unquoted word is split and get_meta uses only the first field
+// (never empty: the prefix holds no separator).
 func keyPath(index, format string) string {
-	fields := ifsFields("meta-data/public-keys/" + index + "/" + format)
-	if len(fields) == 0 {
-		return "meta-data/public-keys/"
-	}
-	return fields[0]
+	return ifsFields("meta-data/public-keys/" + index + "/" + format)[0]
 }
 
 // firstWord is the first IFS field of s, or "".

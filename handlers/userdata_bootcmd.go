@@ -82,7 +82,7 @@ func runBoothooks(ctx context.Context, b *Boot) error {
 			planned++
 			continue
 		}
-		_, err := runAtMostOnce(ctx, b, scriptRun{
+		err := runAtMostOnce(ctx, b, scriptRun{
 			Label: "boothook " + name, Path: rel, Record: sem + "/" + name,
 			PerBoot: true, Shell: needsShell(content),
 		}, timeout)

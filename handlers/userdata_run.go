@@ -96,23 +96,13 @@ type scriptRun struct {
 	PerBoot bool
 	// Shell runs the script with /bin/sh rather than executing it.
 	Shell bool
-	Env   []string
 }
-
-// scriptOutcome says what runAtMostOnce did.
-type scriptOutcome int
-
-const (
-	scriptRan scriptOutcome = iota
-	scriptAlreadyRan
-	scriptInterrupted
-)
 
 // runAtMostOnce runs s unless its record says it already ran (in its
 // scope). The record is made durable before the exec, so a crash during
 // the script leaves it marked as started: the next run reports it as
 // interrupted instead of running it again.
-func runAtMostOnce(ctx context.Context, b *Boot, s scriptRun, timeout time.Duration) (scriptOutcome, error) {
+func runAtMostOnce(ctx context.Context, b *Boot, s scriptRun, timeout time.Duration) error {
 	boot := ""
 	if s.PerBoot {
 		boot = currentBootID()
@@ -126,33 +116,33 @@ func runAtMostOnce(ctx context.Context, b *Boot, s scriptRun, timeout time.Durat
 		if !s.PerBoot || rec.BootID == boot {
 			if rec.Finished != nil {
 				b.Note("%s: already ran (%s)", s.Label, rec.Result)
-				return scriptAlreadyRan, nil
+				return nil
 			}
 			now := time.Now().UTC()
 			rec.Finished, rec.Result = &now, "interrupted"
 			if err := writeRecord(b, s.Record, rec); err != nil {
-				return scriptInterrupted, err
+				return err
 			}
 			b.Note("%s: interrupted in an earlier run (started %s); not run again", s.Label, rec.Started.Format(time.RFC3339))
-			return scriptInterrupted, fmt.Errorf("%s: interrupted in an earlier run; not run again", s.Label)
+			return fmt.Errorf("%s: interrupted in an earlier run; not run again", s.Label)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return scriptRan, fmt.Errorf("%s: reading its run record: %w", s.Label, err)
+		return fmt.Errorf("%s: reading its run record: %w", s.Label, err)
 	}
 	if err := ctx.Err(); err != nil {
 		// The run is being stopped: not starting is not running.
-		return scriptRan, fmt.Errorf("%s: not run: %w", s.Label, err)
+		return fmt.Errorf("%s: not run: %w", s.Label, err)
 	}
 	rec = runRecord{Started: time.Now().UTC(), BootID: boot}
 	if err := writeRecord(b, s.Record, rec); err != nil {
 		// Without a durable record the script could run twice: do not run it.
-		return scriptRan, fmt.Errorf("%s: not run: %w", s.Label, err)
+		return fmt.Errorf("%s: not run: %w", s.Label, err)
 	}
 	argv := []string{b.Root.Path(s.Path)}
 	if s.Shell {
 		argv = []string{"/bin/sh", argv[0]}
 	}
-	p := Process{Name: s.Label, Argv: argv, Env: append([]string{"INSTANCE_ID=" + b.InstanceID}, s.Env...), Timeout: timeout}
+	p := Process{Name: s.Label, Argv: argv, Env: []string{"INSTANCE_ID=" + b.InstanceID}, Timeout: timeout}
 	err := b.RunProcess(ctx, p)
 	for i := 0; i < 5 && errors.Is(err, syscall.ETXTBSY); i++ {
 		// A fork elsewhere in the process may briefly hold the script's
@@ -171,7 +161,7 @@ func runAtMostOnce(ctx context.Context, b *Boot, s scriptRun, timeout time.Durat
 	if werr := writeRecord(b, s.Record, rec); werr != nil && err == nil {
 		err = fmt.Errorf("%s: ran, but its result could not be recorded: %w", s.Label, werr)
 	}
-	return scriptRan, err
+	return err
 }
 
 func writeRecord(b *Boot, rel string, rec runRecord) error {

@@ -128,7 +128,7 @@ func runScripts(ctx context.Context, b *Boot) error {
 				continue
 			}
 			f.total++
-			_, err = runAtMostOnce(ctx, b, scriptRun{
+			err = runAtMostOnce(ctx, b, scriptRun{
 				Label: label, Path: rel, Record: g.records + "/" + name,
 				PerBoot: g.perBoot, Shell: needsShell(content),
 			}, timeout)

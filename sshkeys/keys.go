@@ -39,9 +39,6 @@ type Key struct {
 // lines with the same ID grant the same key.
 func (k Key) ID() string { return string(k.pub.Marshal()) }
 
-// Public returns the parsed public key.
-func (k Key) Public() ssh.PublicKey { return k.pub }
-
 // Fingerprint is the key's SHA256 fingerprint as ssh-keygen -l prints it.
 func (k Key) Fingerprint() string { return ssh.FingerprintSHA256(k.pub) }
 

@@ -3,7 +3,6 @@ package userdata
 import (
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -592,15 +591,5 @@ func (d *ccDecoder) packages(v any) []Package {
 			d.warnf("packages[%d]: %s is not a package name; ignored", i, typeName(e))
 		}
 	}
-	return out
-}
-
-// KnownKeys lists the top-level cloud-config keys CloudConfig decodes.
-func KnownKeys() []string {
-	out := make([]string, 0, len(handledKeys))
-	for k := range handledKeys {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Fetcher fetches the document an #include line names.
@@ -328,7 +329,7 @@ func pySplitLines(s string) []string {
 	for i := 0; i < len(s); {
 		r, n := rune(s[i]), 1
 		if r >= 0x80 {
-			r, n = decodeRuneInString(s[i:])
+			r, n = utf8.DecodeRuneInString(s[i:])
 		}
 		switch r {
 		case '\n', '\v', '\f', 0x1c, 0x1d, 0x1e, 0x85, 0x2028, 0x2029:

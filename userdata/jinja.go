@@ -3,7 +3,6 @@ package userdata
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,16 +173,4 @@ func evalJinja(expr string, vars map[string]any) (string, error) {
 		return "", fmt.Errorf("jinja expression {{ %s }} is a %s; only scalars can be rendered", expr, strings.TrimPrefix(typeName(c), "a "))
 	}
 	return pyStr(cur), nil
-}
-
-// JinjaVariables lists the variable names a template may use with the
-// given instance data (top-level names after aliasing), for diagnostics.
-func JinjaVariables(instanceData map[string]any) []string {
-	v := jinjaVars(instanceData)
-	out := make([]string, 0, len(v))
-	for k := range v {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

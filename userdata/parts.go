@@ -26,7 +26,6 @@ const (
 	TypeIncludeOnce      = "text/x-include-once-url"
 	TypePartHandler      = "text/part-handler"
 	TypeJinja            = "text/jinja2"
-	TypeOctetStream      = "application/octet-stream"
 )
 
 // startLines maps a payload's first characters to its type, longest
@@ -496,8 +495,6 @@ func pyStr(v any) string {
 	}
 	return fmt.Sprint(v)
 }
-
-func decodeRuneInString(s string) (rune, int) { return utf8.DecodeRuneInString(s) }
 
 // ScriptContent returns a script part's content ready to be written and
 // executed: a script saved with CRLF line endings (its #! line ends in

@@ -23,10 +23,9 @@ var Versions = []string{
 }
 
 const (
-	tokenPath      = "/latest/api/token"
-	hdrToken       = "X-Aws-Ec2-Metadata-Token"
-	hdrTTL         = "X-Aws-Ec2-Metadata-Token-Ttl-Seconds"
-	hdrTTLResponse = "X-Aws-Ec2-Metadata-Token-Ttl-Seconds"
+	tokenPath = "/latest/api/token"
+	hdrToken  = "X-Aws-Ec2-Metadata-Token"
+	hdrTTL    = "X-Aws-Ec2-Metadata-Token-Ttl-Seconds" // asked for, and answered with
 )
 
 // Options shape the emulator's behaviour.
@@ -129,13 +128,6 @@ func (s *Server) AddFault(f Fault) {
 	s.mu.Unlock()
 }
 
-// ClearFaults removes every fault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	s.faults = nil
-	s.mu.Unlock()
-}
-
 // Set changes or adds a leaf (path below the version root, e.g.
 // "meta-data/instance-id").
 func (s *Server) Set(path string, value []byte) {
@@ -234,7 +226,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, tok string) int {
 		s.mu.Lock()
 		s.tokens[token] = s.now().Add(time.Duration(ttl) * time.Second)
 		s.mu.Unlock()
-		w.Header().Set(hdrTTLResponse, strconv.Itoa(ttl))
+		w.Header().Set(hdrTTL, strconv.Itoa(ttl))
 		return reply(w, http.StatusOK, []byte(token))
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

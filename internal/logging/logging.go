@@ -7,12 +7,9 @@ package logging
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
-	"syscall"
 
 	"github.com/coreos/go-systemd/v22/journal"
 )
@@ -48,9 +45,6 @@ func New(target, level string, stderr io.Writer) *slog.Logger {
 		},
 	}))
 }
-
-// Discard is a logger that drops everything (tests).
-func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 type journalHandler struct {
 	level slog.Level
@@ -95,14 +89,4 @@ func priority(l slog.Level) journal.Priority {
 		return journal.PriInfo
 	}
 	return journal.PriDebug
-}
-
-// Console writes a block to the console (/dev/console when it can be
-// opened, else w), as cloud-init does for host key fingerprints.
-func Console(w io.Writer, text string) {
-	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|syscall.O_NOCTTY, 0); err == nil {
-		fmt.Fprint(f, text)
-		f.Close()
-	}
-	fmt.Fprint(w, text)
 }

@@ -104,9 +104,6 @@ func (s *Store) Instance() string { return s.instance }
 // InstanceDir returns instances/<id> below the root.
 func (s *Store) InstanceDir(id string) string { return Dir + "/instances/" + id }
 
-// Root returns the root the store lives in.
-func (s *Store) Root() *rootfs.Root { return s.root }
-
 func (s *Store) semPath(f Frequency, name string) (string, error) {
 	if !ValidName(name) {
 		return "", fmt.Errorf("handler name %q is not a safe name", name)
