@@ -46,8 +46,7 @@ func cmdModules(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func modulesInstall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("flint modules install", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("modules install", stderr)
 	var (
 		f                                  imdsFlags
 		root, release, bundle, sha, format string
@@ -130,8 +129,7 @@ func modulesInstall(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func modulesStatus(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("flint modules status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("modules status", stderr)
 	var root, release string
 	var asJSON bool
 	fs.StringVar(&root, "root", "/", "root whose lib/modules to inspect")

@@ -43,8 +43,7 @@ func cmdNetwork(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "flint network: unknown subcommand %q\n%s\n", sub, networkUsage)
 		return exitUsage
 	}
-	fs := flag.NewFlagSet("flint network "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("network "+sub, stderr)
 	var (
 		cfg      network.Config
 		endpoint = fs.String("endpoint", "", "metadata endpoint URL (default: AWS_EC2_METADATA_SERVICE_ENDPOINT or the link-local address)")
@@ -81,11 +80,7 @@ func cmdNetwork(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "flint network %s: unexpected argument %q\n", sub, fs.Arg(0))
 		return exitUsage
 	}
-	for _, p := range strings.Split(*ignore, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			cfg.Ignore = append(cfg.Ignore, p)
-		}
-	}
+	cfg.Ignore = append(cfg.Ignore, splitList(*ignore)...)
 	if err := cfg.Validate(); err != nil {
 		return fail(stderr, "network: %v", err)
 	}

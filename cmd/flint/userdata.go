@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -14,7 +13,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flint-dev/flint/handlers"
-	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/userdata"
 )
 
@@ -130,12 +128,12 @@ func instanceUserData(ctx context.Context, f *imdsFlags, opts *userdata.Options)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := c.Get(ctx, "user-data")
-	if errors.Is(err, imds.ErrNotFound) {
-		return nil, nil
-	}
+	raw, err := c.UserData(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading user-data: %w", err)
+	}
+	if raw == nil {
+		return nil, nil
 	}
 	if v, err := c.Get(ctx, "meta-data/ami-launch-index"); err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(v))); err == nil {
