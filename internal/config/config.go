@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flint-dev/flint/imds"
+	"github.com/flint-dev/flint/internal/state"
 )
 
 // Config is the effective configuration.
@@ -328,14 +331,12 @@ func lineMsg(s string) string {
 }
 
 func (c *Config) validate() error {
-	switch c.IMDS.Mode {
-	case "v2-preferred", "v2-only", "v1":
-	default:
+	// The names are the ones imds and state parse; execute.go relies on
+	// that and parses them without checking again.
+	if _, err := imds.ParseMode(c.IMDS.Mode); err != nil || c.IMDS.Mode == "" {
 		return fmt.Errorf("imds.mode %q: want v2-preferred, v2-only or v1", c.IMDS.Mode)
 	}
-	switch c.Handlers.ExecFrequency {
-	case "per-instance", "per-boot", "once":
-	default:
+	if _, err := state.ParseFrequency(c.Handlers.ExecFrequency); err != nil {
 		return fmt.Errorf("handlers.exec_frequency %q: want per-instance, per-boot or once", c.Handlers.ExecFrequency)
 	}
 	switch c.Log.Target {
