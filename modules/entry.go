@@ -52,8 +52,8 @@ type Entry struct {
 // knows what came before.
 func CheckEntry(h *tar.Header, release string) (Entry, error) {
 	name := h.Name
-	if release == "" || strings.ContainsAny(release, "/\x00") || release == "." || release == ".." {
-		return Entry{}, refuse("", "invalid release %q", release)
+	if err := validRelease(release); err != nil {
+		return Entry{}, refuse("", "%v", err)
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:

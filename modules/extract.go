@@ -287,14 +287,22 @@ func (x *extractor) mkdirAll(name, dirRel string) (int, error) {
 				return -1, refuse("", "more than %d entries", x.lim.MaxEntries)
 			}
 		}
-		nfd, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
-		if err != nil {
+		if fd, err = stepDown(fd, c); err != nil {
 			return -1, err
 		}
-		fd = nfd
 	}
 	return fd, nil
+}
+
+// stepDown opens the directory name in the directory fd, never following
+// a symbolic link, and closes fd.
+func stepDown(fd int, name string) (int, error) {
+	nfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	unix.Close(fd)
+	if err != nil {
+		return -1, err
+	}
+	return nfd, nil
 }
 
 func (x *extractor) writeFile(pfd int, base, rel string, r io.Reader, size int64, mode uint32) error {
@@ -421,12 +429,9 @@ func openDir(root int, rel string) (int, error) {
 		return -1, err
 	}
 	for _, c := range strings.Split(rel, "/") {
-		nfd, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
-		if err != nil {
+		if fd, err = stepDown(fd, c); err != nil {
 			return -1, err
 		}
-		fd = nfd
 	}
 	return fd, nil
 }

@@ -121,7 +121,7 @@ func resolveManifest(ctx context.Context, f *Fetcher, cfg Config, k Kernel) (Bun
 	if cfg.PublicKey != "" {
 		sigURL := cfg.SignatureURL
 		if sigURL == "" {
-			sigURL = manifestSigURL(cfg.Manifest)
+			sigURL = sideURL(cfg.Manifest, ".sig")
 		}
 		sig, err := f.Get(ctx, sigURL, 4096, true)
 		if err != nil {
@@ -152,12 +152,13 @@ func resolveManifest(ctx context.Context, f *Fetcher, cfg Config, k Kernel) (Bun
 	return Bundle{URL: u, SHA256: e.SHA256, Size: e.Size, Format: format, Pinned: trusted}, nil
 }
 
-// manifestSigURL puts ".sig" on the path, before any query string.
-func manifestSigURL(m string) string {
-	if i := strings.IndexByte(m, '?'); i >= 0 {
-		return m[:i] + ".sig" + m[i:]
+// sideURL names a side file of u (its ".sig" or ".sha256"): the suffix
+// goes on the path, before any query string.
+func sideURL(u, suffix string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i] + suffix + u[i:]
 	}
-	return m + ".sig"
+	return u + suffix
 }
 
 // resolveRef lets manifest entries name bundles relative to the manifest.
@@ -306,25 +307,18 @@ func resolveTemplate(ctx context.Context, f *Fetcher, cfg Config, k Kernel) (Bun
 	if strings.HasPrefix(u, "http:") {
 		return Bundle{}, fmt.Errorf("bundle %s: plain http:// needs modules.sha256 pinned", redactURL(u))
 	}
-	side, err := f.Get(ctx, digestURL(u), 4096, false)
+	side, err := f.Get(ctx, sideURL(u, ".sha256"), 4096, false)
 	if err != nil {
 		return Bundle{}, fmt.Errorf("fetch bundle digest: %w", err)
 	}
 	// sha256sum format ("<hex>  <name>") or the bare digest.
 	fields := strings.Fields(string(side))
 	if len(fields) == 0 {
-		return Bundle{}, fmt.Errorf("bundle digest %s is empty", redactURL(digestURL(u)))
+		return Bundle{}, fmt.Errorf("bundle digest %s is empty", redactURL(sideURL(u, ".sha256")))
 	}
 	if _, err := normDigest(fields[0]); err != nil {
-		return Bundle{}, fmt.Errorf("bundle digest %s: %w", redactURL(digestURL(u)), err)
+		return Bundle{}, fmt.Errorf("bundle digest %s: %w", redactURL(sideURL(u, ".sha256")), err)
 	}
 	b.SHA256 = fields[0]
 	return b, nil
-}
-
-func digestURL(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + ".sha256" + u[i:]
-	}
-	return u + ".sha256"
 }
