@@ -35,7 +35,7 @@ func runKernelModules(ctx context.Context, b *Boot) error {
 		return err
 	}
 	if b.DryRun {
-		k, err := modules.Detect(ctx, b.Metadata)
+		k, err := modules.Detect(ctx, nil) // the release is enough to tell
 		if err != nil {
 			return err
 		}

@@ -41,13 +41,18 @@ func Detect(ctx context.Context, md Metadata) (Kernel, error) {
 	if md == nil {
 		return k, nil
 	}
+	return k, k.readIDs(ctx, md)
+}
+
+// readIDs fills KernelID and RamdiskID from metadata; absent keys stay
+// empty.
+func (k *Kernel) readIDs(ctx context.Context, md Metadata) error {
+	var err error
 	if k.KernelID, err = optional(ctx, md, "meta-data/kernel-id"); err != nil {
-		return k, err
+		return err
 	}
-	if k.RamdiskID, err = optional(ctx, md, "meta-data/ramdisk-id"); err != nil {
-		return k, err
-	}
-	return k, nil
+	k.RamdiskID, err = optional(ctx, md, "meta-data/ramdisk-id")
+	return err
 }
 
 func optional(ctx context.Context, md Metadata, p string) (string, error) {

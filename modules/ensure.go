@@ -69,9 +69,11 @@ type Outcome struct {
 // A complete tree that flint installed is not re-checked against the
 // configuration on every boot (that would need the network at boot for
 // nothing: a new kernel has a new release, hence no tree); Force does it.
+// Metadata (kernel-id, region) is read only when a bundle is resolved: a
+// complete tree needs neither IMDS nor the network.
 func Ensure(ctx context.Context, o Options) (Outcome, error) {
 	var out Outcome
-	k, err := Detect(ctx, o.Metadata)
+	k, err := Detect(ctx, nil)
 	if err != nil {
 		return out, err
 	}
@@ -111,6 +113,12 @@ func Ensure(ctx context.Context, o Options) (Outcome, error) {
 	case st.Indexed && !o.Force:
 		out.Action, out.Record = ActionNone, st.Record
 	default:
+		if o.Metadata != nil {
+			if err := k.readIDs(ctx, o.Metadata); err != nil {
+				return out, err
+			}
+			out.Kernel = k
+		}
 		if f.Region == "" && o.Metadata != nil {
 			if r, err := optional(ctx, o.Metadata, "meta-data/placement/region"); err == nil {
 				f.Region = r

@@ -59,3 +59,22 @@ func TestEnsureLeavesAnImageTreeAloneAndNamesAMissingConfig(t *testing.T) {
 		t.Fatalf("image tree: %+v, %v", out, err)
 	}
 }
+
+func TestEnsureOfACompleteTreeReadsNoMetadata(t *testing.T) {
+	top := t.TempDir()
+	root := filepath.Join(top, "root")
+	body := compress(t, FormatTarXz, makeTar(t, goodTree(rel, "new")))
+	bundle := filepath.Join(top, "b.tar.xz")
+	os.WriteFile(bundle, body, 0o644)
+	o := Options{Root: root, Release: rel, Depmod: fakeDepmod,
+		Config: Config{URL: "file://" + bundle, SHA256: digest(body)}}
+	if out, err := Ensure(context.Background(), o); err != nil || out.Action != ActionInstalled {
+		t.Fatalf("install: %+v, %v", out, err)
+	}
+	// Every metadata read now fails: a boot with a complete tree must not
+	// care.
+	o.Metadata = fakeMetadata{"meta-data/kernel-id": "!fail", "meta-data/ramdisk-id": "!fail", "meta-data/placement/region": "!fail"}
+	if out, err := Ensure(context.Background(), o); err != nil || out.Action != ActionNone {
+		t.Fatalf("a complete tree with IMDS failing: %+v, %v", out, err)
+	}
+}
