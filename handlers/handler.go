@@ -124,20 +124,10 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 				opts.IncludeOnceDir = dir + "/urlcache"
 			}
 		}
+		// The launch index and template variables are fetched only for
+		// user-data that uses them.
+		opts.Lookup = b.lookupInstanceData
 		b.ud.ud, b.ud.err = userdata.Parse(ctx, raw, opts)
-		more, err := false, error(nil)
-		if b.ud.err == nil {
-			more, err = b.needsInstanceData(ctx, b.ud.ud, &opts)
-		}
-		if err != nil {
-			b.ud.ud, b.ud.err = nil, err
-			return
-		}
-		if more {
-			// Parsed again, now with the launch index and template
-			// variables: fetched only for user-data that uses them.
-			b.ud.ud, b.ud.err = userdata.Parse(ctx, raw, opts)
-		}
 		if b.ud.err == nil {
 			for _, w := range b.ud.ud.Warnings {
 				b.Log.Warn("user-data: " + w)
@@ -147,35 +137,32 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 	return b.ud.ud, b.ud.err
 }
 
-// needsInstanceData fills opts with what ud's parts ask for: the launch
-// index when a part names one, the meta-data tree when a part is a jinja
-// template. It reports whether anything was added. A launch index that
-// cannot be read is an error: keeping every part would run parts meant
-// for other instances of the launch.
-func (b *Boot) needsInstanceData(ctx context.Context, ud *userdata.UserData, opts *userdata.Options) (bool, error) {
-	more := false
-	for _, p := range ud.Parts {
-		if p.LaunchIndex != nil && opts.LaunchIndex == nil {
-			v, err := b.Metadata.Get(ctx, "meta-data/ami-launch-index")
-			if err != nil {
-				return false, fmt.Errorf("user-data has Launch-Index parts but ami-launch-index cannot be read: %w", err)
-			}
-			n, err := strconv.Atoi(strings.TrimSpace(string(v)))
-			if err != nil {
-				return false, fmt.Errorf("meta-data/ami-launch-index %q is not a number", truncateValue(v))
-			}
-			opts.LaunchIndex, more = &n, true
+// lookupInstanceData is userdata's Lookup: the launch index when a part
+// names one, the meta-data tree when a part is a jinja template. A launch
+// index that cannot be read is an error: keeping every part would run
+// parts meant for other instances of the launch. Templates without
+// variables are only a warning.
+func (b *Boot) lookupInstanceData(ctx context.Context, opts *userdata.Options, launchIndex, instanceData bool) error {
+	if launchIndex {
+		v, err := b.Metadata.Get(ctx, "meta-data/ami-launch-index")
+		if err != nil {
+			return fmt.Errorf("user-data has Launch-Index parts but ami-launch-index cannot be read: %w", err)
 		}
-		if p.ContentType == userdata.TypeJinja && opts.InstanceData == nil {
-			entries, err := imds.Walk(ctx, b.Metadata, "meta-data")
-			if err != nil {
-				b.Log.Warn("cannot read meta-data for user-data templates", "error", err)
-				continue
-			}
-			opts.InstanceData, more = userdata.InstanceData(imds.Tree(entries, "meta-data")), true
+		n, err := strconv.Atoi(strings.TrimSpace(string(v)))
+		if err != nil {
+			return fmt.Errorf("meta-data/ami-launch-index %q is not a number", truncateValue(v))
 		}
+		opts.LaunchIndex = &n
 	}
-	return more, nil
+	if instanceData {
+		entries, err := imds.Walk(ctx, b.Metadata, "meta-data")
+		if err != nil {
+			b.Log.Warn("cannot read meta-data for user-data templates", "error", err)
+			return nil
+		}
+		opts.InstanceData = userdata.InstanceData(imds.Tree(entries, "meta-data"))
+	}
+	return nil
 }
 
 func truncateValue(b []byte) string {

@@ -1,5 +1,7 @@
 package userdata
 
+import "context"
+
 // Options tune Parse and Inspect. The zero value is usable: default caps,
 // the default HTTP fetcher for #include, no include-once cache, no launch
 // index filtering, and jinja templates left unrendered (with a warning).
@@ -21,6 +23,14 @@ type Options struct {
 	// instance-data.json: {"v1": {...}, "ds": {"meta_data": {...}}}. nil
 	// means templates are not rendered (reported as warnings).
 	InstanceData map[string]any
+
+	// Lookup, when set, is called once the parts are known, and only if
+	// one of them needs what is missing: the launch index (a part names
+	// one and LaunchIndex is nil) or the instance data (a part is a jinja
+	// template and InstanceData is nil). It sets those fields of o; its
+	// error fails Parse as it is. A caller whose instance data is costly
+	// (a walk of meta-data) pays only for user-data that uses it.
+	Lookup func(ctx context.Context, o *Options, launchIndex, instanceData bool) error
 
 	// Fetcher fetches #include URLs; nil means an HTTPFetcher with its
 	// default limits. NoInclude turns fetching off (includes become

@@ -34,6 +34,13 @@ func Parse(ctx context.Context, raw []byte, opts Options) (*UserData, error) {
 	if err := p.process(raw); err != nil {
 		return nil, fmt.Errorf("user-data: %w", err)
 	}
+	if opts.Lookup != nil {
+		if li, id := opts.missing(p.parts); li || id {
+			if err := opts.Lookup(ctx, &opts, li, id); err != nil {
+				return nil, err
+			}
+		}
+	}
 	parts := filterLaunchIndex(p.parts, opts.LaunchIndex)
 	if opts.InstanceData != nil {
 		for _, part := range parts {
@@ -59,6 +66,16 @@ func Parse(ctx context.Context, raw []byte, opts Options) (*UserData, error) {
 		}
 	}
 	return &UserData{Parts: parts, Config: cfg, CloudConfig: cc, Warnings: dedupe(p.warnings)}, nil
+}
+
+// missing reports whether parts name a launch index, or hold a jinja
+// template, that o gives nothing for.
+func (o *Options) missing(parts []*Part) (launchIndex, instanceData bool) {
+	for _, p := range parts {
+		launchIndex = launchIndex || p.LaunchIndex != nil && o.LaunchIndex == nil
+		instanceData = instanceData || p.ContentType == TypeJinja && o.InstanceData == nil
+	}
+	return launchIndex, instanceData
 }
 
 func dedupe(ss []string) []string {

@@ -411,3 +411,43 @@ func TestScriptContentFixesCRLFScriptsOnly(t *testing.T) {
 		t.Fatalf("CRLF script part %+v", ud.Parts[0])
 	}
 }
+
+func TestLookupIsAskedOnceAndIncludesAreFetchedOnce(t *testing.T) {
+	doc := "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n" +
+		"--b\nContent-Type: text/cloud-config\nLaunch-Index: 1\n\n#cloud-config\nhostname: one\n" +
+		"--b\nContent-Type: text/cloud-config\nLaunch-Index: 0\n\n#cloud-config\nhostname: zero\n" +
+		"--b\nContent-Type: text/x-include-url\n\nhttp://example.invalid/more\n" +
+		"--b\nContent-Type: text/jinja2\n\n## template: jinja\n#cloud-config\ntimezone: {{ v1.region }}\n--b--\n"
+	fetches, lookups := 0, 0
+	opts := Options{
+		Fetcher: FetcherFunc(func(context.Context, string) ([]byte, error) {
+			fetches++
+			return []byte("#cloud-config\nlocale: C.UTF-8\n"), nil
+		}),
+		Lookup: func(_ context.Context, o *Options, launchIndex, instanceData bool) error {
+			lookups++
+			if !launchIndex || !instanceData {
+				t.Errorf("Lookup(launchIndex=%v, instanceData=%v), want both asked for", launchIndex, instanceData)
+			}
+			one := 1
+			o.LaunchIndex, o.InstanceData = &one, InstanceData(map[string]any{"placement": map[string]any{"region": "eu-west-1"}})
+			return nil
+		},
+	}
+	ud, err := Parse(context.Background(), []byte(doc), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fetches != 1 || lookups != 1 {
+		t.Errorf("%d fetches and %d lookups, want 1 each", fetches, lookups)
+	}
+	if got := ud.Config["hostname"]; got != "one" {
+		t.Errorf("hostname = %v, want the part for launch index 1", got)
+	}
+	if got := ud.Config["timezone"]; got != "eu-west-1" {
+		t.Errorf("timezone = %v, want the template rendered with the looked-up data", got)
+	}
+	if ud.Config["locale"] != "C.UTF-8" {
+		t.Errorf("the included document is missing: %v", ud.Config)
+	}
+}
