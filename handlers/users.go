@@ -367,8 +367,13 @@ func runUsers(ctx context.Context, b *Boot) error {
 	for _, g := range missingGroups {
 		b.Note("group %s: create", g)
 	}
+	exists := map[string]bool{}
 	for _, s := range specs {
-		if _, err := sshkeys.LookupUser(b.Root, s.Name); err == nil {
+		_, err := sshkeys.LookupUser(b.Root, s.Name)
+		if err != nil && !errors.Is(err, sshkeys.ErrNoUser) {
+			return err
+		}
+		if exists[s.Name] = err == nil; exists[s.Name] {
 			b.Note("user %s: exists; groups %s", s.Name, strings.Join(s.Groups, ","))
 		} else {
 			b.Note("user %s: create (groups %s, shell %s)", s.Name, strings.Join(s.Groups, ","), orDefault(s.Shell, "default"))
@@ -395,7 +400,7 @@ func runUsers(ctx context.Context, b *Boot) error {
 		}
 	}
 	for _, s := range specs {
-		if err := ensureUser(ctx, b, s); err != nil {
+		if err := ensureUser(ctx, b, s, exists[s.Name], groups); err != nil {
 			return err
 		}
 	}
@@ -430,13 +435,9 @@ func orDefault(s, d string) string {
 }
 
 // ensureUser creates s or brings an existing account's groups and
-// password field in line.
-func ensureUser(ctx context.Context, b *Boot, s UserSpec) error {
-	_, err := sshkeys.LookupUser(b.Root, s.Name)
-	exists := err == nil
-	if err != nil && !errors.Is(err, sshkeys.ErrNoUser) {
-		return err
-	}
+// password field in line. members are the group memberships read before
+// any change: creating other users and new groups leaves s's own alone.
+func ensureUser(ctx context.Context, b *Boot, s UserSpec, exists bool, members map[string][]string) error {
 	if !exists {
 		args := []string{}
 		if s.Gecos != "" {
@@ -480,10 +481,6 @@ func ensureUser(ctx context.Context, b *Boot, s UserSpec) error {
 		}
 		b.Log.Info("created user", "user", s.Name)
 	} else {
-		members, err := sshkeys.GroupMembers(b.Root)
-		if err != nil {
-			return err
-		}
 		var add []string
 		for _, g := range s.Groups {
 			if !slices.Contains(members[g], s.Name) {
