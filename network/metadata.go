@@ -11,15 +11,10 @@ import (
 	"github.com/flint-dev/flint/imds"
 )
 
-// Metadata reads instance metadata. Paths are relative to "latest/"
-// ("meta-data/mac"); List returns a directory's entries as IMDS spells them
-// (children end with "/"). A missing key is an error matching
-// imds.ErrNotFound. Watch needs fresh answers on every call, so a caching
-// reader must not be passed to it.
-type Metadata interface {
-	Get(ctx context.Context, path string) ([]byte, error)
-	List(ctx context.Context, path string) ([]string, error)
-}
+// Metadata reads instance metadata (paths relative to "latest/", a missing
+// key an error matching imds.ErrNotFound). Watch needs fresh answers on
+// every call, so a caching reader (imds.Memo) must not be passed to it.
+type Metadata = imds.Reader
 
 const macsPath = "meta-data/network/interfaces/macs/"
 

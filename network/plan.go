@@ -290,8 +290,9 @@ func planENI(eni ENIMetadata, link Link, primaryMAC string, cfg Config) (LinkPla
 			add(Route{Table: tableMain, Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gw: gw, Metric: metricBase})
 		}
 	}
+	pfxs := append(append([]netip.Prefix{}, pfx4...), pfx6...)
 	if !cfg.NoPrefixRoutes {
-		for _, p := range append(append([]netip.Prefix{}, pfx4...), pfx6...) {
+		for _, p := range pfxs {
 			add(Route{Table: tableLocal, Dst: p.Masked(), Local: true})
 		}
 	}
@@ -303,7 +304,7 @@ func planENI(eni ENIMetadata, link Link, primaryMAC string, cfg Config) (LinkPla
 		for _, a := range append(append([]netip.Addr{}, v4s...), v6s...) {
 			lp.Rules = append(lp.Rules, Rule{Priority: lp.Table, Table: lp.Table, Src: netip.PrefixFrom(a, a.BitLen())})
 		}
-		for _, p := range append(append([]netip.Prefix{}, pfx4...), pfx6...) {
+		for _, p := range pfxs {
 			lp.Rules = append(lp.Rules, Rule{Priority: lp.Table, Table: lp.Table, Src: p.Masked()})
 		}
 	}
