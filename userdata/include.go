@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -47,6 +48,10 @@ type HTTPFetcher struct {
 	Backoff time.Duration
 	// MaxSize caps a response body; 0 means DefaultMaxSize.
 	MaxSize int64
+
+	// The client is built once: attempts and URLs share its connections.
+	clientOnce sync.Once
+	httpClient *http.Client
 }
 
 var errNoRetry = errors.New("not retryable")
@@ -102,6 +107,11 @@ type retryAfter struct {
 }
 
 func (f *HTTPFetcher) client() *http.Client {
+	f.clientOnce.Do(func() { f.httpClient = f.newClient() })
+	return f.httpClient
+}
+
+func (f *HTTPFetcher) newClient() *http.Client {
 	c := http.Client{}
 	if f.Client != nil {
 		c = *f.Client
@@ -241,11 +251,13 @@ func (p *processor) fetchInclude(u string, once bool) ([]byte, error) {
 		return nil, fmt.Errorf("more than %d #include fetches", p.opts.maxIncludes())
 	}
 	p.includes++
-	f := p.opts.Fetcher
-	if f == nil {
-		f = &HTTPFetcher{MaxSize: p.opts.maxSize()}
+	if p.fetcher == nil {
+		p.fetcher = p.opts.Fetcher
+		if p.fetcher == nil {
+			p.fetcher = &HTTPFetcher{MaxSize: p.opts.maxSize()}
+		}
 	}
-	body, err := f.Fetch(p.ctx, u)
+	body, err := p.fetcher.Fetch(p.ctx, u)
 	if err != nil {
 		// cloud-init (ERROR_ON_USER_DATA_FAILURE) fails the whole
 		// user-data when an include cannot be fetched.

@@ -185,6 +185,7 @@ type processor struct {
 	budget   int64 // decompressed bytes still allowed
 	includes int   // fetches done
 	depth    int   // include nesting
+	fetcher  Fetcher
 }
 
 func (p *processor) warnf(format string, args ...any) {

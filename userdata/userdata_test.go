@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -449,5 +450,24 @@ func TestLookupIsAskedOnceAndIncludesAreFetchedOnce(t *testing.T) {
 	}
 	if ud.Config["locale"] != "C.UTF-8" {
 		t.Errorf("the included document is missing: %v", ud.Config)
+	}
+}
+
+func TestIncludesShareTheFetchersConnections(t *testing.T) {
+	var mu sync.Mutex
+	remotes := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remotes[r.RemoteAddr]++
+		mu.Unlock()
+		fmt.Fprintf(w, "#cloud-config\nbootcmd: [echo %s]\n", r.URL.Path)
+	}))
+	defer srv.Close()
+	// The default fetcher: Options.Fetcher left nil.
+	mustParse(t, "#include\n"+srv.URL+"/a\n"+srv.URL+"/b\n"+srv.URL+"/c\n", Options{})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(remotes) != 1 {
+		t.Errorf("three includes came on %d connections (%v), want one kept alive", len(remotes), remotes)
 	}
 }
