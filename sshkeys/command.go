@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,8 +25,9 @@ type Lookup struct {
 	// DefaultUser receives the instance's metadata public keys.
 	DefaultUser string
 	// CABundle is the trusted CA bundle for Instance Connect signers; ""
-	// tries DefaultCABundles.
+	// tries DefaultCABundles below CARoot ("" is "/").
 	CABundle string
+	CARoot   string
 	// NoInstanceConnect skips EC2 Instance Connect keys.
 	NoInstanceConnect bool
 	// Now is the clock (nil: time.Now).
@@ -210,7 +212,7 @@ func instanceConnectKeys(ctx context.Context, r imds.Reader, user string, o Look
 	get("meta-data/managed-ssh-keys/signer-cert/", &ic.SignerChain, &scErr)
 	wg.Add(2)
 	go func() { defer wg.Done(); staples, lsErr = r.List(ctx, "meta-data/managed-ssh-keys/signer-ocsp/") }()
-	go func() { defer wg.Done(); ic.Roots, ic.RootCerts, caErr = loadBundle(o.CABundle) }()
+	go func() { defer wg.Done(); ic.Roots, ic.RootCerts, caErr = loadBundle(o.CARoot, o.CABundle) }()
 	wg.Wait()
 	for _, e := range []error{idErr, azErr, domErr, scErr} {
 		if e != nil {
@@ -267,8 +269,11 @@ func instanceConnectKeys(ctx context.Context, r imds.Reader, user string, o Look
 	return keys, nil
 }
 
-func loadBundle(path string) (*x509.CertPool, []*x509.Certificate, error) {
-	paths := DefaultCABundles
+func loadBundle(root, path string) (*x509.CertPool, []*x509.Certificate, error) {
+	var paths []string
+	for _, p := range DefaultCABundles {
+		paths = append(paths, filepath.Join("/", root, p))
+	}
 	if path != "" {
 		paths = []string{path}
 	}

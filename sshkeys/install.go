@@ -104,56 +104,30 @@ func ensureDir(root *rootfs.Root, rel string, owner rootfs.Owner) ([]string, err
 	if err := root.MkdirAll(rel, 0o700, owner, rootfs.Strict); err != nil {
 		return nil, err
 	}
-	fd, err := openStrict(root, rel, unix.O_RDONLY|unix.O_DIRECTORY)
+	f, err := root.OpenFile(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0, rootfs.Strict)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, &fs.PathError{Op: "stat", Path: root.Path(rel), Err: err}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
+	st := fi.Sys().(*syscall.Stat_t)
 	var fixed []string
 	if int(st.Uid) != owner.UID || int(st.Gid) != owner.GID {
-		if err := unix.Fchown(fd, owner.UID, owner.GID); err != nil {
-			return nil, &fs.PathError{Op: "chown", Path: root.Path(rel), Err: err}
+		if err := f.Chown(owner.UID, owner.GID); err != nil {
+			return nil, err
 		}
 		fixed = append(fixed, fmt.Sprintf("%s: owner uid %d → %d", rel, st.Uid, owner.UID))
 	}
 	if st.Mode&0o7777 != 0o700 {
-		if err := unix.Fchmod(fd, 0o700); err != nil {
-			return nil, &fs.PathError{Op: "chmod", Path: root.Path(rel), Err: err}
+		if err := f.Chmod(0o700); err != nil {
+			return nil, err
 		}
 		fixed = append(fixed, fmt.Sprintf("%s: mode %04o → 0700", rel, st.Mode&0o7777))
 	}
 	return fixed, nil
-}
-
-// openStrict opens rel below root refusing every symlink, for the
-// operations rootfs does not offer on an existing directory (fchown, fchmod).
-func openStrict(root *rootfs.Root, rel string, flags int) (int, error) {
-	rfd, err := unix.Open(root.Dir(), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, &fs.PathError{Op: "open", Path: root.Dir(), Err: err}
-	}
-	defer unix.Close(rfd)
-	how := unix.OpenHow{
-		Flags:   uint64(flags | unix.O_NOFOLLOW | unix.O_CLOEXEC),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
-	}
-	for {
-		fd, err := unix.Openat2(rfd, rel, &how)
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		if err == unix.ELOOP || err == unix.EXDEV {
-			return -1, &fs.PathError{Op: "open", Path: root.Path(rel), Err: rootfs.ErrSymlink}
-		}
-		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: root.Path(rel), Err: err}
-		}
-		return fd, nil
-	}
 }
 
 func statUID(fi fs.FileInfo) int {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -64,12 +63,7 @@ func cmdSSHKeys(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case lookup.CABundle != "":
 		lookup.CABundle = filepath.Join(*root, lookup.CABundle)
 	default:
-		for _, p := range sshkeys.DefaultCABundles {
-			if _, err := os.Stat(filepath.Join(*root, p)); err == nil {
-				lookup.CABundle = filepath.Join(*root, p)
-				break
-			}
-		}
+		lookup.CARoot = *root
 	}
 	lookup.Logf = func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
 	client, err := imds.New(imds.Options{
