@@ -173,31 +173,56 @@ func (c *Client) Interfaces(ctx context.Context) ([]Interface, error) {
 // Credentials are an instance role's temporary credentials.
 type Credentials struct {
 	Role            string
+	Code            string    `json:"Code"`
 	AccessKeyID     string    `json:"AccessKeyId"`
 	SecretAccessKey string    `json:"SecretAccessKey"`
 	Token           string    `json:"Token"`
 	Expiration      time.Time `json:"Expiration"`
 }
 
-// RoleCredentials reads the credentials of the instance's role (the first
-// listed); no role attached is an error wrapping ErrNotFound.
+// ErrNoRole is returned when the instance has no IAM role attached.
+var ErrNoRole = fmt.Errorf("no instance role attached: %w", ErrNotFound)
+
+// Getter reads one value by path; every Reader is one.
+type Getter interface {
+	Get(ctx context.Context, path string) ([]byte, error)
+}
+
+// RoleCredentials reads the credentials of the instance's role.
 func (c *Client) RoleCredentials(ctx context.Context) (*Credentials, error) {
-	roles, err := c.List(ctx, "meta-data/iam/security-credentials/")
-	if err != nil {
-		return nil, err
+	return ReadRoleCredentials(ctx, c)
+}
+
+// ReadRoleCredentials reads, through g, the credentials of the instance's
+// role (the first listed): ErrNoRole without one, an error for an answer
+// whose Code is not "Success" or that lacks a key. Errors name the role
+// and never quote the body: it holds the secret key.
+func ReadRoleCredentials(ctx context.Context, g Getter) (*Credentials, error) {
+	const dir = "meta-data/iam/security-credentials/"
+	list, err := g.Get(ctx, dir)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNoRole
 	}
-	if len(roles) == 0 {
-		return nil, fmt.Errorf("no instance role: %w", ErrNotFound)
-	}
-	role := strings.TrimSuffix(roles[0], "/")
-	b, err := c.Get(ctx, "meta-data/iam/security-credentials/"+role)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list instance roles: %w", err)
+	}
+	role := strings.TrimSuffix(strings.TrimSpace(strings.SplitN(string(list), "\n", 2)[0]), "/")
+	if role == "" {
+		return nil, ErrNoRole
+	}
+	raw, err := g.Get(ctx, dir+role)
+	if err != nil {
+		return nil, fmt.Errorf("read credentials of role %s: %w", role, err)
 	}
 	cr := Credentials{Role: role}
-	if err := json.Unmarshal(b, &cr); err != nil {
-		// The body is a secret: name the role, never quote the body.
-		return nil, fmt.Errorf("credentials of role %s: malformed JSON", role)
+	if err := json.Unmarshal(raw, &cr); err != nil {
+		return nil, fmt.Errorf("credentials of role %s are not valid JSON", role)
+	}
+	if cr.Code != "" && cr.Code != "Success" {
+		return nil, fmt.Errorf("credentials of role %s: metadata says %q", role, cr.Code)
+	}
+	if cr.AccessKeyID == "" || cr.SecretAccessKey == "" {
+		return nil, fmt.Errorf("credentials of role %s are incomplete", role)
 	}
 	return &cr, nil
 }

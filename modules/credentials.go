@@ -2,10 +2,7 @@ package modules
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -67,45 +64,18 @@ func (c *credentialsCache) Retrieve(ctx context.Context) (Credentials, error) {
 
 type roleProvider struct{ md Metadata }
 
-const credsPath = "meta-data/iam/security-credentials/"
-
 func (p roleProvider) Retrieve(ctx context.Context) (Credentials, error) {
-	list, err := p.md.Get(ctx, credsPath)
-	if errors.Is(err, imds.ErrNotFound) {
+	cr, err := imds.ReadRoleCredentials(ctx, p.md)
+	if errors.Is(err, imds.ErrNoRole) {
 		return Credentials{}, errors.New("the instance has no IAM role: attach one that may read the bundle bucket")
 	}
 	if err != nil {
-		return Credentials{}, fmt.Errorf("list instance roles: %w", err)
-	}
-	role := strings.TrimSuffix(strings.TrimSpace(strings.SplitN(string(list), "\n", 2)[0]), "/")
-	if role == "" {
-		return Credentials{}, errors.New("the instance has no IAM role: attach one that may read the bundle bucket")
-	}
-	raw, err := p.md.Get(ctx, credsPath+role)
-	if err != nil {
-		return Credentials{}, fmt.Errorf("read credentials of role %s: %w", role, err)
-	}
-	var c struct {
-		Code            string
-		AccessKeyID     string `json:"AccessKeyId"`
-		SecretAccessKey string
-		Token           string
-		Expiration      time.Time
-	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		// Never echo the document: it holds the secret key.
-		return Credentials{}, fmt.Errorf("credentials of role %s are not valid JSON", role)
-	}
-	if c.Code != "" && c.Code != "Success" {
-		return Credentials{}, fmt.Errorf("credentials of role %s: metadata says %q", role, c.Code)
-	}
-	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
-		return Credentials{}, fmt.Errorf("credentials of role %s are incomplete", role)
+		return Credentials{}, err
 	}
 	return Credentials{
-		AccessKeyID:     c.AccessKeyID,
-		SecretAccessKey: c.SecretAccessKey,
-		SessionToken:    c.Token,
-		Expires:         c.Expiration,
+		AccessKeyID:     cr.AccessKeyID,
+		SecretAccessKey: cr.SecretAccessKey,
+		SessionToken:    cr.Token,
+		Expires:         cr.Expiration,
 	}, nil
 }

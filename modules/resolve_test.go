@@ -216,6 +216,7 @@ func TestDetectReadsUnameAndOptionalMetadata(t *testing.T) {
 }
 
 func TestRoleCredentialsComeFromMetadataAndNeverEchoSecrets(t *testing.T) {
+	const credsPath = "meta-data/iam/security-credentials/"
 	md := fakeMetadata{
 		credsPath:             "builder\n",
 		credsPath + "builder": `{"Code":"Success","AccessKeyId":"ASIAX","SecretAccessKey":"s3cr3t","Token":"tok","Expiration":"2030-01-01T00:00:00Z"}`,
