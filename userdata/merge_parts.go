@@ -14,7 +14,7 @@ func (p *processor) mergeCloudConfig(parts []*Part) map[string]any {
 		switch part.ContentType {
 		case TypeCloudConfig:
 		case TypeJinja:
-			if !p.render(part) || part.RenderedType != TypeCloudConfig {
+			if part.RenderedType != TypeCloudConfig { // rendered by Parse
 				continue
 			}
 		case TypeCloudConfigJSONP:
@@ -117,35 +117,31 @@ func mergeHeader(part *Part) string {
 	return ""
 }
 
-// render fills a jinja part's Rendered/RenderedType, reporting why not
-// when it cannot.
-func (p *processor) render(part *Part) bool {
-	if part.RenderedType != "" {
-		return true
-	}
+// render fills a jinja part's Rendered/RenderedType, or warns why it
+// cannot (the part is then skipped).
+func (p *processor) render(part *Part) {
 	if p.opts.InstanceData == nil {
 		p.warnf("%s: jinja template not rendered: no instance data available; part skipped", part.Filename)
-		return false
+		return
 	}
 	out, err := renderJinja(part.Payload, p.opts.InstanceData)
 	if err != nil {
 		p.warnf("%s: jinja template not rendered: %v; part skipped", part.Filename, err)
-		return false
+		return
 	}
 	if len(out) == 0 {
-		return false
+		return
 	}
 	t := TypeFromStartsWith(out)
 	if t == "" {
 		p.warnf("%s: rendered jinja template has no recognised first line; part skipped", part.Filename)
-		return false
+		return
 	}
 	switch t {
 	case TypeCloudConfig, TypeCloudConfigJSONP, TypeShellScript:
 	default:
 		p.warnf("%s: rendered jinja template is %s; only cloud-config and #! scripts are processed from templates; part skipped", part.Filename, t)
-		return false
+		return
 	}
 	part.Rendered, part.RenderedType = out, t
-	return true
 }

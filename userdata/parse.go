@@ -42,11 +42,9 @@ func Parse(ctx context.Context, raw []byte, opts Options) (*UserData, error) {
 		}
 	}
 	parts := filterLaunchIndex(p.parts, opts.LaunchIndex)
-	if opts.InstanceData != nil {
-		for _, part := range parts {
-			if part.ContentType == TypeJinja {
-				p.render(part)
-			}
+	for _, part := range parts {
+		if part.ContentType == TypeJinja {
+			p.render(part) // once: a template that fails warns once
 		}
 	}
 	cfg := p.mergeCloudConfig(parts)
