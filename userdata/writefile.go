@@ -3,11 +3,9 @@ package userdata
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
-	"io"
 	"strings"
-
-	"github.com/klauspost/compress/gzip"
 )
 
 // MaxWriteFileSize caps a decoded write_files content.
@@ -52,19 +50,12 @@ func DecodeWriteFileContent(encoding string, content []byte) ([]byte, error) {
 		content = out[:n]
 	}
 	if enc == "gz" || enc == "gz+b64" {
-		zr, err := gzip.NewReader(bytes.NewReader(content))
-		if err != nil {
-			return nil, fmt.Errorf("write_files content: bad gzip: %w", err)
-		}
-		defer zr.Close()
-		out, err := io.ReadAll(io.LimitReader(zr, MaxWriteFileSize+1))
-		if err != nil {
-			return nil, fmt.Errorf("write_files content: bad gzip: %w", err)
-		}
-		if len(out) > MaxWriteFileSize {
+		budget := int64(MaxWriteFileSize)
+		if content, err = gunzip(content, &budget); errors.Is(err, ErrTooLarge) {
 			return nil, fmt.Errorf("write_files content decompresses to more than %d bytes: %w", MaxWriteFileSize, ErrTooLarge)
+		} else if err != nil {
+			return nil, fmt.Errorf("write_files content: bad gzip: %w", err)
 		}
-		content = out
 	}
 	return content, nil
 }
