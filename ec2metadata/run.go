@@ -51,28 +51,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, connect 
 // print "not available" like the script, and the reason goes to stderr).
 func (c *Command) Run(ctx context.Context, g Getter, stdout, stderr io.Writer) int {
 	code := 0
-	results := make([]*result, len(c.steps))
-	if c.needsMetadata() {
-		f := newFetcher(ctx, g)
-		defer f.cancel()
-		results = resolve(f, c.steps)
-		failed, service := f.failures()
-		if service != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", prog, service)
-			if !c.JSON {
-				io.WriteString(stdout, tokenError)
-			}
-			return 1
+	// Help and usage steps fetch nothing: with only those, g is not used.
+	f := newFetcher(ctx, g)
+	defer f.cancel()
+	results := resolve(f, c.steps)
+	failed, service := f.failures()
+	if service != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, service)
+		if !c.JSON {
+			io.WriteString(stdout, tokenError)
 		}
-		for _, x := range failed {
-			// The client's errors name the request; that is the path.
-			fmt.Fprintf(stderr, "%s: %v\n", prog, x.err)
-			code = 1
-		}
-	} else {
-		for i, s := range c.steps {
-			results[i] = &result{step: s}
-		}
+		return 1
+	}
+	for _, x := range failed {
+		// The client's errors name the request; that is the path.
+		fmt.Fprintf(stderr, "%s: %v\n", prog, x.err)
+		code = 1
 	}
 
 	help := false

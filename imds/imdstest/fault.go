@@ -45,8 +45,10 @@ func (f *fault) kind() string {
 		return "reset"
 	case f.Status != 0:
 		return "status"
+	case f.Latency > 0:
+		return "latency"
 	}
-	return "latency"
+	return ""
 }
 
 func (s *Server) matchFault(method, urlPath string) *fault {

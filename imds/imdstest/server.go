@@ -198,10 +198,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, http.StatusText(f.Status), f.Status)
 			return
 		}
-		entry.Fault = ""
-		if f.Latency > 0 {
-			entry.Fault = "latency"
-		}
 	}
 	entry.Status = s.serve(w, r, entry.Token)
 	s.record(entry)
