@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // BenchmarkRunWholeProcess measures `flint run` as systemd starts it on a
@@ -16,7 +18,7 @@ import (
 //	go test -run '^$' -bench RunWholeProcess ./handlers
 func BenchmarkRunWholeProcess(b *testing.B) {
 	in := newInstance(b)
-	bin := flintBin(b)
+	bin := testenv.FlintBinary(b)
 	args := []string{"run", "--root", in.root, "--only", "hostname", "--endpoint", in.url}
 	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 		b.Fatalf("first boot: %v\n%s", err, out)

@@ -15,7 +15,7 @@ import (
 func hostKeysRun(t *testing.T, in *instance) (handlers.Result, string) {
 	t.Helper()
 	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Only = []string{"host-keys"} })
-	return acctResult(st, "host-keys"), out
+	return result(st, "host-keys"), out
 }
 
 func TestCloudConfigHostKeysAndKeyTypesAreHonoured(t *testing.T) {
@@ -33,13 +33,13 @@ func TestCloudConfigHostKeysAndKeyTypesAreHonoured(t *testing.T) {
 	if r.Status != "ok" {
 		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
 	}
-	if acctFile(t, in, "etc/ssh/ssh_host_ed25519_key") != string(given.Private) {
+	if readFile(t, in, "etc/ssh/ssh_host_ed25519_key") != string(given.Private) {
 		t.Error("the given ed25519 key was not installed")
 	}
 	if _, err := os.Stat(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key")); !os.IsNotExist(err) {
 		t.Error("the baked RSA key was kept (ssh_deletekeys defaults to true)")
 	}
-	if !strings.HasPrefix(acctFile(t, in, "etc/ssh/ssh_host_ecdsa_key.pub"), "ecdsa-sha2-nistp256 ") {
+	if !strings.HasPrefix(readFile(t, in, "etc/ssh/ssh_host_ecdsa_key.pub"), "ecdsa-sha2-nistp256 ") {
 		t.Error("no ecdsa key generated")
 	}
 	if strings.Contains(out, "PRIVATE KEY") || strings.Contains(strings.Join(r.Notes, "\n"), "PRIVATE KEY") {
@@ -59,7 +59,7 @@ func TestKeepingImageHostKeysWhenAsked(t *testing.T) {
 	if r, out := hostKeysRun(t, in); r.Status != "ok" {
 		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
 	}
-	if acctFile(t, in, "etc/ssh/ssh_host_ed25519_key") != string(k.Private) {
+	if readFile(t, in, "etc/ssh/ssh_host_ed25519_key") != string(k.Private) {
 		t.Fatal("the image's key was replaced")
 	}
 }
@@ -77,7 +77,7 @@ func TestAMismatchedGivenHostKeyIsRefusedWithoutQuotingIt(t *testing.T) {
 		t.Fatalf("%s %q", r.Status, r.Reason)
 	}
 	// Refused before anything was removed: sshd still has a host key.
-	if acctFile(t, in, "etc/ssh/ssh_host_rsa_key") != string(img.Private) {
+	if readFile(t, in, "etc/ssh/ssh_host_rsa_key") != string(img.Private) {
 		t.Fatal("a bad given pair cost the image its host keys")
 	}
 }

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -59,8 +60,6 @@ func watchStatus(t *testing.T, root string) (stop func()) {
 	}
 }
 
-func flintBin(t testing.TB) string { return testenv.FlintBinary(t) }
-
 func flint(t *testing.T, in *instance, args ...string) *exec.Cmd {
 	cmd := exec.Command(testenv.FlintBinary(t), args...)
 	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+in.url)
@@ -82,7 +81,7 @@ func TestCrashAfterHandlerNReRunsFromN(t *testing.T) {
 			stop := watchStatus(t, in.root)
 			err := flint(t, in, "run", "--root", in.root, "--live", "--only", onlyHostnameAndPlugins(in)).Run()
 			var ee *exec.ExitError
-			if !errorsAs(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Fatalf("first run: %v, want killed by SIGKILL", err)
 			}
 			st, err := handlers.ReadStatusDir(in.root)
@@ -129,14 +128,6 @@ func result(st *handlers.Status, name string) handlers.Result {
 		}
 	}
 	return handlers.Result{}
-}
-
-func errorsAs(err error, target **exec.ExitError) bool {
-	ee, ok := err.(*exec.ExitError)
-	if ok {
-		*target = ee
-	}
-	return ok
 }
 
 func TestStatusWaitReturnsWhenTheRunEndsEvenIfStartedFirst(t *testing.T) {

@@ -25,7 +25,7 @@ func keysInstance(t *testing.T, userData string) *instance {
 func keysRun(t *testing.T, in *instance) (handlers.Result, string) {
 	t.Helper()
 	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Only = []string{"ssh-keys"} })
-	return acctResult(st, "ssh-keys"), out
+	return result(st, "ssh-keys"), out
 }
 
 func TestSymlinkedSSHPathsAreRefusedByTheHandler(t *testing.T) {
@@ -43,20 +43,20 @@ func TestSymlinkedSSHPathsAreRefusedByTheHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := keysInstance(t, "")
 			tt.setup(filepath.Join(in.root, "home/admin"))
-			shadow := acctFile(t, in, "etc/shadow")
+			shadow := readFile(t, in, "etc/shadow")
 			before, _ := os.ReadDir(filepath.Join(in.root, "etc"))
 			r, out := keysRun(t, in)
 			if r.Status != "failed" || !strings.Contains(r.Reason, "keys for admin: refused: a symlink") || strings.Contains(r.Reason, "\n") {
 				t.Fatalf("ssh-keys = %s %q\n%s", r.Status, r.Reason, out)
 			}
-			if acctFile(t, in, "etc/shadow") != shadow {
+			if readFile(t, in, "etc/shadow") != shadow {
 				t.Fatal("etc/shadow changed")
 			}
 			if after, _ := os.ReadDir(filepath.Join(in.root, "etc")); len(after) != len(before) {
 				t.Errorf("files appeared in etc: %v → %v", before, after)
 			}
 			// root's keys are still installed: one refused user does not stop the others.
-			if !strings.Contains(acctFile(t, in, "root/.ssh/authorized_keys"), "alice@laptop") {
+			if !strings.Contains(readFile(t, in, "root/.ssh/authorized_keys"), "alice@laptop") {
 				t.Error("root's keys not installed")
 			}
 		})
@@ -84,7 +84,7 @@ func TestBadKeysAreReportedAndValidOnesInstalled(t *testing.T) {
 	if len(notes) > 4000 {
 		t.Errorf("notes quote too much: %d bytes", len(notes))
 	}
-	got := acctFile(t, in, "home/admin/.ssh/authorized_keys")
+	got := readFile(t, in, "home/admin/.ssh/authorized_keys")
 	if want := newKey + "\n" + strings.TrimSpace(acctFixtureDeploy(t, in)) + "\n" + handAdded + "\n"; got != want {
 		t.Fatalf("authorized_keys:\n%s\nwant\n%s", got, want)
 	}
@@ -101,7 +101,7 @@ func TestDisableRootFalseGivesRootPlainKeys(t *testing.T) {
 	if r, out := keysRun(t, in); r.Status != "ok" {
 		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
 	}
-	got := acctFile(t, in, "root/.ssh/authorized_keys")
+	got := readFile(t, in, "root/.ssh/authorized_keys")
 	if strings.Contains(got, "command=") || !strings.HasPrefix(got, "ssh-ed25519 ") {
 		t.Fatalf("root's keys: %q", got)
 	}
@@ -114,7 +114,7 @@ func TestKeysGoWhereTheImagesSSHDConfigSays(t *testing.T) {
 	if r, out := keysRun(t, in); r.Status != "ok" {
 		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
 	}
-	if !strings.Contains(acctFile(t, in, "home/admin/.ssh/authorized_keys2"), "alice@laptop") {
+	if !strings.Contains(readFile(t, in, "home/admin/.ssh/authorized_keys2"), "alice@laptop") {
 		t.Fatal("keys not in the configured file")
 	}
 }

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 func TestScriptInterruptedByACrashIsReportedAndNeverReRun(t *testing.T) {
@@ -28,7 +30,7 @@ func TestScriptInterruptedByACrashIsReportedAndNeverReRun(t *testing.T) {
 	}
 	_, err := run()
 	var ee *exec.ExitError
-	if !errorsAs(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("first run: %v, want flint killed by SIGKILL", err)
 	}
 	st, _ := run()
@@ -57,7 +59,7 @@ func TestDefaultFixtureUserDataEndToEnd(t *testing.T) {
 	in := newInstance(t)
 	os.MkdirAll(filepath.Join(in.root, "var/tmp"), 0o1777)
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(flintBin(t), "run", "--root", in.root, "--live", "--skip", "network")
+	cmd := exec.Command(testenv.FlintBinary(t), "run", "--root", in.root, "--live", "--skip", "network")
 	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+in.url)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Run()

@@ -86,36 +86,18 @@ func acctRun(t *testing.T, in *instance, mod func(*handlers.Setup)) (*handlers.S
 	return st, out.String()
 }
 
-func acctResult(st *handlers.Status, name string) handlers.Result {
-	for _, r := range st.Handlers {
-		if r.Name == name {
-			return r
-		}
-	}
-	return handlers.Result{}
-}
-
 func acctWant(t *testing.T, st *handlers.Status, out string, want map[string]string) {
 	t.Helper()
 	for name, s := range want {
-		if r := acctResult(st, name); r.Status != s {
+		if r := result(st, name); r.Status != s {
 			t.Fatalf("%s = %s (%s), want %s\nnotes: %q\n%s", name, r.Status, r.Reason, s, r.Notes, out)
 		}
 	}
 }
 
-func acctFile(t *testing.T, in *instance, rel string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(in.root, rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func acctField(t *testing.T, in *instance, file, user string, field int) string {
 	t.Helper()
-	for _, l := range strings.Split(acctFile(t, in, file), "\n") {
+	for _, l := range strings.Split(readFile(t, in, file), "\n") {
 		if f := strings.Split(l, ":"); f[0] == user && len(f) > field {
 			return f[field]
 		}
@@ -152,7 +134,7 @@ func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
 			t.Errorf("admin not in group %s", g)
 		}
 	}
-	if got := acctFile(t, in, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL\n") {
+	if got := readFile(t, in, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL\n") {
 		t.Errorf("sudoers: %q", got)
 	}
 	if _, m := acctOwner(t, in, "etc/sudoers.d/90-flint-users"); m.Perm() != 0o440 {
@@ -160,7 +142,7 @@ func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
 	}
 	// Its keys: both metadata keys, private files owned by admin.
 	ak := "home/admin/.ssh/authorized_keys"
-	keys := acctFile(t, in, ak)
+	keys := readFile(t, in, ak)
 	if !strings.Contains(keys, "alice@laptop") || !strings.Contains(keys, "deploy-key") || strings.Count(keys, "\n") != 2 {
 		t.Fatalf("authorized_keys: %q", keys)
 	}
@@ -171,14 +153,14 @@ func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
 		}
 	}
 	// root gets them behind the "log in as admin" command.
-	if got := acctFile(t, in, "root/.ssh/authorized_keys"); strings.Count(got, `Please login as the user \"admin\" rather than the user \"root\".`) != 2 {
+	if got := readFile(t, in, "root/.ssh/authorized_keys"); strings.Count(got, `Please login as the user \"admin\" rather than the user \"root\".`) != 2 {
 		t.Errorf("root's keys: %q", got)
 	}
 	// Host keys, and their fingerprints on the console.
 	hostKeys := map[string]string{}
 	for _, typ := range []string{"rsa", "ecdsa", "ed25519"} {
 		rel := "etc/ssh/ssh_host_" + typ + "_key"
-		hostKeys[typ] = acctFile(t, in, rel)
+		hostKeys[typ] = readFile(t, in, rel)
 		if _, m := acctOwner(t, in, rel); m.Perm() != 0o600 {
 			t.Errorf("%s mode %v", rel, m)
 		}
@@ -191,10 +173,10 @@ func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
 	}
 
 	// Reboot: nothing changes.
-	before := acctFile(t, in, ak)
+	before := readFile(t, in, ak)
 	st, out = acctRun(t, in, nil)
 	acctWant(t, st, out, map[string]string{"users": "skipped", "ssh-keys": "skipped", "host-keys": "skipped"})
-	if acctFile(t, in, ak) != before || acctFile(t, in, "etc/ssh/ssh_host_ed25519_key") != hostKeys["ed25519"] {
+	if readFile(t, in, ak) != before || readFile(t, in, "etc/ssh/ssh_host_ed25519_key") != hostKeys["ed25519"] {
 		t.Fatal("a reboot changed keys")
 	}
 
@@ -206,16 +188,16 @@ func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
 	in.emu.Set("meta-data/public-keys/2=new/openssh-key", []byte(newKey+"\n"))
 	st, out = acctRun(t, in, nil)
 	acctWant(t, st, out, map[string]string{"users": "ok", "ssh-keys": "ok", "host-keys": "ok"})
-	keys = acctFile(t, in, ak)
+	keys = readFile(t, in, ak)
 	if want := before + handAdded + "\n" + newKey + "\n"; keys != want {
 		t.Fatalf("keys after the new instance:\n%s\nwant\n%s", keys, want)
 	}
 	for typ, old := range hostKeys {
-		if acctFile(t, in, "etc/ssh/ssh_host_"+typ+"_key") == old {
+		if readFile(t, in, "etc/ssh/ssh_host_"+typ+"_key") == old {
 			t.Errorf("%s host key not regenerated on a new instance", typ)
 		}
 	}
-	if n := strings.Count("\n"+acctFile(t, in, "etc/passwd"), "\nadmin:"); n != 1 {
+	if n := strings.Count("\n"+readFile(t, in, "etc/passwd"), "\nadmin:"); n != 1 {
 		t.Errorf("admin appears %d times in passwd", n)
 	}
 }
@@ -269,14 +251,14 @@ chpasswd:
 	if _, err := os.Stat(filepath.Join(in.root, "home/svc")); !errors.Is(err, os.ErrNotExist) {
 		t.Error("a system user got a home")
 	}
-	if got := acctFile(t, in, "home/carol/.ssh/authorized_keys"); got != handAdded+"\n" {
+	if got := readFile(t, in, "home/carol/.ssh/authorized_keys"); got != handAdded+"\n" {
 		t.Errorf("carol's keys: %q (metadata keys belong to the default user only)", got)
 	}
-	if got := acctFile(t, in, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "carol ALL=(ALL) ALL") || !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL") {
+	if got := readFile(t, in, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "carol ALL=(ALL) ALL") || !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL") {
 		t.Errorf("sudoers: %q", got)
 	}
 	// Secrets stay out of logs, notes and the output log.
-	all := out + strings.Join(acctResult(st, "users").Notes, "\n")
+	all := out + strings.Join(result(st, "users").Notes, "\n")
 	if b, err := os.ReadFile(filepath.Join(in.root, "var/log/flint-output.log")); err == nil {
 		all += string(b)
 	}
@@ -310,11 +292,11 @@ func TestAccountProblemsAreOneClearLine(t *testing.T) {
 			}
 			in := acctInstance(t, tt.userData)
 			st, out := acctRun(t, in, nil)
-			r := acctResult(st, "users")
+			r := result(st, "users")
 			if r.Status != "failed" || !strings.Contains(r.Reason, tt.want) || strings.Contains(r.Reason, "\n") {
 				t.Fatalf("users = %s %q, want failed with %q\n%s", r.Status, r.Reason, tt.want, out)
 			}
-			if r := acctResult(st, "ssh-keys"); r.Status != "not-run" && r.Status != handlers.ResultNotRun {
+			if r := result(st, "ssh-keys"); r.Status != "not-run" && r.Status != handlers.ResultNotRun {
 				t.Errorf("ssh-keys ran after users failed: %s", r.Status)
 			}
 			if _, err := os.Stat(filepath.Join(in.root, "etc/sudoers.d/90-flint-users")); err == nil && tt.name == "a sudo rule visudo rejects" {
@@ -326,13 +308,13 @@ func TestAccountProblemsAreOneClearLine(t *testing.T) {
 
 func TestWithoutLiveAccountsArePlannedNotMade(t *testing.T) {
 	in := acctInstance(t, "")
-	passwd := acctFile(t, in, "etc/passwd")
+	passwd := readFile(t, in, "etc/passwd")
 	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Live = false })
 	acctWant(t, st, out, map[string]string{"users": "planned", "ssh-keys": "planned"})
-	if r := acctResult(st, "users"); !strings.Contains(r.Reason, "not live") || !strings.Contains(strings.Join(r.Notes, "\n"), "user admin: create") {
+	if r := result(st, "users"); !strings.Contains(r.Reason, "not live") || !strings.Contains(strings.Join(r.Notes, "\n"), "user admin: create") {
 		t.Errorf("users: %q %q", r.Reason, r.Notes)
 	}
-	if acctFile(t, in, "etc/passwd") != passwd {
+	if readFile(t, in, "etc/passwd") != passwd {
 		t.Fatal("passwd changed without --live")
 	}
 	// A later run with --live does the work.
