@@ -47,7 +47,7 @@ func TestTheCommandPrintsTheDefaultUsersKeysAndNothingForOthers(t *testing.T) {
 	_, url := emulator(t)
 	root := cliRoot(t, "users:\n  default_user:\n    name: admin\n")
 	out, errOut, code := runSSHKeys(t, "--root", root, "--endpoint", url, "admin")
-	if code != 0 || strings.Count(out, "\n") != 2 || !strings.HasPrefix(out, fixtureAlice+"\n") || errOut != "" {
+	if code != 0 || strings.Count(out, "\n") != 2 || !strings.HasPrefix(out, alice+"\n") || errOut != "" {
 		t.Fatalf("admin: code %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
 	out, errOut, code = runSSHKeys(t, "--root", root, "--endpoint", url, "bob")

@@ -12,10 +12,9 @@ import (
 	"github.com/flint-dev/flint/sshkeys"
 )
 
-const (
-	fixtureAlice  = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO+kE/+KKx4mb6XO165mscrkRWw77I8p+O3ETxZJtQag alice@laptop"
-	fixtureDeploy = "deploy-key"
-)
+// fixtureDeploy ends the embedded fixture's second key; its first is alice
+// (keys_test.go).
+const fixtureDeploy = "deploy-key"
 
 func emulator(t testing.TB) (*imdstest.Server, string) {
 	t.Helper()
@@ -44,7 +43,7 @@ func TestTheDefaultUserGetsEveryMetadataKeyWithOneToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lines) != 2 || lines[0] != fixtureAlice || !strings.HasSuffix(lines[1], fixtureDeploy) {
+	if len(lines) != 2 || lines[0] != alice || !strings.HasSuffix(lines[1], fixtureDeploy) {
 		t.Fatalf("lines = %q", lines)
 	}
 	var puts, gets []string

@@ -191,8 +191,7 @@ func TestAuthorizedKeysFileFollowsTheRootsSSHDConfig(t *testing.T) {
 			if tt.dropin != "" {
 				os.WriteFile(filepath.Join(dir, "etc/ssh/sshd_config.d/10-x.conf"), []byte(tt.dropin), 0o644)
 			}
-			r, _ := rootfs.Open(dir)
-			defer r.Close()
+			r := mustRoot(t, dir)
 			got, _, err := sshkeys.AuthorizedKeysFile(context.Background(), r, u)
 			if err != nil || got != tt.want {
 				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
@@ -205,8 +204,7 @@ func TestLookupUserReadsTheRootsPasswd(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
 	os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nadmin:x:1000:1001:A:/home/admin:/bin/bash\n"), 0o644)
-	r, _ := rootfs.Open(dir)
-	defer r.Close()
+	r := mustRoot(t, dir)
 	u, err := sshkeys.LookupUser(r, "admin")
 	if err != nil || u.UID != 1000 || u.GID != 1001 || u.Home != "/home/admin" {
 		t.Fatalf("%+v %v", u, err)
