@@ -33,16 +33,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-
-// ValidateSections decodes every handler section of cfg strictly, so
-// `flint config check` finds errors before a boot does.
-func ValidateSections(cfg interface {
-	Section(name string, v any) (bool, error)
-}) error {
-	for name, zero := range sectionTypes() {
-		if _, err := cfg.Section(name, zero()); err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -19,7 +19,7 @@ import (
 func BenchmarkRunWholeProcess(b *testing.B) {
 	in := newInstance(b)
 	bin := testenv.FlintBinary(b)
-	args := []string{"run", "--root", in.root, "--only", "hostname", "--endpoint", in.url}
+	args := []string{"run", "--root", in.Root, "--only", "hostname", "--endpoint", in.URL}
 	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 		b.Fatalf("first boot: %v\n%s", err, out)
 	}

@@ -25,6 +25,8 @@ type RunOptions struct {
 	Notify func(status string)
 	// Plan receives the notes of a dry run as they come; may be nil.
 	Plan io.Writer
+	// ReadyAfter names the handler after which Notify gets READY=1.
+	ReadyAfter string
 }
 
 // Run runs hs in order and returns the final status. It writes the status
@@ -46,7 +48,7 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	failed := map[string]bool{}
 	stopped := ""
 	for i, h := range hs {
-		if i > 0 && hs[i-1].Name() == ReadyAfter && opts.Notify != nil {
+		if i > 0 && hs[i-1].Name() == opts.ReadyAfter && opts.Notify != nil {
 			// Whatever host-keys did (ran, skipped, failed), what sshd
 			// waits for is over.
 			opts.Notify("READY=1")
@@ -92,7 +94,7 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 			opts.Notify(fmt.Sprintf("STATUS=running %s (%d/%d)", name, i+1, len(hs)))
 		}
 		r.Started = time.Now()
-		err := runOne(ctx, b.forHandler(r, log), h)
+		err := runOne(ctx, b.forHandler(h, r, log), h)
 		r.DurationMS = float64(time.Since(r.Started).Microseconds()) / 1000
 		switch {
 		case err == nil && b.DryRun:
@@ -147,8 +149,8 @@ func runOne(ctx context.Context, b *Boot, h Handler) (err error) {
 	return h.Run(ctx, b)
 }
 
-// Select checks handler names given by the user against the chain.
-func Select(hs []Handler, names []string) error {
+// checkNames checks handler names given by the user against the chain.
+func checkNames(hs []Handler, names []string) error {
 	for _, n := range names {
 		if !slices.ContainsFunc(hs, func(h Handler) bool { return h.Name() == n }) {
 			var known []string

@@ -15,67 +15,28 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/builtin"
+	"github.com/flint-dev/flint/handlers/handlerstest"
 	"github.com/flint-dev/flint/imds/imdstest"
 )
 
-// instance is an emulator serving the fixture, and a temp root.
-type instance struct {
-	emu  *imdstest.Server
-	url  string
-	root string
-}
+// instance is an emulator serving the fixture, and a temp root, for
+// runs of the built-in chain.
+type instance = handlerstest.Instance
 
-func newInstance(t testing.TB) *instance {
-	t.Helper()
-	tree, err := imdstest.ParseFixture(imdstest.DefaultFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	emu := imdstest.New(tree, imdstest.Options{})
-	ts := httptest.NewServer(emu)
-	t.Cleanup(func() { emu.Close(); ts.Close() })
-	return &instance{emu: emu, url: ts.URL, root: t.TempDir()}
-}
+func newInstance(t testing.TB) *instance { return handlerstest.New(t, builtin.Catalog()) }
 
-// plugin installs an exec plug-in script in the instance's root.
-func (in *instance) plugin(t testing.TB, name, script string) {
+// run runs the chain in-process (but for the network handler).
+func run(t *testing.T, in *instance, mod func(*handlers.Setup)) *handlers.Status {
 	t.Helper()
-	dir := filepath.Join(in.root, "etc/flint/handlers.d")
-	os.MkdirAll(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (in *instance) config(t *testing.T, yaml string) {
-	t.Helper()
-	os.MkdirAll(filepath.Join(in.root, "etc/flint"), 0o755)
-	if err := os.WriteFile(filepath.Join(in.root, "etc/flint/flint.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (in *instance) run(t *testing.T, mod func(*handlers.Setup)) *handlers.Status {
-	t.Helper()
-	var logs bytes.Buffer
-	// The network handler must not touch the namespace the test process
-	// is in (network_test.go makes its own).
-	s := handlers.Setup{Root: in.root, Live: true, Endpoint: in.url, Stderr: &logs, Stdout: &logs,
-		Skip: []string{"network"}, Getenv: func(string) string { return "" }}
-	if mod != nil {
-		mod(&s)
-	}
-	st, err := handlers.Execute(context.Background(), s)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, logs.String())
-	}
+	st, _ := in.Run(t, mod)
 	return st
 }
 
 // chain is run with hostname as the only built-in: tests of the chain's
 // mechanics, whatever other handlers the chain has.
-func (in *instance) chain(t *testing.T, mod func(*handlers.Setup)) *handlers.Status {
-	return in.run(t, func(s *handlers.Setup) {
+func chain(t *testing.T, in *instance, mod func(*handlers.Setup)) *handlers.Status {
+	return run(t, in, func(s *handlers.Setup) {
 		s.Skip = otherBuiltins("hostname")
 		if mod != nil {
 			mod(s)
@@ -86,9 +47,9 @@ func (in *instance) chain(t *testing.T, mod func(*handlers.Setup)) *handlers.Sta
 // otherBuiltins names every built-in handler but keep.
 func otherBuiltins(keep ...string) []string {
 	var out []string
-	for _, h := range handlers.Builtins() {
-		if !slices.Contains(keep, h.Name()) {
-			out = append(out, h.Name())
+	for _, name := range builtin.Catalog().Names() {
+		if !slices.Contains(keep, name) {
+			out = append(out, name)
 		}
 	}
 	return out
@@ -106,55 +67,49 @@ func statuses(st *handlers.Status) string {
 	return strings.Join(s, " ")
 }
 
-// countRuns returns how many times the plug-in logging to marker ran.
-func (in *instance) countRuns(t *testing.T, marker string) int {
-	b, _ := os.ReadFile(filepath.Join(in.root, marker))
-	return strings.Count(string(b), "\n")
-}
-
 func TestFrequenciesAcrossBootsAndInstances(t *testing.T) {
 	in := newInstance(t)
-	in.config(t, "handlers:\n  exec_frequency: per-instance\n")
-	in.plugin(t, "10-per-instance", `echo ran >> "$FLINT_ROOT/runs"`+"\n")
+	in.Config(t, "handlers:\n  exec_frequency: per-instance\n")
+	in.Plugin(t, "10-per-instance", `echo ran >> "$FLINT_ROOT/runs"`+"\n")
 
-	st := in.chain(t, nil)
+	st := chain(t, in, nil)
 	if got := statuses(st); got != "hostname=ok 10-per-instance=ok" || st.State != handlers.StateDone {
 		t.Fatalf("first boot: %s (%s)", got, st.State)
 	}
-	st = in.chain(t, nil)
+	st = chain(t, in, nil)
 	if got := statuses(st); got != "hostname=ok 10-per-instance=skipped" {
 		t.Fatalf("reboot of the same instance: %s", got)
 	}
-	if n := in.countRuns(t, "runs"); n != 1 {
+	if n := in.CountRuns("runs"); n != 1 {
 		t.Fatalf("per-instance plug-in ran %d times on one instance", n)
 	}
 	// An image baked from this instance boots as a new one.
-	in.emu.Set("meta-data/instance-id", []byte("i-0fedcba9876543210"))
-	st = in.chain(t, nil)
+	in.Emu.Set("meta-data/instance-id", []byte("i-0fedcba9876543210"))
+	st = chain(t, in, nil)
 	if got := statuses(st); got != "hostname=ok 10-per-instance=ok" || st.Previous != "i-0123456789abcdef0" {
 		t.Fatalf("new instance: %s (previous %q)", got, st.Previous)
 	}
-	link, _ := os.Readlink(filepath.Join(in.root, "var/lib/flint/instance"))
+	link, _ := os.Readlink(filepath.Join(in.Root, "var/lib/flint/instance"))
 	if link != "instances/i-0fedcba9876543210" {
 		t.Errorf("instance link = %q", link)
 	}
-	st = in.chain(t, func(s *handlers.Setup) { s.Force = true })
+	st = chain(t, in, func(s *handlers.Setup) { s.Force = true })
 	if got := statuses(st); got != "hostname=ok 10-per-instance=ok" {
 		t.Fatalf("--force: %s", got)
 	}
-	st = in.chain(t, func(s *handlers.Setup) { s.Only = []string{"hostname"} })
+	st = chain(t, in, func(s *handlers.Setup) { s.Only = []string{"hostname"} })
 	if got := statuses(st); got != "hostname=ok 10-per-instance=skipped" {
 		t.Fatalf("--only hostname: %s", got)
 	}
-	st = in.chain(t, func(s *handlers.Setup) { s.Skip = append(s.Skip, "hostname"); s.Force = true })
+	st = chain(t, in, func(s *handlers.Setup) { s.Skip = append(s.Skip, "hostname"); s.Force = true })
 	if got := statuses(st); got != "hostname=skipped 10-per-instance=ok" {
 		t.Fatalf("--skip hostname: %s", got)
 	}
-	if n := in.countRuns(t, "runs"); n != 4 {
+	if n := in.CountRuns("runs"); n != 4 {
 		t.Fatalf("plug-in ran %d times, want 4 (first boot, new instance, --force, --skip --force)", n)
 	}
 	for _, f := range []string{"var/lib/flint", "var/lib/flint/instances/i-0fedcba9876543210/results.json"} {
-		fi, err := os.Stat(filepath.Join(in.root, f))
+		fi, err := os.Stat(filepath.Join(in.Root, f))
 		if err != nil || fi.Mode().Perm()&0o077 != 0 {
 			t.Errorf("%s: %v, mode %v: state must not be readable by others", f, err, fi.Mode().Perm())
 		}
@@ -163,33 +118,33 @@ func TestFrequenciesAcrossBootsAndInstances(t *testing.T) {
 
 func TestFailingHungAndChattyPluginsAreReportedAndTheChainGoesOn(t *testing.T) {
 	in := newInstance(t)
-	in.config(t, "handlers:\n  exec_timeout: 1s\n")
-	in.plugin(t, "10-fails", "echo about to fail; exit 3\n")
-	in.plugin(t, "20-hangs", "sleep 60\n")
-	in.plugin(t, "30-chatty", "head -c 5000000 /dev/zero | tr '\\0' x\n")
-	in.plugin(t, "40-fine", `cat > "$FLINT_ROOT/input.json"`+"\n")
-	st := in.chain(t, nil)
+	in.Config(t, "handlers:\n  exec_timeout: 1s\n")
+	in.Plugin(t, "10-fails", "echo about to fail; exit 3\n")
+	in.Plugin(t, "20-hangs", "sleep 60\n")
+	in.Plugin(t, "30-chatty", "head -c 5000000 /dev/zero | tr '\\0' x\n")
+	in.Plugin(t, "40-fine", `cat > "$FLINT_ROOT/input.json"`+"\n")
+	st := chain(t, in, nil)
 	if got := statuses(st); got != "hostname=ok 10-fails=failed 20-hangs=failed 30-chatty=ok 40-fine=ok" {
 		t.Fatalf("statuses: %s", got)
 	}
 	if st.State != handlers.StateDegraded || st.ExitCode() != 2 {
 		t.Errorf("state %s exit %d, want degraded/2", st.State, st.ExitCode())
 	}
-	if r := result(st, "10-fails").Reason; !strings.Contains(r, "exited with status 3") {
+	if r := handlerstest.Result(st, "10-fails").Reason; !strings.Contains(r, "exited with status 3") {
 		t.Errorf("failure reason %q", r)
 	}
-	if r := result(st, "20-hangs").Reason; !strings.Contains(r, "timed out after 1s") {
+	if r := handlerstest.Result(st, "20-hangs").Reason; !strings.Contains(r, "timed out after 1s") {
 		t.Errorf("hang reason %q", r)
 	}
-	if n := strings.Join(result(st, "30-chatty").Notes, " "); !strings.Contains(n, "bytes dropped") {
+	if n := strings.Join(handlerstest.Result(st, "30-chatty").Notes, " "); !strings.Contains(n, "bytes dropped") {
 		t.Errorf("chatty notes %q", n)
 	}
-	fi, err := os.Stat(filepath.Join(in.root, handlers.OutputLogPath))
+	fi, err := os.Stat(filepath.Join(in.Root, handlers.OutputLogPath))
 	if err != nil || fi.Size() > handlers.PerProcessCap+64<<10 || fi.Mode().Perm() != 0o640 {
 		t.Errorf("output log: %v, %d bytes, mode %v; want bounded and 0640", err, fi.Size(), fi.Mode().Perm())
 	}
 	var input map[string]any
-	b, _ := os.ReadFile(filepath.Join(in.root, "input.json"))
+	b, _ := os.ReadFile(filepath.Join(in.Root, "input.json"))
 	if err := json.Unmarshal(b, &input); err != nil || input["instance_id"] != "i-0123456789abcdef0" {
 		t.Errorf("plug-in stdin %s: %v", b, err)
 	}
@@ -200,10 +155,10 @@ func TestFailingHungAndChattyPluginsAreReportedAndTheChainGoesOn(t *testing.T) {
 
 func TestRequiredHandlerStopsTheChain(t *testing.T) {
 	in := newInstance(t)
-	in.config(t, "handlers:\n  required: [10-fails]\n")
-	in.plugin(t, "10-fails", "exit 1\n")
-	in.plugin(t, "20-after", "true\n")
-	st := in.chain(t, nil)
+	in.Config(t, "handlers:\n  required: [10-fails]\n")
+	in.Plugin(t, "10-fails", "exit 1\n")
+	in.Plugin(t, "20-after", "true\n")
+	st := chain(t, in, nil)
 	if got := statuses(st); got != "hostname=ok 10-fails=failed 20-after=not-run" || st.ExitCode() != 1 {
 		t.Fatalf("statuses %s, exit %d", got, st.ExitCode())
 	}
@@ -211,16 +166,16 @@ func TestRequiredHandlerStopsTheChain(t *testing.T) {
 
 func TestPluginsArePlannedNotRunWithoutLive(t *testing.T) {
 	in := newInstance(t)
-	in.plugin(t, "10-x", `touch "$FLINT_ROOT/ran"`+"\n")
-	st := in.chain(t, func(s *handlers.Setup) { s.Live = false })
+	in.Plugin(t, "10-x", `touch "$FLINT_ROOT/ran"`+"\n")
+	st := chain(t, in, func(s *handlers.Setup) { s.Live = false })
 	if got := statuses(st); got != "hostname=ok 10-x=planned" {
 		t.Fatalf("statuses %s", got)
 	}
-	if _, err := os.Stat(filepath.Join(in.root, "ran")); err == nil {
+	if _, err := os.Stat(filepath.Join(in.Root, "ran")); err == nil {
 		t.Fatal("a plug-in ran without --live")
 	}
 	// Planned is not done: the live run does it.
-	st = in.chain(t, nil)
+	st = chain(t, in, nil)
 	if got := statuses(st); got != "hostname=ok 10-x=ok" {
 		t.Fatalf("live run after a planned one: %s", got)
 	}
@@ -234,12 +189,12 @@ func TestBadConfigIsOneLineNamingTheFile(t *testing.T) {
 		{"hostname: {manage_etc_hosts: maybe}\n", "flint.yaml:1:"},
 		{"imds: [\n", "flint.yaml:"},
 	} {
-		in.config(t, tc.doc)
-		_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.root, Endpoint: in.url, Skip: otherBuiltins("hostname"), Stderr: &bytes.Buffer{}})
+		in.Config(t, tc.doc)
+		_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.Root, Endpoint: in.URL, Catalog: builtin.Catalog(), Skip: otherBuiltins("hostname"), Stderr: &bytes.Buffer{}})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("config %q: err = %v, want one line with %q", tc.doc, err, tc.want)
 		}
-		st, rerr := handlers.ReadStatusDir(in.root)
+		st, rerr := handlers.ReadStatusDir(in.Root)
 		if rerr != nil || st.State != handlers.StateError {
 			t.Errorf("status after a config error: %+v %v", st, rerr)
 		}
@@ -248,10 +203,10 @@ func TestBadConfigIsOneLineNamingTheFile(t *testing.T) {
 
 func TestIMDSOutageIsAnErrorStatusNotAHang(t *testing.T) {
 	in := newInstance(t)
-	in.config(t, "imds:\n  deadline: 1s\n")
-	in.emu.AddFault(imdstest.Fault{Status: 503})
+	in.Config(t, "imds:\n  deadline: 1s\n")
+	in.Emu.AddFault(imdstest.Fault{Status: 503})
 	begin := time.Now()
-	_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.root, Endpoint: in.url, Skip: otherBuiltins("hostname"), Stderr: &bytes.Buffer{}})
+	_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.Root, Endpoint: in.URL, Catalog: builtin.Catalog(), Skip: otherBuiltins("hostname"), Stderr: &bytes.Buffer{}})
 	if err == nil || !strings.Contains(err.Error(), "instance id") {
 		t.Fatalf("err = %v", err)
 	}
@@ -263,35 +218,35 @@ func TestIMDSOutageIsAnErrorStatusNotAHang(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	in := newInstance(t)
 	var plan bytes.Buffer
-	in.run(t, func(s *handlers.Setup) { s.DryRun = true; s.Stdout = &plan })
+	run(t, in, func(s *handlers.Setup) { s.DryRun = true; s.Stdout = &plan })
 	if !strings.Contains(plan.String(), "hostname: host name web-1 (fqdn web-1.example.internal)") {
 		t.Errorf("plan: %q", plan.String())
 	}
-	ents, _ := os.ReadDir(in.root)
+	ents, _ := os.ReadDir(in.Root)
 	for _, e := range ents {
 		t.Errorf("dry run wrote %s", e.Name())
 	}
 	// After a real boot, the plan knows what already ran.
-	in.run(t, nil)
+	run(t, in, nil)
 	plan.Reset()
-	st := in.run(t, func(s *handlers.Setup) { s.DryRun = true; s.Stdout = &plan })
-	if r := result(st, "write-files"); r.Status != handlers.ResultSkipped {
+	st := run(t, in, func(s *handlers.Setup) { s.DryRun = true; s.Stdout = &plan })
+	if r := handlerstest.Result(st, "write-files"); r.Status != handlers.ResultSkipped {
 		t.Errorf("dry run after a boot: write-files %s, want skipped (already ran)", r.Status)
 	}
 }
 
 func TestTemplatedUserDataSeesTheInstanceMetadata(t *testing.T) {
 	in := newInstance(t)
-	in.emu.Set("user-data", []byte("## template: jinja\n#cloud-config\nhostname: web-{{ v1.instance_id }}\nfqdn: web-{{ v1.instance_id }}.{{ v1.region }}.example\n"))
-	st := in.run(t, func(s *handlers.Setup) { s.Only = []string{"hostname"} })
-	if got := result(st, "hostname"); got.Status != handlers.ResultOK {
+	in.Emu.Set("user-data", []byte("## template: jinja\n#cloud-config\nhostname: web-{{ v1.instance_id }}\nfqdn: web-{{ v1.instance_id }}.{{ v1.region }}.example\n"))
+	st := run(t, in, func(s *handlers.Setup) { s.Only = []string{"hostname"} })
+	if got := handlerstest.Result(st, "hostname"); got.Status != handlers.ResultOK {
 		t.Fatalf("hostname: %+v", got)
 	}
-	b, _ := os.ReadFile(filepath.Join(in.root, "etc/hostname"))
+	b, _ := os.ReadFile(filepath.Join(in.Root, "etc/hostname"))
 	if string(b) != "web-i-0123456789abcdef0\n" {
 		t.Errorf("etc/hostname = %q", b)
 	}
-	hosts, _ := os.ReadFile(filepath.Join(in.root, "etc/hosts"))
+	hosts, _ := os.ReadFile(filepath.Join(in.Root, "etc/hosts"))
 	if !strings.Contains(string(hosts), "web-i-0123456789abcdef0.eu-west-1.example") {
 		t.Errorf("etc/hosts = %q", hosts)
 	}
@@ -299,10 +254,10 @@ func TestTemplatedUserDataSeesTheInstanceMetadata(t *testing.T) {
 
 func TestTheIMDSDeadlineDoesNotCutTheChainShort(t *testing.T) {
 	in := newInstance(t)
-	in.config(t, "imds:\n  deadline: 1s\nhandlers:\n  exec_timeout: 1m\n")
-	in.plugin(t, "10-slow", "sleep 2\n")
-	st := in.chain(t, nil)
-	if r := result(st, "10-slow"); r.Status != handlers.ResultOK {
+	in.Config(t, "imds:\n  deadline: 1s\nhandlers:\n  exec_timeout: 1m\n")
+	in.Plugin(t, "10-slow", "sleep 2\n")
+	st := chain(t, in, nil)
+	if r := handlerstest.Result(st, "10-slow"); r.Status != handlers.ResultOK {
 		t.Fatalf("a 2 s plug-in under a 1 s IMDS deadline: %s (%s)", r.Status, r.Reason)
 	}
 }
@@ -315,24 +270,24 @@ func TestUserDataIsFetchedAndParsedOncePerRun(t *testing.T) {
 		w.Write([]byte("#cloud-config\nhostname: included\n"))
 	}))
 	defer inc.Close()
-	in.emu.Set("user-data", []byte("#include\n"+inc.URL+"/cc\n"))
-	st := in.run(t, nil)
-	if r := result(st, "hostname"); r.Status != handlers.ResultOK {
+	in.Emu.Set("user-data", []byte("#include\n"+inc.URL+"/cc\n"))
+	st := run(t, in, nil)
+	if r := handlerstest.Result(st, "hostname"); r.Status != handlers.ResultOK {
 		t.Fatalf("hostname: %+v", r)
 	}
 	if n := fetches.Load(); n != 1 {
 		t.Errorf("the #include was fetched %d times in one run, want 1", n)
 	}
-	if b, _ := os.ReadFile(filepath.Join(in.root, "etc/hostname")); string(b) != "included\n" {
+	if b, _ := os.ReadFile(filepath.Join(in.Root, "etc/hostname")); string(b) != "included\n" {
 		t.Errorf("etc/hostname = %q", b)
 	}
 }
 
 func TestAPluginThatLeavesADaemonRunningSucceeds(t *testing.T) {
 	in := newInstance(t)
-	in.plugin(t, "10-daemon", "sleep 5 &\necho started\n")
-	st := in.chain(t, nil)
-	if r := result(st, "10-daemon"); r.Status != handlers.ResultOK || !strings.Contains(strings.Join(r.Notes, " "), "background process") {
+	in.Plugin(t, "10-daemon", "sleep 5 &\necho started\n")
+	st := chain(t, in, nil)
+	if r := handlerstest.Result(st, "10-daemon"); r.Status != handlers.ResultOK || !strings.Contains(strings.Join(r.Notes, " "), "background process") {
 		t.Fatalf("10-daemon: %s %q %q", r.Status, r.Reason, r.Notes)
 	}
 }
@@ -342,17 +297,17 @@ func TestAnImageRootCannotRedirectFlintsWritesOrPlugInsToTheHost(t *testing.T) {
 	outside := t.TempDir()
 	// var/log points at a host directory; a plug-in is a symlink to a host
 	// program.
-	os.MkdirAll(filepath.Join(in.root, "var"), 0o755)
-	os.Symlink(outside, filepath.Join(in.root, "var/log"))
+	os.MkdirAll(filepath.Join(in.Root, "var"), 0o755)
+	os.Symlink(outside, filepath.Join(in.Root, "var/log"))
 	os.WriteFile(filepath.Join(outside, "evil"), []byte("#!/bin/sh\ntouch \"$FLINT_ROOT/evil-ran\"\n"), 0o755)
-	os.MkdirAll(filepath.Join(in.root, "etc/flint/handlers.d"), 0o755)
-	os.Symlink(filepath.Join(outside, "evil"), filepath.Join(in.root, "etc/flint/handlers.d/10-link"))
-	in.plugin(t, "20-real", "echo from-the-image\n")
-	st := in.chain(t, nil)
+	os.MkdirAll(filepath.Join(in.Root, "etc/flint/handlers.d"), 0o755)
+	os.Symlink(filepath.Join(outside, "evil"), filepath.Join(in.Root, "etc/flint/handlers.d/10-link"))
+	in.Plugin(t, "20-real", "echo from-the-image\n")
+	st := chain(t, in, nil)
 	if got := statuses(st); got != "hostname=ok 20-real=ok" {
 		t.Errorf("statuses %s: the symlinked plug-in must not be in the chain", got)
 	}
-	if _, err := os.Stat(filepath.Join(in.root, "evil-ran")); err == nil {
+	if _, err := os.Stat(filepath.Join(in.Root, "evil-ran")); err == nil {
 		t.Error("a plug-in symlinked to a host file ran")
 	}
 	if _, err := os.Stat(filepath.Join(outside, "flint-output.log")); err == nil {

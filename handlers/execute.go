@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/imds"
-	"github.com/flint-dev/flint/internal/config"
 	"github.com/flint-dev/flint/internal/logging"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
@@ -29,31 +28,18 @@ type Setup struct {
 	ConfigFile string
 	// Endpoint overrides the configured IMDS endpoint.
 	Endpoint string
-	Only     []string
-	Skip     []string
-	Force    bool
+	// Catalog is the built-in handlers, in chain order (exec plug-ins
+	// follow them).
+	Catalog Catalog
+	Only    []string
+	Skip    []string
+	Force   bool
 	// Stderr receives logs when journald is not used; Stdout the plan of a dry run.
 	Stderr, Stdout io.Writer
 	// Notify receives sd_notify lines (READY=1, STATUS=…); may be nil.
 	Notify func(string)
 	// Getenv reads the environment for the IMDS client (nil: os.Getenv).
 	Getenv func(string) string
-}
-
-// LoadConfig reads the effective configuration for a root.
-func LoadConfig(root, file string) (*config.Config, error) {
-	paths := []string{file}
-	if file == "" {
-		var err error
-		if paths, err = config.Paths(root, ConfigPath); err != nil {
-			return nil, err
-		}
-	}
-	cfg, err := config.Load(paths, Sections())
-	if err != nil {
-		return nil, err
-	}
-	return cfg, ValidateSections(cfg)
 }
 
 // Execute performs a run: config, IMDS client, instance state, the chain,
@@ -76,7 +62,7 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	if s.DryRun {
 		statusRoot = nil
 	}
-	cfg, err := LoadConfig(root.Dir(), s.ConfigFile)
+	cfg, err := s.Catalog.LoadConfig(root.Dir(), s.ConfigFile)
 	if err != nil {
 		return fail(st, statusRoot, err)
 	}
@@ -137,16 +123,16 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	}
 	log = log.With("instance_id", id)
 	freq, _ := state.ParseFrequency(cfg.Handlers.ExecFrequency)
-	plugins, warns, err := ExecPlugins(root, cfg.Handlers.ExecDir, freq, time.Duration(cfg.Handlers.ExecTimeout), isBuiltin)
+	plugins, warns, err := ExecPlugins(root, cfg.Handlers.ExecDir, freq, time.Duration(cfg.Handlers.ExecTimeout), s.Catalog.Has)
 	if err != nil {
 		return fail(st, statusRoot, fmt.Errorf("exec plug-ins: %w", err))
 	}
 	for _, w := range warns {
 		log.Warn(w)
 	}
-	chain := append(Builtins(), plugins...)
+	chain := append(s.Catalog.Handlers(), plugins...)
 	for _, names := range [][]string{s.Only, s.Skip} {
-		if err := Select(chain, names); err != nil {
+		if err := checkNames(chain, names); err != nil {
 			return fail(st, statusRoot, err)
 		}
 	}
@@ -160,7 +146,7 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	Run(ctx, b, chain, st, RunOptions{
 		Only: s.Only, Skip: s.Skip, Force: s.Force,
 		Required: cfg.Handlers.Required, Disabled: cfg.Handlers.Disable,
-		Notify: notify, Plan: s.Stdout,
+		Notify: notify, Plan: s.Stdout, ReadyAfter: s.Catalog.readyAfter(),
 	})
 	if !s.DryRun {
 		if res, err := json.MarshalIndent(st, "", "  "); err == nil {

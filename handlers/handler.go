@@ -1,8 +1,10 @@
-// Package handlers holds the boot chain: the Handler contract, the one
-// ordered list of built-in handlers, the runner that decides from the
-// state store what still has to run, exec plug-ins, and the built-in
-// handlers themselves (one file each). Handlers get what they need through
-// Boot and never parse HTTP or tar themselves.
+// Package handlers is the boot chain's engine: the Handler contract and
+// Boot, what a handler sees; the descriptions of built-in handlers
+// (Builtin, Catalog); the runner that decides from the state store what
+// still has to run; status, output log and process running; exec
+// plug-ins. The built-in handlers themselves live in handlers/builtin.
+// Handlers get what they need through Boot and never parse HTTP or tar
+// themselves.
 package handlers
 
 import (
@@ -36,26 +38,6 @@ type Needer interface {
 	Needs() []string
 }
 
-// Func adapts a function to Handler.
-type Func struct {
-	N    string
-	F    state.Frequency
-	Deps []string
-	Fn   func(ctx context.Context, b *Boot) error
-}
-
-// Name implements Handler.
-func (f *Func) Name() string { return f.N }
-
-// Frequency implements Handler.
-func (f *Func) Frequency() state.Frequency { return f.F }
-
-// Run implements Handler.
-func (f *Func) Run(ctx context.Context, b *Boot) error { return f.Fn(ctx, b) }
-
-// Needs implements Needer.
-func (f *Func) Needs() []string { return f.Deps }
-
 // ErrNotLive is returned (wrapped) by a handler whose work is a live
 // change (sethostname, netlink, module loading, running commands) on a
 // root other than "/" without --live: what it would do is reported as
@@ -85,8 +67,9 @@ type Boot struct {
 	// UserDataOptions tune user-data parsing (fetcher for #include).
 	UserDataOptions userdata.Options
 
-	ud     *lazyUserData
-	result *Result
+	ud      *lazyUserData
+	result  *Result
+	builtin *Builtin // the running handler's description, if built in
 }
 
 type lazyUserData struct {
@@ -192,7 +175,8 @@ func (b *Boot) Note(format string, args ...any) {
 	}
 }
 
-// Section decodes the handler's config section strictly into v.
+// Section decodes the named flint.yaml section strictly into v (a handler
+// reading another's section; its own is Settings).
 func (b *Boot) Section(name string, v any) error {
 	if b.Config == nil {
 		return nil
@@ -203,12 +187,16 @@ func (b *Boot) Section(name string, v any) error {
 
 // forHandler returns a copy of b that records into r. The copies share
 // one parse of the user-data.
-func (b *Boot) forHandler(r *Result, log *slog.Logger) *Boot {
+func (b *Boot) forHandler(h Handler, r *Result, log *slog.Logger) *Boot {
 	if b.ud == nil {
 		b.ud = &lazyUserData{}
 	}
 	c := *b
 	c.result = r
 	c.Log = log
+	c.builtin = nil
+	if bh, ok := h.(builtinHandler); ok {
+		c.builtin = bh.d
+	}
 	return &c
 }

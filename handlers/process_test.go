@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/handlers"
-	"github.com/flint-dev/flint/internal/testenv"
+	"github.com/flint-dev/flint/handlers/handlerstest"
 )
 
 // watchStatus parses the status file continuously until stop is closed and
@@ -60,12 +60,6 @@ func watchStatus(t *testing.T, root string) (stop func()) {
 	}
 }
 
-func flint(t *testing.T, in *instance, args ...string) *exec.Cmd {
-	cmd := exec.Command(testenv.FlintBinary(t), args...)
-	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+in.url)
-	return cmd
-}
-
 func TestCrashAfterHandlerNReRunsFromN(t *testing.T) {
 	for n := 1; n <= 3; n++ {
 		t.Run(fmt.Sprintf("kill -9 during plug-in %d", n), func(t *testing.T) {
@@ -76,33 +70,33 @@ func TestCrashAfterHandlerNReRunsFromN(t *testing.T) {
 					// Kills flint (the plug-in's parent) the first time only.
 					crash = `if [ ! -e "$FLINT_ROOT/crashed" ]; then touch "$FLINT_ROOT/crashed"; kill -9 $PPID; sleep 0.2; exit 0; fi` + "\n"
 				}
-				in.plugin(t, fmt.Sprintf("%d0-p%d", i, i), crash+fmt.Sprintf(`echo . >> "$FLINT_ROOT/runs-%d"`, i)+"\n")
+				in.Plugin(t, fmt.Sprintf("%d0-p%d", i, i), crash+fmt.Sprintf(`echo . >> "$FLINT_ROOT/runs-%d"`, i)+"\n")
 			}
-			stop := watchStatus(t, in.root)
-			err := flint(t, in, "run", "--root", in.root, "--live", "--only", onlyHostnameAndPlugins(in)).Run()
+			stop := watchStatus(t, in.Root)
+			err := in.Flint(t, "run", "--root", in.Root, "--live", "--only", onlyHostnameAndPlugins(in)).Run()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Fatalf("first run: %v, want killed by SIGKILL", err)
 			}
-			st, err := handlers.ReadStatusDir(in.root)
+			st, err := handlers.ReadStatusDir(in.Root)
 			if err != nil || st.State != handlers.StateRunning {
 				t.Fatalf("status after the crash: %+v, %v; want a valid 'running' status", st, err)
 			}
-			out, err := flint(t, in, "run", "--root", in.root, "--live", "--only", onlyHostnameAndPlugins(in)).CombinedOutput()
+			out, err := in.Flint(t, "run", "--root", in.Root, "--live", "--only", onlyHostnameAndPlugins(in)).CombinedOutput()
 			if err != nil {
 				t.Fatalf("second run: %v\n%s", err, out)
 			}
 			stop()
-			st, _ = handlers.ReadStatusDir(in.root)
+			st, _ = handlers.ReadStatusDir(in.Root)
 			for i := 1; i <= 3; i++ {
 				want := "ok"
 				if i < n {
 					want = "skipped"
 				}
-				if got := result(st, fmt.Sprintf("%d0-p%d", i, i)).Status; got != want {
+				if got := handlerstest.Result(st, fmt.Sprintf("%d0-p%d", i, i)).Status; got != want {
 					t.Errorf("after crash in %d: plug-in %d is %s, want %s", n, i, got, want)
 				}
-				if runs := in.countRuns(t, fmt.Sprintf("runs-%d", i)); runs != 1 {
+				if runs := in.CountRuns(fmt.Sprintf("runs-%d", i)); runs != 1 {
 					t.Errorf("plug-in %d completed %d times, want exactly 1", i, runs)
 				}
 			}
@@ -114,27 +108,18 @@ func TestCrashAfterHandlerNReRunsFromN(t *testing.T) {
 // exec plug-ins, so the whole-process tests are about the chain alone.
 func onlyHostnameAndPlugins(in *instance) string {
 	names := []string{"hostname"}
-	ents, _ := os.ReadDir(filepath.Join(in.root, "etc/flint/handlers.d"))
+	ents, _ := os.ReadDir(filepath.Join(in.Root, "etc/flint/handlers.d"))
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
 	return strings.Join(names, ",")
 }
 
-func result(st *handlers.Status, name string) handlers.Result {
-	for _, r := range st.Handlers {
-		if r.Name == name {
-			return r
-		}
-	}
-	return handlers.Result{}
-}
-
 func TestStatusWaitReturnsWhenTheRunEndsEvenIfStartedFirst(t *testing.T) {
 	in := newInstance(t)
-	in.plugin(t, "10-slow", "sleep 0.5\n")
+	in.Plugin(t, "10-slow", "sleep 0.5\n")
 	var waitOut bytes.Buffer
-	waiter := flint(t, in, "status", "--wait", "--root", in.root)
+	waiter := in.Flint(t, "status", "--wait", "--root", in.Root)
 	waiter.Stdout = &waitOut
 	if err := waiter.Start(); err != nil {
 		t.Fatal(err)
@@ -147,7 +132,7 @@ func TestStatusWaitReturnsWhenTheRunEndsEvenIfStartedFirst(t *testing.T) {
 		t.Fatalf("status --wait returned before any run: %v %q", err, waitOut.String())
 	default:
 	}
-	out, err := flint(t, in, "run", "--root", in.root, "--live", "--only", onlyHostnameAndPlugins(in)).CombinedOutput()
+	out, err := in.Flint(t, "run", "--root", in.Root, "--live", "--only", onlyHostnameAndPlugins(in)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
@@ -164,9 +149,9 @@ func TestStatusWaitReturnsWhenTheRunEndsEvenIfStartedFirst(t *testing.T) {
 		t.Errorf("status --wait printed %q", waitOut.String())
 	}
 	// A degraded run: exit code 2.
-	in.plugin(t, "20-fails", "exit 1\n")
-	flint(t, in, "run", "--root", in.root, "--live", "--only", onlyHostnameAndPlugins(in)).Run()
-	err = flint(t, in, "status", "--wait", "--root", in.root).Run()
+	in.Plugin(t, "20-fails", "exit 1\n")
+	in.Flint(t, "run", "--root", in.Root, "--live", "--only", onlyHostnameAndPlugins(in)).Run()
+	err = in.Flint(t, "status", "--wait", "--root", in.Root).Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Errorf("status after a degraded run: %v, want exit 2", err)
 	}
@@ -174,11 +159,11 @@ func TestStatusWaitReturnsWhenTheRunEndsEvenIfStartedFirst(t *testing.T) {
 
 func TestAnalyzePrintsEveryHandlerWithTotals(t *testing.T) {
 	in := newInstance(t)
-	in.plugin(t, "10-x", "true\n")
-	if out, err := flint(t, in, "run", "--root", in.root, "--live", "--only", onlyHostnameAndPlugins(in)).CombinedOutput(); err != nil {
+	in.Plugin(t, "10-x", "true\n")
+	if out, err := in.Flint(t, "run", "--root", in.Root, "--live", "--only", onlyHostnameAndPlugins(in)).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	out, err := flint(t, in, "analyze", "--root", in.root).Output()
+	out, err := in.Flint(t, "analyze", "--root", in.Root).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +202,7 @@ func TestSystemdIsToldProgressAndReadiness(t *testing.T) {
 				}
 			}
 		}()
-		cmd := flint(t, in, args...)
+		cmd := in.Flint(t, args...)
 		cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+sock)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%v\n%s", err, out)
@@ -225,14 +210,14 @@ func TestSystemdIsToldProgressAndReadiness(t *testing.T) {
 		<-done
 		return got
 	}
-	got := notified("run", "--root", in.root, "--only", "hostname")
+	got := notified("run", "--root", in.Root, "--only", "hostname")
 	all := strings.Join(got, "|")
 	if len(got) == 0 || !strings.Contains(all, "STATUS=running hostname") || !strings.Contains(all, "STATUS=done") || got[len(got)-1] != "READY=1" {
 		t.Errorf("notifications %q: want STATUS=running hostname…, STATUS=done, then READY=1", got)
 	}
 	// A whole chain tells systemd it is ready once host keys are done, so
 	// sshd need not wait for packages, runcmd and scripts.
-	got = notified("run", "--root", in.root, "--skip", "network")
+	got = notified("run", "--root", in.Root, "--skip", "network")
 	ready := slices.Index(got, "READY=1")
 	scripts := slices.IndexFunc(got, func(s string) bool { return strings.HasPrefix(s, "STATUS=running scripts") })
 	if ready < 0 || scripts < 0 || ready > scripts {

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/sshkeys"
@@ -200,8 +200,8 @@ KbdInteractiveAuthentication no
 				if out, err := login(sshc, served, user, port); err == nil {
 					t.Fatalf("a !-locked account logged in without PAM: %s", out)
 				}
-				// … which is why flint locks passwords with what DecidePasswordField says.
-				setField(handlers.DecidePasswordField(true, shadowField(), false))
+				// … which is why flint locks passwords with what accounts.PasswordField says.
+				setField(accounts.PasswordField(true, shadowField(), false))
 				defer setField("!")
 			}
 			if out, err := login(sshc, served, user, port); err != nil {

@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/builtin"
 	"github.com/flint-dev/flint/modules"
 	"golang.org/x/sys/unix"
 )
@@ -97,7 +97,7 @@ func modulesInstall(ctx context.Context, args []string, stdout, stderr io.Writer
 		// A digest given on the command line is pinned by the operator.
 		o.Bundle = &modules.Bundle{URL: bundle, SHA256: sha, Format: fm, Pinned: true}
 	}
-	cfg, err := handlers.LoadConfig(root, configFile)
+	cfg, err := builtin.Catalog().LoadConfig(root, configFile)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}

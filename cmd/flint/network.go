@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/builtin"
 	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/network"
 	"github.com/vishvananda/netlink"
@@ -63,7 +63,7 @@ func cmdNetwork(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			*root = args[i+2]
 		}
 	}
-	fileCfg, err := handlers.LoadConfig(*root, "")
+	fileCfg, err := builtin.Catalog().LoadConfig(*root, "")
 	if err != nil {
 		return fail(stderr, "network: %v", err)
 	}

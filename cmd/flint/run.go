@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/builtin"
 	"github.com/flint-dev/flint/internal/rootfs"
 )
 
@@ -46,7 +47,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	st, err := handlers.Execute(ctx, handlers.Setup{
 		Root: *root, Live: *live, DryRun: *dry, ConfigFile: *cfg, Endpoint: *endpoint,
 		Only: splitList(*only), Skip: splitList(*skip), Force: *force,
-		Stderr: stderr, Stdout: stdout,
+		Catalog: builtin.Catalog(), Stderr: stderr, Stdout: stdout,
 		Notify: func(s string) { daemon.SdNotify(false, s) },
 	})
 	if err != nil {
@@ -139,11 +140,11 @@ func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 1 {
 		return exitUsage
 	}
-	cfg, err := handlers.LoadConfig(*root, fs.Arg(0))
+	cfg, err := builtin.Catalog().LoadConfig(*root, fs.Arg(0))
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	if err := handlers.ValidateSections(cfg); err != nil {
+	if err := builtin.Catalog().ValidateSections(cfg); err != nil {
 		return fail(stderr, "%v", err)
 	}
 	fmt.Fprintf(stdout, "# effective configuration from: %s\n", strings.Join(cfg.Files(), ", "))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/builtin"
 	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/internal/config"
 	"github.com/flint-dev/flint/sshkeys"
@@ -49,7 +50,7 @@ func cmdSSHKeys(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var lookup sshkeys.Lookup
 	mode := imds.ModeV2Preferred
 	if cfg != nil {
-		if lookup, err = handlers.SSHKeysLookup(cfg); err != nil {
+		if lookup, err = builtin.SSHKeysLookup(cfg); err != nil {
 			fmt.Fprintf(stderr, "flint ssh-keys: configuration: %v\n", err)
 		}
 		if *endpoint == "" {
@@ -90,7 +91,7 @@ func loadSSHKeysConfig(root string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return config.Load(paths, handlers.Sections())
+	return config.Load(paths, builtin.Catalog().Sections())
 }
 
 func bufferedLines(lines []string) []byte {

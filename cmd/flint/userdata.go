@@ -12,12 +12,12 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/builtin"
 	"github.com/flint-dev/flint/userdata"
 )
 
 // The final message shows the version the binary was built with.
-func init() { handlers.Version = version }
+func init() { builtin.Version = version }
 
 func cmdUserdata(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	usage := func(w io.Writer) {

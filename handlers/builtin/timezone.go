@@ -1,26 +1,27 @@
-package handlers
+package builtin
 
 import (
 	"context"
 	"fmt"
 	"strings"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 )
 
-// Timezone applies cloud-config `timezone` once per instance, as
+// timezoneHandler applies cloud-config `timezone` once per instance, as
 // cloud-init's Debian distro does: etc/timezone holds the name and
 // etc/localtime links to its zoneinfo file. The zone must exist in the
 // root's usr/share/zoneinfo, so a typo is an error rather than a clock in
 // UTC that looks configured.
-var Timezone = &Func{N: "timezone", F: state.PerInstance, Fn: runTimezone}
+var timezoneHandler = handlers.Builtin{Name: "timezone", Frequency: state.PerInstance, Run: runTimezone}
 
 const zoneinfoDir = "usr/share/zoneinfo"
 
-// ValidTimezoneName reports whether tz can name a file below zoneinfo:
+// validTimezoneName reports whether tz can name a file below zoneinfo:
 // relative, no "." or ".." elements, a conservative character set.
-func ValidTimezoneName(tz string) bool {
+func validTimezoneName(tz string) bool {
 	if tz == "" || len(tz) > 255 || strings.HasPrefix(tz, "/") || strings.HasSuffix(tz, "/") {
 		return false
 	}
@@ -37,7 +38,7 @@ func ValidTimezoneName(tz string) bool {
 	return true
 }
 
-func runTimezone(ctx context.Context, b *Boot) error {
+func runTimezone(ctx context.Context, b *handlers.Boot) error {
 	cc, err := b.CloudConfig(ctx)
 	if err != nil {
 		return err
@@ -46,7 +47,7 @@ func runTimezone(ctx context.Context, b *Boot) error {
 	if tz == "" {
 		return nil
 	}
-	if !ValidTimezoneName(tz) {
+	if !validTimezoneName(tz) {
 		return fmt.Errorf("timezone %q is not a time zone name (e.g. Europe/Paris)", tz)
 	}
 	zone := zoneinfoDir + "/" + tz

@@ -1,4 +1,4 @@
-package handlers_test
+package builtin
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/handlerstest"
 	"github.com/flint-dev/flint/internal/testenv"
 )
 
@@ -21,8 +22,8 @@ func TestScriptInterruptedByACrashIsReportedAndNeverReRun(t *testing.T) {
 		udPart{"text/x-shellscript", "b-after.sh", "#!/bin/sh\necho . >> \"$FLINT_ROOT/runs-b\"\n"},
 	))
 	run := func() (*handlers.Status, error) {
-		err := flint(t, in, "run", "--root", in.root, "--live", "--skip", "network").Run()
-		st, rerr := handlers.ReadStatusDir(in.root)
+		err := in.Flint(t, "run", "--root", in.Root, "--live", "--skip", "network").Run()
+		st, rerr := handlers.ReadStatusDir(in.Root)
 		if rerr != nil {
 			t.Fatalf("status: %v", rerr)
 		}
@@ -34,7 +35,7 @@ func TestScriptInterruptedByACrashIsReportedAndNeverReRun(t *testing.T) {
 		t.Fatalf("first run: %v, want flint killed by SIGKILL", err)
 	}
 	st, _ := run()
-	r := result(st, "scripts")
+	r := handlerstest.Result(st, "scripts")
 	if r.Status != handlers.ResultFailed || !strings.Contains(r.Reason, "user-data/a-crash.sh: interrupted in an earlier run; not run again") {
 		t.Errorf("after the crash: scripts %s (%s), want failed as interrupted", r.Status, r.Reason)
 	}
@@ -43,11 +44,11 @@ func TestScriptInterruptedByACrashIsReportedAndNeverReRun(t *testing.T) {
 	}
 	// Other handlers may fail in a bare root; only scripts is judged here.
 	st, err = run()
-	if r := result(st, "scripts"); r.Status != handlers.ResultOK || !strings.Contains(strings.Join(r.Notes, "\n"), "a-crash.sh: already ran (interrupted)") {
+	if r := handlerstest.Result(st, "scripts"); r.Status != handlers.ResultOK || !strings.Contains(strings.Join(r.Notes, "\n"), "a-crash.sh: already ran (interrupted)") {
 		t.Errorf("third run: %v, scripts %s %q", err, r.Status, r.Notes)
 	}
 	for _, f := range []string{"runs-a", "runs-b"} {
-		if n := in.countRuns(t, f); n != 1 {
+		if n := in.CountRuns(f); n != 1 {
 			t.Errorf("%s: ran %d times, want exactly once", f, n)
 		}
 	}
@@ -57,14 +58,14 @@ func TestScriptInterruptedByACrashIsReportedAndNeverReRun(t *testing.T) {
 // runcmd write to $FLINT_ROOT/var/tmp: everything lands in the root.
 func TestDefaultFixtureUserDataEndToEnd(t *testing.T) {
 	in := newInstance(t)
-	os.MkdirAll(filepath.Join(in.root, "var/tmp"), 0o1777)
+	os.MkdirAll(filepath.Join(in.Root, "var/tmp"), 0o1777)
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(testenv.FlintBinary(t), "run", "--root", in.root, "--live", "--skip", "network")
-	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+in.url)
+	cmd := exec.Command(testenv.FlintBinary(t), "run", "--root", in.Root, "--live", "--skip", "network")
+	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+in.URL)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Run()
 	for _, f := range []string{"flint-userdata-script", "flint-runcmd"} {
-		b, _ := os.ReadFile(filepath.Join(in.root, "var/tmp", f))
+		b, _ := os.ReadFile(filepath.Join(in.Root, "var/tmp", f))
 		stdout.Write(b)
 	}
 	out := stdout.String()
@@ -76,19 +77,19 @@ func TestDefaultFixtureUserDataEndToEnd(t *testing.T) {
 	if !strings.Contains(stderr.String(), "flint: boot finished") {
 		t.Errorf("final message not on the console:\n%s", stderr.String())
 	}
-	motd, err := os.ReadFile(filepath.Join(in.root, "etc/motd"))
-	fi, _ := os.Stat(filepath.Join(in.root, "etc/motd"))
+	motd, err := os.ReadFile(filepath.Join(in.Root, "etc/motd"))
+	fi, _ := os.Stat(filepath.Join(in.Root, "etc/motd"))
 	if err != nil || string(motd) != "Provisioned by flint.\n" || fi.Mode().Perm() != 0o644 {
 		t.Errorf("etc/motd: %q, %v", motd, err)
 	}
 	// Only the user-data handlers are judged: others may need more of an
 	// image than this bare root has.
-	st, err := handlers.ReadStatusDir(in.root)
+	st, err := handlers.ReadStatusDir(in.Root)
 	if err != nil || st.State == handlers.StateRunning || st.State == handlers.StateError {
 		t.Fatalf("status %+v %v", st, err)
 	}
 	for _, name := range []string{"boothooks", "bootcmd", "write-files", "timezone", "packages", "runcmd", "write-files-deferred", "scripts", "final-message"} {
-		if r := result(st, name); r.Status != handlers.ResultOK {
+		if r := handlerstest.Result(st, name); r.Status != handlers.ResultOK {
 			t.Errorf("%s: %s %s", name, r.Status, r.Reason)
 		}
 	}

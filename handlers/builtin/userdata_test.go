@@ -1,4 +1,4 @@
-package handlers_test
+package builtin
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/handlerstest"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/testenv"
 )
@@ -40,7 +41,7 @@ func mimeDoc(parts ...udPart) string {
 func udInstance(t *testing.T, userData string) *instance {
 	t.Helper()
 	in := newInstance(t)
-	in.emu.Set("user-data", []byte(userData))
+	in.Emu.Set("user-data", []byte(userData))
 	return in
 }
 
@@ -50,8 +51,8 @@ func udInstance(t *testing.T, userData string) *instance {
 func runUD(t *testing.T, in *instance, mod func(*handlers.Setup)) (*handlers.Status, string) {
 	t.Helper()
 	var console, stdout bytes.Buffer
-	s := handlers.Setup{Root: in.root, Live: true, Endpoint: in.url, Stderr: &console, Stdout: &stdout,
-		Skip: []string{"network"}, Getenv: func(string) string { return "" }}
+	s := in.Setup(&console, &stdout)
+	s.Skip = []string{"network"}
 	if mod != nil {
 		mod(&s)
 	}
@@ -66,24 +67,15 @@ func runUD(t *testing.T, in *instance, mod func(*handlers.Setup)) (*handlers.Sta
 func want(t *testing.T, st *handlers.Status, statuses map[string]string) {
 	t.Helper()
 	for name, s := range statuses {
-		r := result(st, name)
+		r := handlerstest.Result(st, name)
 		if r.Status != s {
 			t.Errorf("%s is %s (%s; notes %q), want %s", name, r.Status, r.Reason, r.Notes, s)
 		}
 	}
 }
 
-func readFile(t *testing.T, in *instance, rel string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(in.root, rel))
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	return string(b)
-}
-
 func lines(t *testing.T, in *instance, rel string) []string {
-	b, _ := os.ReadFile(filepath.Join(in.root, rel))
+	b, _ := os.ReadFile(filepath.Join(in.Root, rel))
 	return strings.Fields(string(b))
 }
 
@@ -99,11 +91,11 @@ bootcmd:
 	want(t, st, map[string]string{"bootcmd": "ok"})
 	st, _ = runUD(t, in, nil)
 	want(t, st, map[string]string{"bootcmd": "ok"})
-	got := readFile(t, in, "bootcmd.log")
+	got := in.ReadFile(t, "bootcmd.log")
 	if got != "str i-0123456789abcdef0\nlist it's\nstr i-0123456789abcdef0\nlist it's\n" {
 		t.Errorf("bootcmd.log after two boots:\n%s", got)
 	}
-	if fi, err := os.Stat(filepath.Join(in.root, instanceDir, "bootcmd")); err != nil || fi.Mode().Perm() != 0o700 {
+	if fi, err := os.Stat(filepath.Join(in.Root, instanceDir, "bootcmd")); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("bootcmd script: %v %v, want 0700", err, fi)
 	}
 }
@@ -112,7 +104,7 @@ func TestBootcmdFailureIsRecordedAndTheChainGoesOn(t *testing.T) {
 	in := udInstance(t, "#cloud-config\nbootcmd:\n  - exit 7\nwrite_files:\n  - {path: /after, content: x}\n")
 	st, _ := runUD(t, in, nil)
 	want(t, st, map[string]string{"bootcmd": "failed", "write-files": "ok"})
-	if r := result(st, "bootcmd").Reason; !strings.Contains(r, "exited with status 7") {
+	if r := handlerstest.Result(st, "bootcmd").Reason; !strings.Contains(r, "exited with status 7") {
 		t.Errorf("bootcmd reason %q", r)
 	}
 }
@@ -155,14 +147,14 @@ write_files:
     owner: app
     defer: true
 `, b64, gzb64))
-	os.MkdirAll(filepath.Join(in.root, "etc"), 0o755)
-	os.WriteFile(filepath.Join(in.root, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/home/app:/bin/sh\n"), 0o644)
-	os.WriteFile(filepath.Join(in.root, "etc/group"), []byte("root:x:0:\napp:x:1234:\nwww:x:33:\n"), 0o644)
-	os.WriteFile(filepath.Join(in.root, "etc/existing"), []byte("first\n"), 0o644)
+	os.MkdirAll(filepath.Join(in.Root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(in.Root, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/home/app:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(in.Root, "etc/group"), []byte("root:x:0:\napp:x:1234:\nwww:x:33:\n"), 0o644)
+	os.WriteFile(filepath.Join(in.Root, "etc/existing"), []byte("first\n"), 0o644)
 
 	st, _ := runUD(t, in, nil)
 	want(t, st, map[string]string{"write-files": "failed", "write-files-deferred": "ok"})
-	reason := result(st, "write-files").Reason
+	reason := handlerstest.Result(st, "write-files").Reason
 	for _, s := range []string{"2 of 6 files failed", `"/../../escape" has a ".." element`, `no user "nobody"`} {
 		if !strings.Contains(reason, s) {
 			t.Errorf("write-files reason %q lacks %q", reason, s)
@@ -179,18 +171,18 @@ write_files:
 		{"etc/existing", "first\nappended\n", 0o644, 0, 0},
 		{"home/app/deferred", "later\n", 0o644, 1234, 0},
 	} {
-		fi, err := os.Stat(filepath.Join(in.root, tc.path))
+		fi, err := os.Stat(filepath.Join(in.Root, tc.path))
 		if err != nil {
 			t.Errorf("%s: %v", tc.path, err)
 			continue
 		}
 		sys := fi.Sys().(*syscall.Stat_t)
-		if got := readFile(t, in, tc.path); got != tc.content || fi.Mode().Perm() != tc.mode || sys.Uid != tc.uid || sys.Gid != tc.gid {
+		if got := in.ReadFile(t, tc.path); got != tc.content || fi.Mode().Perm() != tc.mode || sys.Uid != tc.uid || sys.Gid != tc.gid {
 			t.Errorf("%s: %q mode %v owner %d:%d; want %q %v %d:%d", tc.path, got, fi.Mode().Perm(), sys.Uid, sys.Gid, tc.content, tc.mode, tc.uid, tc.gid)
 		}
 	}
 	for _, p := range []string{"escape", "../escape", "etc/bad-owner"} {
-		if _, err := os.Stat(filepath.Join(in.root, p)); err == nil {
+		if _, err := os.Stat(filepath.Join(in.Root, p)); err == nil {
 			t.Errorf("%s was written", p)
 		}
 	}
@@ -198,7 +190,7 @@ write_files:
 	// appending twice.
 	st, _ = runUD(t, in, nil)
 	want(t, st, map[string]string{"write-files": "failed", "write-files-deferred": "skipped"})
-	if got := readFile(t, in, "etc/existing"); got != "first\nappended\n" {
+	if got := in.ReadFile(t, "etc/existing"); got != "first\nappended\n" {
 		t.Errorf("after a retry etc/existing = %q", got)
 	}
 }
@@ -206,12 +198,12 @@ write_files:
 func TestWriteFilesStayInsideTheRootThroughSymlinks(t *testing.T) {
 	in := udInstance(t, "#cloud-config\nwrite_files:\n  - {path: /link/x, content: inside}\n")
 	outside := t.TempDir()
-	if err := os.Symlink(outside, filepath.Join(in.root, "link")); err != nil {
+	if err := os.Symlink(outside, filepath.Join(in.Root, "link")); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := runUD(t, in, nil)
 	if _, err := os.Stat(filepath.Join(outside, "x")); err == nil {
-		t.Fatalf("write_files followed an absolute symlink out of the root (status %s)", result(st, "write-files").Status)
+		t.Fatalf("write_files followed an absolute symlink out of the root (status %s)", handlerstest.Result(st, "write-files").Status)
 	}
 }
 
@@ -235,7 +227,7 @@ func scriptsDoc() string {
 }
 
 func TestScriptsRunInCloudInitsOrderAtTheirFrequencies(t *testing.T) {
-	handlers.SetBootID(t, "boot-1")
+	setBootID(t, "boot-1")
 	in := udInstance(t, scriptsDoc())
 	st, _ := runUD(t, in, nil)
 	want(t, st, map[string]string{"runcmd": "ok", "scripts": "ok"})
@@ -247,32 +239,32 @@ func TestScriptsRunInCloudInitsOrderAtTheirFrequencies(t *testing.T) {
 		instanceDir + "/scripts/part-003", instanceDir + "/scripts/runcmd", instanceDir + "/scripts/zz-last.sh",
 		"var/lib/flint/scripts/per-boot/pb.sh", "var/lib/flint/scripts/per-instance/pi.sh", "var/lib/flint/scripts/per-once/po.sh",
 	} {
-		if fi, err := os.Stat(filepath.Join(in.root, p)); err != nil || fi.Mode().Perm() != 0o700 {
+		if fi, err := os.Stat(filepath.Join(in.Root, p)); err != nil || fi.Mode().Perm() != 0o700 {
 			t.Errorf("%s: %v, want a 0700 file", p, err)
 		}
 	}
-	if n := strings.Join(result(st, "scripts").Notes, "\n"); !strings.Contains(n, "user-data/part-003: ok (exit status 0)") {
+	if n := strings.Join(handlerstest.Result(st, "scripts").Notes, "\n"); !strings.Contains(n, "user-data/part-003: ok (exit status 0)") {
 		t.Errorf("scripts notes lack the exit status:\n%s", n)
 	}
 
 	// Same boot again (flint restarted): nothing runs twice.
-	os.Remove(filepath.Join(in.root, "order"))
+	os.Remove(filepath.Join(in.Root, "order"))
 	st, _ = runUD(t, in, nil)
 	want(t, st, map[string]string{"runcmd": "skipped", "scripts": "ok"})
 	if got := lines(t, in, "order"); len(got) != 0 {
 		t.Errorf("same boot re-ran %v", got)
 	}
 	// A reboot: only per-boot scripts.
-	handlers.SetBootID(t, "boot-2")
+	setBootID(t, "boot-2")
 	st, _ = runUD(t, in, nil)
 	want(t, st, map[string]string{"scripts": "ok"})
 	if got := lines(t, in, "order"); strings.Join(got, " ") != "per-boot" {
 		t.Errorf("reboot ran %v, want [per-boot]", got)
 	}
 	// A new instance from the same image: all but per-once.
-	os.Remove(filepath.Join(in.root, "order"))
-	in.emu.Set("meta-data/instance-id", []byte("i-0000000000000000b"))
-	handlers.SetBootID(t, "boot-3")
+	os.Remove(filepath.Join(in.Root, "order"))
+	in.Emu.Set("meta-data/instance-id", []byte("i-0000000000000000b"))
+	setBootID(t, "boot-3")
 	runUD(t, in, nil)
 	second := []string{"per-boot", "per-instance", "dot", "crlf", "no-shebang", "user", "runcmd", "runcmd-i-0000000000000000b", "zz-last"}
 	if got := lines(t, in, "order"); strings.Join(got, " ") != strings.Join(second, " ") {
@@ -286,43 +278,43 @@ func TestScriptsArePlannedNotRunWithoutLiveThenRunLive(t *testing.T) {
 		udPart{"text/x-shellscript", "s.sh", "#!/bin/sh\ntouch \"$FLINT_ROOT/script-ran\""},
 		udPart{"text/cloud-boothook", "", "#cloud-boothook\n#!/bin/sh\ntouch \"$FLINT_ROOT/boothook-ran\""},
 	))
-	os.MkdirAll(filepath.Join(in.root, "usr/bin"), 0o755)
-	os.WriteFile(filepath.Join(in.root, "usr/bin/apt-get"), []byte("#!/bin/sh\ntouch \"$FLINT_ROOT/apt-ran\"\n"), 0o755)
+	os.MkdirAll(filepath.Join(in.Root, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(in.Root, "usr/bin/apt-get"), []byte("#!/bin/sh\ntouch \"$FLINT_ROOT/apt-ran\"\n"), 0o755)
 	st, _ := runUD(t, in, func(s *handlers.Setup) { s.Live = false })
 	want(t, st, map[string]string{"boothooks": "planned", "bootcmd": "planned", "runcmd": "ok", "scripts": "planned", "packages": "planned"})
 	for _, f := range []string{"bootcmd-ran", "runcmd-ran", "script-ran", "boothook-ran", "apt-ran"} {
-		if _, err := os.Stat(filepath.Join(in.root, f)); err == nil {
+		if _, err := os.Stat(filepath.Join(in.Root, f)); err == nil {
 			t.Errorf("%s exists: something ran without --live", f)
 		}
 	}
 	for _, f := range []string{instanceDir + "/scripts/s.sh", instanceDir + "/scripts/runcmd", instanceDir + "/bootcmd", instanceDir + "/boothooks/part-003"} {
-		if fi, err := os.Stat(filepath.Join(in.root, f)); err != nil || fi.Mode().Perm() != 0o700 {
+		if fi, err := os.Stat(filepath.Join(in.Root, f)); err != nil || fi.Mode().Perm() != 0o700 {
 			t.Errorf("%s: %v: planned scripts are written 0700", f, err)
 		}
 	}
-	if n := strings.Join(result(st, "packages").Notes, "\n"); !strings.Contains(n, "/usr/bin/apt-get --quiet update") || !strings.Contains(n, "install htop") {
+	if n := strings.Join(handlerstest.Result(st, "packages").Notes, "\n"); !strings.Contains(n, "/usr/bin/apt-get --quiet update") || !strings.Contains(n, "install htop") {
 		t.Errorf("packages plan: %q", n)
 	}
-	if _, err := os.Stat(filepath.Join(in.root, instanceDir, "sem/scripts/user-data/s.sh")); err == nil {
+	if _, err := os.Stat(filepath.Join(in.Root, instanceDir, "sem/scripts/user-data/s.sh")); err == nil {
 		t.Error("a run record exists for a script that did not run")
 	}
 	st, _ = runUD(t, in, func(s *handlers.Setup) { s.Skip = []string{"network", "packages"} })
 	want(t, st, map[string]string{"boothooks": "ok", "bootcmd": "ok", "runcmd": "skipped", "scripts": "ok"})
 	for _, f := range []string{"bootcmd-ran", "runcmd-ran", "script-ran", "boothook-ran"} {
-		if _, err := os.Stat(filepath.Join(in.root, f)); err != nil {
+		if _, err := os.Stat(filepath.Join(in.Root, f)); err != nil {
 			t.Errorf("%s: the live run after a planned one did not run it", f)
 		}
 	}
 }
 
 func TestBoothooksRunEveryBootAtMostOnceEachWithTheInstanceID(t *testing.T) {
-	handlers.SetBootID(t, "boot-1")
+	setBootID(t, "boot-1")
 	hook := "#cloud-boothook\n#!/bin/sh\necho \"$INSTANCE_ID\" >> \"$FLINT_ROOT/hooks\"\n"
 	in := udInstance(t, mimeDoc(udPart{"text/cloud-boothook", "h", hook}, udPart{"text/cloud-boothook", "h", hook}))
 	st, _ := runUD(t, in, nil)
 	want(t, st, map[string]string{"boothooks": "ok"})
 	runUD(t, in, nil) // flint restarted in the same boot
-	handlers.SetBootID(t, "boot-2")
+	setBootID(t, "boot-2")
 	runUD(t, in, nil)
 	if got := lines(t, in, "hooks"); len(got) != 4 || got[0] != "i-0123456789abcdef0" {
 		t.Errorf("two boothooks over two boots ran %d times: %v", len(got), got)
@@ -337,10 +329,10 @@ func TestFailingHungAndFloodingScriptsAreRecordedTheRunGoesOnTheLogStaysBounded(
 		udPart{"text/x-shellscript", "40-fine", "#!/bin/sh\ntouch \"$FLINT_ROOT/fine\""},
 		udPart{"text/cloud-config", "", "#cloud-config\nfinal_message: done"},
 	))
-	in.config(t, "scripts:\n  timeout: 1s\nhandlers:\n  output_log_max: 512K\n")
+	in.Config(t, "scripts:\n  timeout: 1s\nhandlers:\n  output_log_max: 512K\n")
 	st, console := runUD(t, in, nil)
 	want(t, st, map[string]string{"scripts": "failed", "final-message": "ok"})
-	r := result(st, "scripts")
+	r := handlerstest.Result(st, "scripts")
 	for _, s := range []string{"2 of 4 scripts failed", "user-data/10-fails: exited with status 3", "user-data/20-hangs: timed out after 1s, killed"} {
 		if !strings.Contains(r.Reason, s) {
 			t.Errorf("scripts reason %q lacks %q", r.Reason, s)
@@ -352,14 +344,14 @@ func TestFailingHungAndFloodingScriptsAreRecordedTheRunGoesOnTheLogStaysBounded(
 			t.Errorf("scripts notes lack %q:\n%s", s, notes)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(in.root, "fine")); err != nil {
+	if _, err := os.Stat(filepath.Join(in.Root, "fine")); err != nil {
 		t.Error("the script after the failing ones did not run")
 	}
 	if !strings.Contains(console, "done") {
 		t.Errorf("final message missing from the console: %q", console)
 	}
 	for _, f := range []string{handlers.OutputLogPath, handlers.OutputLogPath + ".1"} {
-		fi, err := os.Stat(filepath.Join(in.root, f))
+		fi, err := os.Stat(filepath.Join(in.Root, f))
 		if err != nil || fi.Size() > 512<<10 || fi.Mode().Perm() != 0o640 {
 			t.Errorf("%s: %v, %d bytes, mode %v; want rotated at 512 KiB, 0640", f, err, fi.Size(), fi.Mode().Perm())
 		}
@@ -367,7 +359,7 @@ func TestFailingHungAndFloodingScriptsAreRecordedTheRunGoesOnTheLogStaysBounded(
 	// Failures are final for the instance: a reboot reports, not re-runs.
 	st, _ = runUD(t, in, nil)
 	want(t, st, map[string]string{"scripts": "ok"})
-	if n := strings.Join(result(st, "scripts").Notes, "\n"); !strings.Contains(n, "user-data/10-fails: already ran (exited with status 3)") {
+	if n := strings.Join(handlerstest.Result(st, "scripts").Notes, "\n"); !strings.Contains(n, "user-data/10-fails: already ran (exited with status 3)") {
 		t.Errorf("reboot notes:\n%s", n)
 	}
 }
@@ -390,7 +382,7 @@ unknown_key: "` + secret + `"`},
 	st, _ := runUD(t, in, nil)
 	want(t, st, map[string]string{"bootcmd": "ok", "write-files": "ok", "scripts": "ok", "boothooks": "ok"})
 	found := 0
-	filepath.WalkDir(in.root, func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(in.Root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
@@ -409,22 +401,22 @@ unknown_key: "` + secret + `"`},
 	if found < 6 {
 		t.Errorf("only %d files hold the secret; the walk did not see the scripts, log and state", found)
 	}
-	if b, _ := os.ReadFile(filepath.Join(in.root, handlers.StatusPath)); bytes.Contains(b, []byte(secret)) {
+	if b, _ := os.ReadFile(filepath.Join(in.Root, handlers.StatusPath)); bytes.Contains(b, []byte(secret)) {
 		t.Error("status.json holds user-data content")
 	}
 }
 
 func TestTimezoneLinksLocaltimeToAZoneOfTheRoot(t *testing.T) {
 	in := udInstance(t, "#cloud-config\ntimezone: Europe/Paris\n")
-	os.MkdirAll(filepath.Join(in.root, "usr/share/zoneinfo/Europe"), 0o755)
-	os.WriteFile(filepath.Join(in.root, "usr/share/zoneinfo/Europe/Paris"), []byte("TZif2"), 0o644)
-	os.MkdirAll(filepath.Join(in.root, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(in.Root, "usr/share/zoneinfo/Europe"), 0o755)
+	os.WriteFile(filepath.Join(in.Root, "usr/share/zoneinfo/Europe/Paris"), []byte("TZif2"), 0o644)
+	os.MkdirAll(filepath.Join(in.Root, "etc"), 0o755)
 	st, _ := runUD(t, in, nil)
 	want(t, st, map[string]string{"timezone": "ok"})
-	if got := readFile(t, in, "etc/timezone"); got != "Europe/Paris\n" {
+	if got := in.ReadFile(t, "etc/timezone"); got != "Europe/Paris\n" {
 		t.Errorf("etc/timezone = %q", got)
 	}
-	if l, err := os.Readlink(filepath.Join(in.root, "etc/localtime")); err != nil || l != "/usr/share/zoneinfo/Europe/Paris" {
+	if l, err := os.Readlink(filepath.Join(in.Root, "etc/localtime")); err != nil || l != "/usr/share/zoneinfo/Europe/Paris" {
 		t.Errorf("etc/localtime -> %q, %v", l, err)
 	}
 
@@ -432,10 +424,10 @@ func TestTimezoneLinksLocaltimeToAZoneOfTheRoot(t *testing.T) {
 		in := udInstance(t, "#cloud-config\ntimezone: "+tz+"\n")
 		st, _ := runUD(t, in, nil)
 		want(t, st, map[string]string{"timezone": "failed"})
-		if r := result(st, "timezone").Reason; !strings.Contains(r, tz) {
+		if r := handlerstest.Result(st, "timezone").Reason; !strings.Contains(r, tz) {
 			t.Errorf("timezone %s: reason %q", tz, r)
 		}
-		if _, err := os.Lstat(filepath.Join(in.root, "etc/localtime")); err == nil {
+		if _, err := os.Lstat(filepath.Join(in.Root, "etc/localtime")); err == nil {
 			t.Errorf("timezone %s: etc/localtime written", tz)
 		}
 	}
@@ -448,7 +440,7 @@ func TestFinalMessageGoesToTheConsoleEveryBootWithSubstitutions(t *testing.T) {
 	if !strings.Contains(console, "up ") || !strings.Contains(console, " s, vdev via DataSourceEc2 (flint)") || strings.Contains(console, "$UPTIME") {
 		t.Errorf("console: %q", console)
 	}
-	if got := readFile(t, in, instanceDir+"/boot-finished"); !strings.Contains(got, " - v. dev") {
+	if got := in.ReadFile(t, instanceDir+"/boot-finished"); !strings.Contains(got, " - v. dev") {
 		t.Errorf("boot-finished = %q", got)
 	}
 	_, console = runUD(t, in, nil)
@@ -467,7 +459,7 @@ func TestPackagesWithoutAPackageManagerFailClearly(t *testing.T) {
 	in := udInstance(t, "#cloud-config\npackages: [htop]\n")
 	st, _ := runUD(t, in, nil)
 	want(t, st, map[string]string{"packages": "failed"})
-	if r := result(st, "packages").Reason; !strings.Contains(r, "no package manager") || !strings.Contains(r, "apt-get, dnf and yum") {
+	if r := handlerstest.Result(st, "packages").Reason; !strings.Contains(r, "no package manager") || !strings.Contains(r, "apt-get, dnf and yum") {
 		t.Errorf("reason %q", r)
 	}
 	in = udInstance(t, "#cloud-config\nhostname: x\n")
@@ -482,10 +474,10 @@ func TestDryRunOfUserDataHandlersWritesAndRunsNothing(t *testing.T) {
 	if !strings.Contains(plan.String(), "scripts: would store pb.sh") || !strings.Contains(plan.String(), "runcmd: would write 2 runcmd commands") {
 		t.Errorf("plan:\n%s", plan.String())
 	}
-	if _, err := os.Stat(filepath.Join(in.root, "order")); err == nil {
+	if _, err := os.Stat(filepath.Join(in.Root, "order")); err == nil {
 		t.Error("a dry run ran a script")
 	}
-	if _, err := os.Stat(filepath.Join(in.root, "var/lib/flint/scripts")); err == nil {
+	if _, err := os.Stat(filepath.Join(in.Root, "var/lib/flint/scripts")); err == nil {
 		t.Error("a dry run stored scripts")
 	}
 }
@@ -501,12 +493,12 @@ func imageRoot(t *testing.T, in *instance) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(filepath.Join(in.root, "bin"), 0o755)
-	os.MkdirAll(filepath.Join(in.root, "usr/bin"), 0o755)
-	if err := os.WriteFile(filepath.Join(in.root, "bin/busybox"), b, 0o755); err != nil {
+	os.MkdirAll(filepath.Join(in.Root, "bin"), 0o755)
+	os.MkdirAll(filepath.Join(in.Root, "usr/bin"), 0o755)
+	if err := os.WriteFile(filepath.Join(in.Root, "bin/busybox"), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.Symlink("busybox", filepath.Join(in.root, "bin/sh"))
+	os.Symlink("busybox", filepath.Join(in.Root, "bin/sh"))
 }
 
 func TestPackagesRunTheImagesAptGetChrootedAndNonInteractive(t *testing.T) {
@@ -514,16 +506,16 @@ func TestPackagesRunTheImagesAptGetChrootedAndNonInteractive(t *testing.T) {
 	imageRoot(t, in)
 	// Logs each call inside the root (so it ran chrooted), fails installs
 	// of the package asked to.
-	os.WriteFile(filepath.Join(in.root, "usr/bin/apt-get"), []byte(`#!/bin/sh
+	os.WriteFile(filepath.Join(in.Root, "usr/bin/apt-get"), []byte(`#!/bin/sh
 echo "$DEBIAN_FRONTEND $*" >> /apt.log
 case "$*" in *fails-to-install*) exit 100;; esac
 `), 0o755)
 	st, _ := runUD(t, in, nil)
 	want(t, st, map[string]string{"packages": "failed"})
-	if r := result(st, "packages").Reason; !strings.Contains(r, "packages: apt-get install: exited with status 100") {
+	if r := handlerstest.Result(st, "packages").Reason; !strings.Contains(r, "packages: apt-get install: exited with status 100") {
 		t.Errorf("reason %q", r)
 	}
-	log := strings.Split(strings.TrimSpace(readFile(t, in, "apt.log")), "\n")
+	log := strings.Split(strings.TrimSpace(in.ReadFile(t, "apt.log")), "\n")
 	flags := "--option=Dpkg::Options::=--force-confold --option=Dpkg::options::=--force-unsafe-io --assume-yes --quiet"
 	wantLog := []string{
 		"noninteractive --quiet update",
@@ -555,7 +547,7 @@ func TestFindPackageManagerPrefersAptThenDnfThenYum(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pm, err := handlers.FindPackageManager(root)
+		pm, err := findPackageManager(root)
 		root.Close()
 		if pm.Name != tc.want || (tc.want == "") != (err != nil) {
 			t.Errorf("tools %v: %q, %v; want %q", tc.tools, pm.Name, err, tc.want)

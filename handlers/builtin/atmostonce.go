@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"bytes"
@@ -12,11 +12,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/config"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/userdata"
 )
+
+// scriptsSection is the scripts handler's flint.yaml section, read by
+// every handler that runs user-data's programs.
+const scriptsSection = "scripts"
 
 // scriptsConfig is the `scripts:` section of flint.yaml. It applies to
 // everything user-data makes flint run: boothooks, bootcmd, runcmd and
@@ -31,9 +36,9 @@ type scriptsConfig struct {
 // (compiling, downloading) and short enough that a hung one ends the boot.
 const defaultScriptTimeout = 30 * time.Minute
 
-func scriptTimeout(b *Boot) (time.Duration, error) {
+func scriptTimeout(b *handlers.Boot) (time.Duration, error) {
 	var cfg scriptsConfig
-	if err := b.Section("scripts", &cfg); err != nil {
+	if err := b.Section(scriptsSection, &cfg); err != nil {
 		return 0, err
 	}
 	if cfg.Timeout > 0 {
@@ -44,16 +49,16 @@ func scriptTimeout(b *Boot) (time.Duration, error) {
 
 // Paths of what user-data makes flint write, below the root.
 const (
-	// ScriptsDir holds the per-boot, per-instance and per-once script
+	// scriptsDir holds the per-boot, per-instance and per-once script
 	// directories, like cloud-init's /var/lib/cloud/scripts.
-	ScriptsDir = state.Dir + "/scripts"
+	scriptsDir = state.Dir + "/scripts"
 	// onceRecords holds the at-most-once records of per-once scripts,
 	// which outlive instances.
 	onceRecords = state.Dir + "/sem/scripts/per-once"
 )
 
 // instancePath is a path in the current instance's directory.
-func instancePath(b *Boot, rel string) (string, error) {
+func instancePath(b *handlers.Boot, rel string) (string, error) {
 	if b.State == nil || b.State.Instance() == "" {
 		return "", errors.New("no instance directory (instance id not set)")
 	}
@@ -102,7 +107,7 @@ type scriptRun struct {
 // scope). The record is made durable before the exec, so a crash during
 // the script leaves it marked as started: the next run reports it as
 // interrupted instead of running it again.
-func runAtMostOnce(ctx context.Context, b *Boot, s scriptRun, timeout time.Duration) error {
+func runAtMostOnce(ctx context.Context, b *handlers.Boot, s scriptRun, timeout time.Duration) error {
 	boot := ""
 	if s.PerBoot {
 		boot = currentBootID()
@@ -142,7 +147,7 @@ func runAtMostOnce(ctx context.Context, b *Boot, s scriptRun, timeout time.Durat
 	if s.Shell {
 		argv = []string{"/bin/sh", argv[0]}
 	}
-	p := Process{Name: s.Label, Argv: argv, Env: []string{"INSTANCE_ID=" + b.InstanceID}, Timeout: timeout}
+	p := handlers.Process{Name: s.Label, Argv: argv, Env: []string{"INSTANCE_ID=" + b.InstanceID}, Timeout: timeout}
 	err := b.RunProcess(ctx, p)
 	for i := 0; i < 5 && errors.Is(err, syscall.ETXTBSY); i++ {
 		// A fork elsewhere in the process may briefly hold the script's
@@ -164,14 +169,14 @@ func runAtMostOnce(ctx context.Context, b *Boot, s scriptRun, timeout time.Durat
 	return err
 }
 
-func writeRecord(b *Boot, rel string, rec runRecord) error {
+func writeRecord(b *handlers.Boot, rel string, rec runRecord) error {
 	data, _ := json.Marshal(rec)
 	return b.Root.WriteFile(rel, append(data, '\n'), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700})
 }
 
 // writeScript stores a script 0700 (user-data is secret to everyone but
 // root), rewriting it only when its content changed.
-func writeScript(b *Boot, rel string, content []byte) error {
+func writeScript(b *handlers.Boot, rel string, content []byte) error {
 	if old, err := b.Root.ReadFile(rel, rootfs.InRoot); err == nil && bytes.Equal(old, content) {
 		if fi, err := b.Root.Stat(rel, rootfs.InRoot); err == nil && fi.Mode().Perm() == 0o700 {
 			return nil
@@ -195,10 +200,10 @@ func dos2unix(content []byte) []byte {
 	return bytes.ReplaceAll(content, []byte("\r\n"), []byte("\n"))
 }
 
-// CleanFilename is cloud-init's clean_filename: "/" becomes "_", and only
+// cleanFilename is cloud-init's clean_filename: "/" becomes "_", and only
 // letters, digits and "_-.()" are kept, so a part's name is one safe path
 // element. Names that would still be unsafe ("", ".", "..") become "_".
-func CleanFilename(name string) string {
+func cleanFilename(name string) string {
 	var sb strings.Builder
 	for _, r := range strings.ReplaceAll(name, "/", "_") {
 		if r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.()", r)) {
@@ -213,9 +218,9 @@ func CleanFilename(name string) string {
 	}
 }
 
-// Shellify is cloud-init's util.shellify: a "#!/bin/sh" script with one
+// shellify is cloud-init's util.shellify: a "#!/bin/sh" script with one
 // line per command, a string as written, a list as single-quoted words.
-func Shellify(cmds []userdata.Command) []byte {
+func shellify(cmds []userdata.Command) []byte {
 	var sb strings.Builder
 	sb.WriteString("#!/bin/sh\n")
 	for _, c := range cmds {

@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"context"
@@ -7,19 +7,24 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/network"
 )
 
-// Network configures every ENI over netlink (addresses, per-ENI routing
-// tables, source rules, MTU) in the network namespace flint runs in. It
-// runs every boot: the reconcile is a diff, so a converged boot changes
-// nothing. Without a live root it plans only.
-var Network = &Func{N: "network", F: state.PerBoot, Fn: runNetwork}
+// networkHandler configures every ENI over netlink (addresses, per-ENI
+// routing tables, source rules, MTU) in the network namespace flint runs
+// in. It runs every boot: the reconcile is a diff, so a converged boot
+// changes nothing. Without a live root it plans only.
+var networkHandler = handlers.Builtin{
+	Name: "network", Frequency: state.PerBoot,
+	Section: "network", Config: func() any { return new(network.Config) },
+	Run: runNetwork,
+}
 
-func runNetwork(ctx context.Context, b *Boot) error {
+func runNetwork(ctx context.Context, b *handlers.Boot) error {
 	var cfg network.Config
-	if err := b.Section("network", &cfg); err != nil {
+	if err := b.Settings(&cfg); err != nil {
 		return err
 	}
 	// Only rtnetlink: a kernel without XFRM (cloud kernels) refuses a
@@ -45,7 +50,7 @@ func runNetwork(ctx context.Context, b *Boot) error {
 		return rerr
 	}
 	if planOnly && !b.DryRun && len(res.Changes) > 0 {
-		return fmt.Errorf("%d network changes: %w", len(res.Changes), ErrNotLive)
+		return fmt.Errorf("%d network changes: %w", len(res.Changes), handlers.ErrNotLive)
 	}
 	return nil
 }

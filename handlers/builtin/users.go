@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/sshkeys"
@@ -27,28 +29,28 @@ type usersConfig struct {
 	// DefaultUser is the image's login user (ec2-user, admin, ubuntu …):
 	// cloud-config's "default" entry, and the owner of the instance's
 	// metadata keys.
-	DefaultUser *DefaultUser `yaml:"default_user"`
+	DefaultUser *defaultUserConfig `yaml:"default_user"`
 }
 
-// DefaultUser describes the image's default user.
-type DefaultUser struct {
+// defaultUserConfig describes the image's default user.
+type defaultUserConfig struct {
 	Name   string    `yaml:"name"`
 	Gecos  string    `yaml:"gecos"`
 	Groups []string  `yaml:"groups"`
-	Sudo   SudoRules `yaml:"sudo"`
+	Sudo   sudoRules `yaml:"sudo"`
 	Shell  string    `yaml:"shell"`
 	// LockPasswd (default true) leaves the account without a usable
-	// password; key logins still work (see DecidePasswordField).
+	// password; key logins still work (see accounts.PasswordField).
 	LockPasswd *bool `yaml:"lock_passwd"`
 }
 
-// SudoRules are sudoers rules, written as one string or a list.
-type SudoRules []string
+// sudoRules are sudoers rules, written as one string or a list.
+type sudoRules []string
 
 // UnmarshalYAML accepts a string or a list of strings.
-func (s *SudoRules) UnmarshalYAML(n *yaml.Node) error {
+func (s *sudoRules) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
-		*s = SudoRules{n.Value}
+		*s = sudoRules{n.Value}
 		return nil
 	}
 	var l []string
@@ -59,13 +61,13 @@ func (s *SudoRules) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// DefaultUserName returns the configured default user ("" when none).
+// defaultUserName returns the configured default user ("" when none).
 // `flint ssh-keys` uses it to know who gets the metadata keys.
-func DefaultUserName(cfg interface {
+func defaultUserName(cfg interface {
 	Section(name string, v any) (bool, error)
 }) (string, error) {
 	var uc usersConfig
-	if _, err := cfg.Section("users", &uc); err != nil {
+	if _, err := cfg.Section(usersSection, &uc); err != nil {
 		return "", err
 	}
 	if uc.DefaultUser == nil {
@@ -74,17 +76,25 @@ func DefaultUserName(cfg interface {
 	return uc.DefaultUser.Name, nil
 }
 
-// Users creates the default user and cloud-config `users:` with the
+// usersHandler creates the default user and cloud-config `users:` with the
 // image's useradd/usermod/groupadd, sets or locks passwords, applies
 // cloud-config chpasswd, and installs sudo rules (checked by visudo).
-var Users = &Func{N: "users", F: state.PerInstance, Fn: runUsers}
+var usersHandler = handlers.Builtin{
+	Name: "users", Frequency: state.PerInstance,
+	Section: usersSection, Config: func() any { return new(usersConfig) },
+	Run: runUsers,
+}
 
-// EffectiveDefaultUser applies cloud-config's `user:` key (a name, or a
+// usersSection is the users handler's flint.yaml section; ssh-keys and
+// `flint ssh-keys` read the default user from it too.
+const usersSection = "users"
+
+// effectiveDefaultUser applies cloud-config's `user:` key (a name, or a
 // mapping with name, gecos, groups, shell, sudo, lock_passwd) over the
 // configured default user, as cloud-init does. raw is the key's value
 // from the merged cloud-config (nil when absent).
-func EffectiveDefaultUser(def *DefaultUser, raw any) *DefaultUser {
-	var d DefaultUser
+func effectiveDefaultUser(def *defaultUserConfig, raw any) *defaultUserConfig {
+	var d defaultUserConfig
 	if def != nil {
 		d = *def
 	}
@@ -142,8 +152,8 @@ func stringList(v any) []string {
 	return out
 }
 
-// UserSpec is one account the users handler makes sure of.
-type UserSpec struct {
+// userSpec is one account the users handler makes sure of.
+type userSpec struct {
 	Name, Gecos, HomeDir, PrimaryGroup, Shell string
 	Groups                                    []string
 	Sudo                                      []string
@@ -160,27 +170,27 @@ type UserSpec struct {
 	Default bool
 }
 
-// DecideUsers is cloud-init's normalize_users_groups: without a `users`
+// decideUsers is cloud-init's normalize_users_groups: without a `users`
 // key the default user alone; with one, its entries, the literal
 // "default" standing for the default user. usersSet says whether the
 // cloud-config had a `users` key at all (an empty list means nobody).
-func DecideUsers(def *DefaultUser, cc *userdata.CloudConfig, usersSet bool) ([]UserSpec, error) {
+func decideUsers(def *defaultUserConfig, cc *userdata.CloudConfig, usersSet bool) ([]userSpec, error) {
 	entries := cc.Users
 	if !usersSet {
 		entries = []userdata.User{{Name: "default", Default: true}}
 	}
-	var out []UserSpec
+	var out []userSpec
 	seen := map[string]bool{}
 	for _, u := range entries {
-		var s UserSpec
+		var s userSpec
 		if u.Default {
 			if def == nil || def.Name == "" {
 				continue // no default user on this image
 			}
-			s = UserSpec{Name: def.Name, Gecos: def.Gecos, Groups: def.Groups, Sudo: def.Sudo,
+			s = userSpec{Name: def.Name, Gecos: def.Gecos, Groups: def.Groups, Sudo: def.Sudo,
 				Shell: def.Shell, LockPasswd: def.LockPasswd == nil || *def.LockPasswd, Default: true}
 		} else {
-			s = UserSpec{
+			s = userSpec{
 				Name: u.Name, Gecos: u.Gecos, HomeDir: u.HomeDir, PrimaryGroup: u.PrimaryGroup,
 				Shell: u.Shell, Groups: u.Groups, Sudo: u.Sudo,
 				LockPasswd:   u.LockPasswd == nil || *u.LockPasswd,
@@ -217,29 +227,6 @@ func DecideUsers(def *DefaultUser, cc *userdata.CloudConfig, usersSet bool) ([]U
 	return out, nil
 }
 
-// LockedField is the shadow password field flint gives an account
-// whose password is locked. It is "*", not "!": sshd without PAM treats a
-// field starting with "!" as a locked account and refuses even key
-// logins, while "*" only means no password can match.
-const LockedField = "*"
-
-// DecidePasswordField says what the account's shadow password field must
-// become: LockedField when locked (or when useradd left the "!" that
-// would block key logins without PAM), "" when it stays as it is.
-// current is the field now; set reports whether a password is being set
-// for the user.
-func DecidePasswordField(lock bool, current string, set bool) string {
-	switch {
-	case lock && current != LockedField:
-		return LockedField
-	case lock, set:
-		return ""
-	case current == "!" || current == "!!" || current == "!*":
-		return LockedField
-	}
-	return ""
-}
-
 // lookTool finds a tool the handler runs (replaced in tests).
 var lookTool = func(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
@@ -259,7 +246,7 @@ const toolTimeout = time.Minute
 
 // runTool runs an account tool on the root and returns an error carrying
 // the tool's first line of complaint. stdin (passwords) is never logged.
-func runTool(ctx context.Context, b *Boot, name string, args []string, stdin []byte) error {
+func runTool(ctx context.Context, b *handlers.Boot, name string, args []string, stdin []byte) error {
 	p, err := lookTool(name)
 	if err != nil {
 		return fmt.Errorf("%s not found: install the image's account tools (passwd/shadow-utils) or create users another way", name)
@@ -306,11 +293,11 @@ func lastArg(a []string) string {
 const sudoersFile = "etc/sudoers.d/90-flint-users"
 
 // decidedUsers reads what the users and ssh-keys handlers both act on:
-// the users section, the cloud-config, and the accounts DecideUsers makes
+// the users section, the cloud-config, and the accounts decideUsers makes
 // of them.
-func decidedUsers(ctx context.Context, b *Boot) (*userdata.CloudConfig, []UserSpec, error) {
+func decidedUsers(ctx context.Context, b *handlers.Boot) (*userdata.CloudConfig, []userSpec, error) {
 	var cfg usersConfig
-	if err := b.Section("users", &cfg); err != nil {
+	if err := b.Section(usersSection, &cfg); err != nil {
 		return nil, nil, err
 	}
 	ud, err := b.UserData(ctx)
@@ -322,11 +309,11 @@ func decidedUsers(ctx context.Context, b *Boot) (*userdata.CloudConfig, []UserSp
 		return nil, nil, err
 	}
 	_, usersSet := ud.Config["users"]
-	specs, err := DecideUsers(EffectiveDefaultUser(cfg.DefaultUser, ud.Config["user"]), cc, usersSet)
+	specs, err := decideUsers(effectiveDefaultUser(cfg.DefaultUser, ud.Config["user"]), cc, usersSet)
 	return cc, specs, err
 }
 
-func runUsers(ctx context.Context, b *Boot) error {
+func runUsers(ctx context.Context, b *handlers.Boot) error {
 	cc, specs, err := decidedUsers(ctx, b)
 	if err != nil {
 		return err
@@ -363,7 +350,7 @@ func runUsers(ctx context.Context, b *Boot) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	sudoers := SudoersFor(string(oldSudoers), specs)
+	sudoers := sudoersFor(string(oldSudoers), specs)
 	for _, g := range missingGroups {
 		b.Note("group %s: create", g)
 	}
@@ -379,7 +366,7 @@ func runUsers(ctx context.Context, b *Boot) error {
 			b.Note("user %s: create (groups %s, shell %s)", s.Name, strings.Join(s.Groups, ","), orDefault(s.Shell, "default"))
 		}
 		if s.LockPasswd {
-			b.Note("user %s: password locked (%q: key logins still work)", s.Name, LockedField)
+			b.Note("user %s: password locked (%q: key logins still work)", s.Name, accounts.LockedField)
 		}
 	}
 	for _, p := range pw {
@@ -392,7 +379,7 @@ func runUsers(ctx context.Context, b *Boot) error {
 		return nil
 	}
 	if !b.Live {
-		return fmt.Errorf("%d users: %w", len(specs), ErrNotLive)
+		return fmt.Errorf("%d users: %w", len(specs), handlers.ErrNotLive)
 	}
 	for _, g := range missingGroups {
 		if err := runTool(ctx, b, "groupadd", []string{g}, nil); err != nil {
@@ -437,7 +424,7 @@ func orDefault(s, d string) string {
 // ensureUser creates s or brings an existing account's groups and
 // password field in line. members are the group memberships read before
 // any change: creating other users and new groups leaves s's own alone.
-func ensureUser(ctx context.Context, b *Boot, s UserSpec, exists bool, members map[string][]string) error {
+func ensureUser(ctx context.Context, b *handlers.Boot, s userSpec, exists bool, members map[string][]string) error {
 	if !exists {
 		args := []string{}
 		if s.Gecos != "" {
@@ -507,7 +494,7 @@ func ensureUser(ctx context.Context, b *Boot, s UserSpec, exists bool, members m
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if f := DecidePasswordField(s.LockPasswd, field, set && !s.LockPasswd); f != "" {
+	if f := accounts.PasswordField(s.LockPasswd, field, set && !s.LockPasswd); f != "" {
 		if err := runTool(ctx, b, "usermod", []string{"--password", f, s.Name}, nil); err != nil {
 			return err
 		}
@@ -515,11 +502,11 @@ func ensureUser(ctx context.Context, b *Boot, s UserSpec, exists bool, members m
 	return nil
 }
 
-// SudoersFor returns the sudoers drop-in with the rules of specs added to
+// sudoersFor returns the sudoers drop-in with the rules of specs added to
 // existing (the file as a previous instance left it): rules already there
 // are kept and not repeated, as cloud-init appends to its file. "" means
 // nothing to write.
-func SudoersFor(existing string, specs []UserSpec) string {
+func sudoersFor(existing string, specs []userSpec) string {
 	have := map[string]bool{}
 	for _, l := range strings.Split(existing, "\n") {
 		have[strings.TrimSpace(l)] = true
@@ -555,7 +542,7 @@ func SudoersFor(existing string, specs []UserSpec) string {
 // installSudoers checks content with `visudo -cf` and installs it 0440.
 // A file that does not pass is not installed: a broken sudoers drop-in
 // breaks sudo for everyone.
-func installSudoers(ctx context.Context, b *Boot, content string) error {
+func installSudoers(ctx context.Context, b *handlers.Boot, content string) error {
 	visudo, err := lookTool("visudo")
 	if err != nil {
 		return errors.New("visudo not found: sudo rules were not installed (install sudo in the image)")

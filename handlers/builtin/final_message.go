@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"context"
@@ -9,22 +9,23 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/state"
 )
 
-// FinalMessage prints cloud-config `final_message` (or cloud-init's
+// finalMessageHandler prints cloud-config `final_message` (or cloud-init's
 // default) to the console and the log at the end of every boot, with
 // $UPTIME, $TIMESTAMP, $VERSION and $DATASOURCE (any case, also as
 // {{ jinja }} variables) substituted, and records boot-finished in the
 // instance directory as cloud-init does.
-var FinalMessage = &Func{N: "final-message", F: state.PerBoot, Fn: runFinalMessage}
+var finalMessageHandler = handlers.Builtin{Name: "final-message", Frequency: state.PerBoot, Run: runFinalMessage}
 
 // Version is flint's version as messages show it; cmd/flint sets it.
 var Version = "dev"
 
-// DefaultFinalMessage is cloud-init's default, word for word, so tools
+// defaultFinalMessage is cloud-init's default, word for word, so tools
 // that wait for "Cloud-init v. ... finished at" on the console keep working.
-const DefaultFinalMessage = "## template: jinja\n" +
+const defaultFinalMessage = "## template: jinja\n" +
 	"Cloud-init v. {{version}} finished at {{timestamp}}. Datasource {{datasource}}.  Up {{uptime}} seconds"
 
 // finalDatasource is what $DATASOURCE says.
@@ -36,16 +37,16 @@ var (
 	jinjaVar       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`) })
 )
 
-// RenderFinalMessage renders msg as cloud-init's final_message module
+// renderFinalMessage renders msg as cloud-init's final_message module
 // does: an empty message is the default; a "## template: jinja" first
 // line selects {{ var }} substitution, else $var/${var} substitution.
 // Variables are uptime, timestamp, version and datasource, in lower or
 // upper case. Unlike cloud-init, an unknown variable is left as written
 // instead of dropping the whole message.
-func RenderFinalMessage(msg string, vars map[string]string) string {
+func renderFinalMessage(msg string, vars map[string]string) string {
 	msg = strings.TrimSpace(msg)
 	if msg == "" {
-		msg = DefaultFinalMessage
+		msg = defaultFinalMessage
 	}
 	lookup := func(name string) (string, bool) {
 		if v, ok := vars[name]; ok {
@@ -82,7 +83,7 @@ func RenderFinalMessage(msg string, vars map[string]string) string {
 	})
 }
 
-func runFinalMessage(ctx context.Context, b *Boot) error {
+func runFinalMessage(ctx context.Context, b *handlers.Boot) error {
 	cc, err := b.CloudConfig(ctx)
 	if err != nil {
 		return err
@@ -99,7 +100,7 @@ func runFinalMessage(ctx context.Context, b *Boot) error {
 	}
 	ts := time.Now().UTC().Format("Mon, 02 Jan 2006 15:04:05 -0700")
 	vars := map[string]string{"uptime": uptime, "timestamp": ts, "version": Version, "datasource": finalDatasource}
-	out := RenderFinalMessage(msg, vars)
+	out := renderFinalMessage(msg, vars)
 	if b.DryRun {
 		b.Note("would print the final message (%d bytes)", len(out))
 		return nil

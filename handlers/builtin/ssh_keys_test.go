@@ -1,4 +1,4 @@
-package handlers_test
+package builtin
 
 import (
 	"os"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/handlerstest"
 )
 
 // keysInstance is an instance whose image already has admin (uid 1000),
@@ -14,18 +15,18 @@ import (
 func keysInstance(t *testing.T, userData string) *instance {
 	t.Helper()
 	in := acctInstance(t, userData)
-	f, _ := os.OpenFile(filepath.Join(in.root, "etc/passwd"), os.O_APPEND|os.O_WRONLY, 0)
+	f, _ := os.OpenFile(filepath.Join(in.Root, "etc/passwd"), os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString("admin:x:1000:1000::/home/admin:/bin/sh\n")
 	f.Close()
-	os.MkdirAll(filepath.Join(in.root, "home/admin"), 0o755)
-	os.Chown(filepath.Join(in.root, "home/admin"), 1000, 1000)
+	os.MkdirAll(filepath.Join(in.Root, "home/admin"), 0o755)
+	os.Chown(filepath.Join(in.Root, "home/admin"), 1000, 1000)
 	return in
 }
 
 func keysRun(t *testing.T, in *instance) (handlers.Result, string) {
 	t.Helper()
 	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Only = []string{"ssh-keys"} })
-	return result(st, "ssh-keys"), out
+	return handlerstest.Result(st, "ssh-keys"), out
 }
 
 func TestSymlinkedSSHPathsAreRefusedByTheHandler(t *testing.T) {
@@ -42,21 +43,21 @@ func TestSymlinkedSSHPathsAreRefusedByTheHandler(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := keysInstance(t, "")
-			tt.setup(filepath.Join(in.root, "home/admin"))
-			shadow := readFile(t, in, "etc/shadow")
-			before, _ := os.ReadDir(filepath.Join(in.root, "etc"))
+			tt.setup(filepath.Join(in.Root, "home/admin"))
+			shadow := in.ReadFile(t, "etc/shadow")
+			before, _ := os.ReadDir(filepath.Join(in.Root, "etc"))
 			r, out := keysRun(t, in)
 			if r.Status != "failed" || !strings.Contains(r.Reason, "keys for admin: refused: a symlink") || strings.Contains(r.Reason, "\n") {
 				t.Fatalf("ssh-keys = %s %q\n%s", r.Status, r.Reason, out)
 			}
-			if readFile(t, in, "etc/shadow") != shadow {
+			if in.ReadFile(t, "etc/shadow") != shadow {
 				t.Fatal("etc/shadow changed")
 			}
-			if after, _ := os.ReadDir(filepath.Join(in.root, "etc")); len(after) != len(before) {
+			if after, _ := os.ReadDir(filepath.Join(in.Root, "etc")); len(after) != len(before) {
 				t.Errorf("files appeared in etc: %v → %v", before, after)
 			}
 			// root's keys are still installed: one refused user does not stop the others.
-			if !strings.Contains(readFile(t, in, "root/.ssh/authorized_keys"), "alice@laptop") {
+			if !strings.Contains(in.ReadFile(t, "root/.ssh/authorized_keys"), "alice@laptop") {
 				t.Error("root's keys not installed")
 			}
 		})
@@ -65,7 +66,7 @@ func TestSymlinkedSSHPathsAreRefusedByTheHandler(t *testing.T) {
 
 func TestBadKeysAreReportedAndValidOnesInstalled(t *testing.T) {
 	in := keysInstance(t, "#cloud-config\nssh_authorized_keys:\n  - ssh-foo AAAAB3NzaC1yc2E bad-type\n  - \""+handAdded+"\"\n")
-	in.emu.Set("meta-data/public-keys/0=alice/openssh-key", []byte(strings.Join([]string{
+	in.Emu.Set("meta-data/public-keys/0=alice/openssh-key", []byte(strings.Join([]string{
 		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO+kE/+KKx4mb6X truncated",
 		"ssh-ed25519 " + strings.Repeat("A", 20<<10),
 		"ssh-ed25519 AAAA\x00BBBB nul",
@@ -84,7 +85,7 @@ func TestBadKeysAreReportedAndValidOnesInstalled(t *testing.T) {
 	if len(notes) > 4000 {
 		t.Errorf("notes quote too much: %d bytes", len(notes))
 	}
-	got := readFile(t, in, "home/admin/.ssh/authorized_keys")
+	got := in.ReadFile(t, "home/admin/.ssh/authorized_keys")
 	if want := newKey + "\n" + strings.TrimSpace(acctFixtureDeploy(t, in)) + "\n" + handAdded + "\n"; got != want {
 		t.Fatalf("authorized_keys:\n%s\nwant\n%s", got, want)
 	}
@@ -101,7 +102,7 @@ func TestDisableRootFalseGivesRootPlainKeys(t *testing.T) {
 	if r, out := keysRun(t, in); r.Status != "ok" {
 		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
 	}
-	got := readFile(t, in, "root/.ssh/authorized_keys")
+	got := in.ReadFile(t, "root/.ssh/authorized_keys")
 	if strings.Contains(got, "command=") || !strings.HasPrefix(got, "ssh-ed25519 ") {
 		t.Fatalf("root's keys: %q", got)
 	}
@@ -109,12 +110,12 @@ func TestDisableRootFalseGivesRootPlainKeys(t *testing.T) {
 
 func TestKeysGoWhereTheImagesSSHDConfigSays(t *testing.T) {
 	in := keysInstance(t, "")
-	os.MkdirAll(filepath.Join(in.root, "etc/ssh"), 0o755)
-	os.WriteFile(filepath.Join(in.root, "etc/ssh/sshd_config"), []byte("AuthorizedKeysFile .ssh/authorized_keys2\n"), 0o644)
+	os.MkdirAll(filepath.Join(in.Root, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(in.Root, "etc/ssh/sshd_config"), []byte("AuthorizedKeysFile .ssh/authorized_keys2\n"), 0o644)
 	if r, out := keysRun(t, in); r.Status != "ok" {
 		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
 	}
-	if !strings.Contains(readFile(t, in, "home/admin/.ssh/authorized_keys2"), "alice@laptop") {
+	if !strings.Contains(in.ReadFile(t, "home/admin/.ssh/authorized_keys2"), "alice@laptop") {
 		t.Fatal("keys not in the configured file")
 	}
 }

@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/sshkeys"
@@ -25,20 +26,25 @@ type hostKeysConfig struct {
 	DeleteExisting *bool `yaml:"delete_existing"`
 }
 
-// HostKeys gives each instance its own SSH host keys (generated in Go or
+// hostKeysHandler gives each instance its own SSH host keys (generated in Go or
 // taken from cloud-config ssh_keys) and prints their fingerprints to the
 // console the way cloud-init does, so a person can check the first
 // connection.
-var HostKeys = &Func{N: "host-keys", F: state.PerInstance, Fn: runHostKeys}
+var hostKeysHandler = handlers.Builtin{
+	Name: "host-keys", Frequency: state.PerInstance,
+	Section: "host_keys", Config: func() any { return new(hostKeysConfig) },
+	Ready: true,
+	Run:   runHostKeys,
+}
 
 // sshDir holds the host keys.
 const sshDir = "etc/ssh"
 
 func hostKeyPath(typ string) string { return sshDir + "/ssh_host_" + typ + "_key" }
 
-func runHostKeys(ctx context.Context, b *Boot) error {
+func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 	var cfg hostKeysConfig
-	if err := b.Section("host_keys", &cfg); err != nil {
+	if err := b.Settings(&cfg); err != nil {
 		return err
 	}
 	cc, err := b.CloudConfig(ctx)
@@ -86,7 +92,7 @@ func runHostKeys(ctx context.Context, b *Boot) error {
 	}
 	// Every key is checked or made before anything is removed: a bad pair
 	// in cloud-config must not leave the image without host keys.
-	comment := "root@" + hostName(b.Root)
+	comment := "root@" + rootHostname(b.Root)
 	type hostKey struct {
 		typ string
 		key sshkeys.HostKey
@@ -207,7 +213,7 @@ func givenCerts(m map[string]string) map[string][]byte {
 }
 
 // hostName is the root's etc/hostname (the hostname handler ran first).
-func hostName(root *rootfs.Root) string {
+func rootHostname(root *rootfs.Root) string {
 	b, err := root.ReadFile("etc/hostname", rootfs.InRoot)
 	if name := strings.TrimSpace(string(b)); err == nil && name != "" {
 		return name

@@ -1,4 +1,4 @@
-package handlers_test
+package builtin
 
 import (
 	"os"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/handlerstest"
 	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/sshkeys"
 )
@@ -15,7 +16,7 @@ import (
 func hostKeysRun(t *testing.T, in *instance) (handlers.Result, string) {
 	t.Helper()
 	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Only = []string{"host-keys"} })
-	return result(st, "host-keys"), out
+	return handlerstest.Result(st, "host-keys"), out
 }
 
 func TestCloudConfigHostKeysAndKeyTypesAreHonoured(t *testing.T) {
@@ -26,20 +27,20 @@ func TestCloudConfigHostKeysAndKeyTypesAreHonoured(t *testing.T) {
 	indent := func(s string) string { return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ") }
 	in := acctInstance(t, "#cloud-config\nssh_genkeytypes: [ecdsa]\nssh_keys:\n  ed25519_private: |\n"+indent(string(given.Private))+"\n  ed25519_public: "+strings.TrimSpace(string(given.Public))+"\n")
 	// The image carries an RSA key baked from another instance.
-	os.MkdirAll(filepath.Join(in.root, "etc/ssh"), 0o755)
-	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key"), []byte("baked"), 0o600)
-	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key.pub"), []byte("baked"), 0o644)
+	os.MkdirAll(filepath.Join(in.Root, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(in.Root, "etc/ssh/ssh_host_rsa_key"), []byte("baked"), 0o600)
+	os.WriteFile(filepath.Join(in.Root, "etc/ssh/ssh_host_rsa_key.pub"), []byte("baked"), 0o644)
 	r, out := hostKeysRun(t, in)
 	if r.Status != "ok" {
 		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
 	}
-	if readFile(t, in, "etc/ssh/ssh_host_ed25519_key") != string(given.Private) {
+	if in.ReadFile(t, "etc/ssh/ssh_host_ed25519_key") != string(given.Private) {
 		t.Error("the given ed25519 key was not installed")
 	}
-	if _, err := os.Stat(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(in.Root, "etc/ssh/ssh_host_rsa_key")); !os.IsNotExist(err) {
 		t.Error("the baked RSA key was kept (ssh_deletekeys defaults to true)")
 	}
-	if !strings.HasPrefix(readFile(t, in, "etc/ssh/ssh_host_ecdsa_key.pub"), "ecdsa-sha2-nistp256 ") {
+	if !strings.HasPrefix(in.ReadFile(t, "etc/ssh/ssh_host_ecdsa_key.pub"), "ecdsa-sha2-nistp256 ") {
 		t.Error("no ecdsa key generated")
 	}
 	if strings.Contains(out, "PRIVATE KEY") || strings.Contains(strings.Join(r.Notes, "\n"), "PRIVATE KEY") {
@@ -53,13 +54,13 @@ func TestCloudConfigHostKeysAndKeyTypesAreHonoured(t *testing.T) {
 func TestKeepingImageHostKeysWhenAsked(t *testing.T) {
 	in := acctInstance(t, "#cloud-config\nssh_deletekeys: false\nssh_genkeytypes: [ed25519]\n")
 	k, _ := sshkeys.GenerateHostKey("ed25519", "root@image")
-	os.MkdirAll(filepath.Join(in.root, "etc/ssh"), 0o755)
-	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_ed25519_key"), k.Private, 0o600)
-	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_ed25519_key.pub"), k.Public, 0o644)
+	os.MkdirAll(filepath.Join(in.Root, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(in.Root, "etc/ssh/ssh_host_ed25519_key"), k.Private, 0o600)
+	os.WriteFile(filepath.Join(in.Root, "etc/ssh/ssh_host_ed25519_key.pub"), k.Public, 0o644)
 	if r, out := hostKeysRun(t, in); r.Status != "ok" {
 		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
 	}
-	if readFile(t, in, "etc/ssh/ssh_host_ed25519_key") != string(k.Private) {
+	if in.ReadFile(t, "etc/ssh/ssh_host_ed25519_key") != string(k.Private) {
 		t.Fatal("the image's key was replaced")
 	}
 }
@@ -69,15 +70,15 @@ func TestAMismatchedGivenHostKeyIsRefusedWithoutQuotingIt(t *testing.T) {
 	b, _ := sshkeys.GenerateHostKey("ed25519", "")
 	in := acctInstance(t, "#cloud-config\nssh_keys:\n  ed25519_private: |\n    "+strings.ReplaceAll(strings.TrimSpace(string(a.Private)), "\n", "\n    ")+"\n  ed25519_public: "+strings.TrimSpace(string(b.Public))+"\n")
 	img, _ := sshkeys.GenerateHostKey("rsa", "root@image")
-	os.MkdirAll(filepath.Join(in.root, "etc/ssh"), 0o755)
-	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key"), img.Private, 0o600)
-	os.WriteFile(filepath.Join(in.root, "etc/ssh/ssh_host_rsa_key.pub"), img.Public, 0o644)
+	os.MkdirAll(filepath.Join(in.Root, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(in.Root, "etc/ssh/ssh_host_rsa_key"), img.Private, 0o600)
+	os.WriteFile(filepath.Join(in.Root, "etc/ssh/ssh_host_rsa_key.pub"), img.Public, 0o644)
 	r, _ := hostKeysRun(t, in)
 	if r.Status != "failed" || !strings.Contains(r.Reason, "not one pair") || strings.Contains(r.Reason, "PRIVATE") {
 		t.Fatalf("%s %q", r.Status, r.Reason)
 	}
 	// Refused before anything was removed: sshd still has a host key.
-	if readFile(t, in, "etc/ssh/ssh_host_rsa_key") != string(img.Private) {
+	if in.ReadFile(t, "etc/ssh/ssh_host_rsa_key") != string(img.Private) {
 		t.Fatal("a bad given pair cost the image its host keys")
 	}
 }
@@ -96,7 +97,7 @@ func TestSSHDAcceptsTheHostKeysFlintWrites(t *testing.T) {
 	}
 	var cfg strings.Builder
 	for _, typ := range sshkeys.HostKeyTypes {
-		cfg.WriteString("HostKey " + filepath.Join(in.root, "etc/ssh/ssh_host_"+typ+"_key") + "\n")
+		cfg.WriteString("HostKey " + filepath.Join(in.Root, "etc/ssh/ssh_host_"+typ+"_key") + "\n")
 	}
 	conf := filepath.Join(t.TempDir(), "sshd_config")
 	os.WriteFile(conf, []byte(cfg.String()+"ListenAddress 127.0.0.1:1\nPidFile none\n"), 0o600)
@@ -111,7 +112,7 @@ func TestARootWithoutSSHDGetsNoHostKeys(t *testing.T) {
 	if r.Status != "ok" || !strings.Contains(strings.Join(r.Notes, "\n"), "no sshd in this root") {
 		t.Fatalf("%s %q %q\n%s", r.Status, r.Reason, r.Notes, out)
 	}
-	if _, err := os.Stat(filepath.Join(in.root, "etc/ssh")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(in.Root, "etc/ssh")); !os.IsNotExist(err) {
 		t.Fatal("etc/ssh created")
 	}
 }

@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/sshkeys"
@@ -28,20 +29,20 @@ type sshKeysConfig struct {
 	CABundle string `yaml:"ca_bundle"`
 }
 
-// DefaultDisableRootOpts is cloud-init's disable_root_opts.
-const DefaultDisableRootOpts = `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo 'Please login as the user \"$USER\" rather than the user \"$DISABLE_USER\".';echo;sleep 10;exit 142"`
+// defaultDisableRootOpts is cloud-init's disable_root_opts.
+const defaultDisableRootOpts = `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo 'Please login as the user \"$USER\" rather than the user \"$DISABLE_USER\".';echo;sleep 10;exit 142"`
 
 // SSHKeysLookup returns the `flint ssh-keys` settings of a configuration:
 // the default user, whether Instance Connect keys are served, the CA bundle.
 func SSHKeysLookup(cfg interface {
 	Section(name string, v any) (bool, error)
 }) (sshkeys.Lookup, error) {
-	user, err := DefaultUserName(cfg)
+	user, err := defaultUserName(cfg)
 	if err != nil {
 		return sshkeys.Lookup{}, err
 	}
 	var c sshKeysConfig
-	if _, err := cfg.Section("ssh_keys", &c); err != nil {
+	if _, err := cfg.Section(sshKeysSection, &c); err != nil {
 		return sshkeys.Lookup{}, err
 	}
 	return sshkeys.Lookup{
@@ -51,15 +52,23 @@ func SSHKeysLookup(cfg interface {
 	}, nil
 }
 
-// SSHKeys installs the instance's metadata public keys and cloud-config
+// sshKeysHandler installs the instance's metadata public keys and cloud-config
 // ssh_authorized_keys for the default user (and root, behind
 // disable_root), and each cloud-config user's own keys, merged into the
 // file sshd reads.
-var SSHKeys = &Func{N: "ssh-keys", F: state.PerInstance, Deps: []string{"users"}, Fn: runSSHKeys}
+var sshKeysHandler = handlers.Builtin{
+	Name: "ssh-keys", Frequency: state.PerInstance, Needs: []string{"users"},
+	Section: sshKeysSection, Config: func() any { return new(sshKeysConfig) },
+	Run: runSSHKeys,
+}
 
-func runSSHKeys(ctx context.Context, b *Boot) error {
+// sshKeysSection is the ssh-keys handler's flint.yaml section, which
+// `flint ssh-keys` reads too.
+const sshKeysSection = "ssh_keys"
+
+func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 	var cfg sshKeysConfig
-	if err := b.Section("ssh_keys", &cfg); err != nil {
+	if err := b.Settings(&cfg); err != nil {
 		return err
 	}
 	cc, specs, err := decidedUsers(ctx, b)
@@ -106,7 +115,7 @@ func runSSHKeys(ctx context.Context, b *Boot) error {
 		if disableRoot {
 			opts := cfg.DisableRootOpts
 			if opts == "" {
-				opts = DefaultDisableRootOpts
+				opts = defaultDisableRootOpts
 			}
 			u := defaultUser
 			if u == "" {
@@ -179,7 +188,7 @@ func runSSHKeys(ctx context.Context, b *Boot) error {
 		return joinedErr(errs)
 	}
 	if planned > 0 && !b.DryRun {
-		return fmt.Errorf("keys for %d users that do not exist yet: %w", planned, ErrNotLive)
+		return fmt.Errorf("keys for %d users that do not exist yet: %w", planned, handlers.ErrNotLive)
 	}
 	return nil
 }

@@ -1,24 +1,29 @@
-package handlers
+package builtin
 
 import (
 	"context"
 	"fmt"
 	"strings"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/modules"
 )
 
-// KernelModules makes sure /lib/modules/<release> exists for the running
+// kernelModulesHandler makes sure /lib/modules/<release> exists for the running
 // kernel: a tree the image ships, or one installed earlier, is left alone;
 // a missing one is fetched from the configured bundle, verified, unpacked
 // and depmod'ed, and the configured modules are loaded. It runs every boot
 // because a kernel can change between boots; a present tree costs a stat.
-var KernelModules = &Func{N: "kernel-modules", F: state.PerBoot, Fn: runKernelModules}
+var kernelModulesHandler = handlers.Builtin{
+	Name: "kernel-modules", Frequency: state.PerBoot,
+	Section: "modules", Config: func() any { return new(modules.Config) },
+	Run: runKernelModules,
+}
 
 // logLines adapts the handler's logger to the fetcher's progress writer:
 // one log record per line (the fetcher writes a line per 10% off a TTY).
-type logLines struct{ b *Boot }
+type logLines struct{ b *handlers.Boot }
 
 func (l logLines) Write(p []byte) (int, error) {
 	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
@@ -29,9 +34,9 @@ func (l logLines) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func runKernelModules(ctx context.Context, b *Boot) error {
+func runKernelModules(ctx context.Context, b *handlers.Boot) error {
 	var cfg modules.Config
-	if err := b.Section("modules", &cfg); err != nil {
+	if err := b.Settings(&cfg); err != nil {
 		return err
 	}
 	if b.DryRun {
@@ -79,7 +84,7 @@ func runKernelModules(ctx context.Context, b *Boot) error {
 	}
 	if len(cfg.Load) > 0 && !load {
 		b.Note("would load %s", strings.Join(cfg.Load, ", "))
-		return fmt.Errorf("loading %d modules: %w", len(cfg.Load), ErrNotLive)
+		return fmt.Errorf("loading %d modules: %w", len(cfg.Load), handlers.ErrNotLive)
 	}
 	return nil
 }

@@ -1,38 +1,34 @@
-package handlers
+package builtin
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/userdata"
 )
 
-// Boothooks runs #cloud-boothook parts, the earliest user-data hook. Like
+// boothooksHandler runs #cloud-boothook parts, the earliest user-data hook. Like
 // cloud-init it runs them on every boot with INSTANCE_ID in the
 // environment (a boothook decides itself whether to act once per
 // instance), stored 0700 under <instance>/boothooks/. A boothook runs at
 // most once per boot: one interrupted by a crash is reported, not re-run.
-var Boothooks = &Func{N: "boothooks", F: state.PerBoot, Fn: runBoothooks}
-
-// Bootcmd runs cloud-config `bootcmd` early on every boot, as cloud-init
-// does: the commands become one shell script (strings as written, lists as
-// quoted words) run by /bin/sh with INSTANCE_ID set.
-var Bootcmd = &Func{N: "bootcmd", F: state.PerBoot, Fn: runBootcmd}
+var boothooksHandler = handlers.Builtin{Name: "boothooks", Frequency: state.PerBoot, Run: runBoothooks}
 
 var boothookPrefix = []byte("#cloud-boothook")
 
-// BoothookScript is what cloud-init stores for a boothook part: CRLF
+// boothookScript is what cloud-init stores for a boothook part: CRLF
 // undone, the "#cloud-boothook" line removed, leading white space trimmed.
-func BoothookScript(payload []byte) []byte {
+func boothookScript(payload []byte) []byte {
 	s := bytes.ReplaceAll(payload, []byte("\r\n"), []byte("\n"))
 	s = bytes.TrimLeft(s, " \t\r\n")
 	s = bytes.TrimPrefix(s, boothookPrefix)
 	return bytes.TrimLeft(s, " \t\r\n")
 }
 
-func runBoothooks(ctx context.Context, b *Boot) error {
+func runBoothooks(ctx context.Context, b *handlers.Boot) error {
 	ud, err := b.UserData(ctx)
 	if err != nil {
 		return err
@@ -48,7 +44,7 @@ func runBoothooks(ctx context.Context, b *Boot) error {
 	}
 	if b.DryRun {
 		for _, p := range hooks {
-			b.Note("would run boothook %s", CleanFilename(p.Filename))
+			b.Note("would run boothook %s", cleanFilename(p.Filename))
 		}
 		return nil
 	}
@@ -67,11 +63,11 @@ func runBoothooks(ctx context.Context, b *Boot) error {
 	for _, p := range hooks {
 		// cloud-init writes and runs each part in turn, so two parts with
 		// the same name both run: keep both.
-		name := CleanFilename(p.Filename)
+		name := cleanFilename(p.Filename)
 		if seen[name]++; seen[name] > 1 {
 			name = fmt.Sprintf("%s.%d", name, seen[name])
 		}
-		content := BoothookScript(p.Content())
+		content := boothookScript(p.Content())
 		rel := dir + "/" + name
 		if err := writeScript(b, rel, content); err != nil {
 			f.add(fmt.Errorf("boothook %s: %w", name, err))
@@ -92,47 +88,7 @@ func runBoothooks(ctx context.Context, b *Boot) error {
 		return err
 	}
 	if planned > 0 {
-		return fmt.Errorf("%d boothooks: %w", planned, ErrNotLive)
+		return fmt.Errorf("%d boothooks: %w", planned, handlers.ErrNotLive)
 	}
-	return nil
-}
-
-func runBootcmd(ctx context.Context, b *Boot) error {
-	cc, err := b.CloudConfig(ctx)
-	if err != nil {
-		return err
-	}
-	if len(cc.Bootcmd) == 0 {
-		return nil
-	}
-	if b.DryRun {
-		b.Note("would run %d bootcmd commands", len(cc.Bootcmd))
-		return nil
-	}
-	timeout, err := scriptTimeout(b)
-	if err != nil {
-		return err
-	}
-	rel, err := instancePath(b, "bootcmd")
-	if err != nil {
-		return err
-	}
-	if err := writeScript(b, rel, Shellify(cc.Bootcmd)); err != nil {
-		return err
-	}
-	if !b.Live {
-		b.Note("%d bootcmd commands written to %s, not run", len(cc.Bootcmd), b.Root.Path(rel))
-		return fmt.Errorf("bootcmd: %w", ErrNotLive)
-	}
-	err = b.RunProcess(ctx, Process{
-		Name:    "bootcmd",
-		Argv:    []string{"/bin/sh", b.Root.Path(rel)},
-		Env:     []string{"INSTANCE_ID=" + b.InstanceID},
-		Timeout: timeout,
-	})
-	if err != nil {
-		return err
-	}
-	b.Note("%d bootcmd commands: ok (exit status 0)", len(cc.Bootcmd))
 	return nil
 }

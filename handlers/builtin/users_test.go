@@ -1,4 +1,4 @@
-package handlers_test
+package builtin
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/handlerstest"
 	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/userdata"
 )
@@ -43,19 +44,19 @@ func acctInstance(t *testing.T, userData string) *instance {
 		"etc/sudoers":    "root ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n",
 	}
 	for rel, content := range files {
-		p := filepath.Join(in.root, rel)
+		p := filepath.Join(in.Root, rel)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	os.Chmod(filepath.Join(in.root, "etc/shadow"), 0o640)
-	os.MkdirAll(filepath.Join(in.root, "home"), 0o755)
-	os.MkdirAll(filepath.Join(in.root, "etc/ssh"), 0o755)
-	os.MkdirAll(filepath.Join(in.root, "root"), 0o700)
-	in.config(t, acctConfig)
+	os.Chmod(filepath.Join(in.Root, "etc/shadow"), 0o640)
+	os.MkdirAll(filepath.Join(in.Root, "home"), 0o755)
+	os.MkdirAll(filepath.Join(in.Root, "etc/ssh"), 0o755)
+	os.MkdirAll(filepath.Join(in.Root, "root"), 0o700)
+	in.Config(t, acctConfig)
 	if userData != "" {
-		in.emu.Set("user-data", []byte(userData))
+		in.Emu.Set("user-data", []byte(userData))
 	}
 	return in
 }
@@ -74,8 +75,8 @@ func needAccountTools(t *testing.T) {
 func acctRun(t *testing.T, in *instance, mod func(*handlers.Setup)) (*handlers.Status, string) {
 	t.Helper()
 	var out bytes.Buffer
-	s := handlers.Setup{Root: in.root, Live: true, Endpoint: in.url, Stderr: &out, Stdout: &out,
-		Only: []string{"users", "ssh-keys", "host-keys"}, Getenv: func(string) string { return "" }}
+	s := in.Setup(&out, &out)
+	s.Only = []string{"users", "ssh-keys", "host-keys"}
 	if mod != nil {
 		mod(&s)
 	}
@@ -89,7 +90,7 @@ func acctRun(t *testing.T, in *instance, mod func(*handlers.Setup)) (*handlers.S
 func acctWant(t *testing.T, st *handlers.Status, out string, want map[string]string) {
 	t.Helper()
 	for name, s := range want {
-		if r := result(st, name); r.Status != s {
+		if r := handlerstest.Result(st, name); r.Status != s {
 			t.Fatalf("%s = %s (%s), want %s\nnotes: %q\n%s", name, r.Status, r.Reason, s, r.Notes, out)
 		}
 	}
@@ -97,7 +98,7 @@ func acctWant(t *testing.T, st *handlers.Status, out string, want map[string]str
 
 func acctField(t *testing.T, in *instance, file, user string, field int) string {
 	t.Helper()
-	for _, l := range strings.Split(readFile(t, in, file), "\n") {
+	for _, l := range strings.Split(in.ReadFile(t, file), "\n") {
 		if f := strings.Split(l, ":"); f[0] == user && len(f) > field {
 			return f[field]
 		}
@@ -108,7 +109,7 @@ func acctField(t *testing.T, in *instance, file, user string, field int) string 
 
 func acctOwner(t *testing.T, in *instance, rel string) (int, os.FileMode) {
 	t.Helper()
-	fi, err := os.Lstat(filepath.Join(in.root, rel))
+	fi, err := os.Lstat(filepath.Join(in.Root, rel))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
 			t.Errorf("admin not in group %s", g)
 		}
 	}
-	if got := readFile(t, in, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL\n") {
+	if got := in.ReadFile(t, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL\n") {
 		t.Errorf("sudoers: %q", got)
 	}
 	if _, m := acctOwner(t, in, "etc/sudoers.d/90-flint-users"); m.Perm() != 0o440 {
@@ -142,7 +143,7 @@ func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
 	}
 	// Its keys: both metadata keys, private files owned by admin.
 	ak := "home/admin/.ssh/authorized_keys"
-	keys := readFile(t, in, ak)
+	keys := in.ReadFile(t, ak)
 	if !strings.Contains(keys, "alice@laptop") || !strings.Contains(keys, "deploy-key") || strings.Count(keys, "\n") != 2 {
 		t.Fatalf("authorized_keys: %q", keys)
 	}
@@ -153,14 +154,14 @@ func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
 		}
 	}
 	// root gets them behind the "log in as admin" command.
-	if got := readFile(t, in, "root/.ssh/authorized_keys"); strings.Count(got, `Please login as the user \"admin\" rather than the user \"root\".`) != 2 {
+	if got := in.ReadFile(t, "root/.ssh/authorized_keys"); strings.Count(got, `Please login as the user \"admin\" rather than the user \"root\".`) != 2 {
 		t.Errorf("root's keys: %q", got)
 	}
 	// Host keys, and their fingerprints on the console.
 	hostKeys := map[string]string{}
 	for _, typ := range []string{"rsa", "ecdsa", "ed25519"} {
 		rel := "etc/ssh/ssh_host_" + typ + "_key"
-		hostKeys[typ] = readFile(t, in, rel)
+		hostKeys[typ] = in.ReadFile(t, rel)
 		if _, m := acctOwner(t, in, rel); m.Perm() != 0o600 {
 			t.Errorf("%s mode %v", rel, m)
 		}
@@ -173,31 +174,31 @@ func TestAFreshInstanceARebootAndANewInstance(t *testing.T) {
 	}
 
 	// Reboot: nothing changes.
-	before := readFile(t, in, ak)
+	before := in.ReadFile(t, ak)
 	st, out = acctRun(t, in, nil)
 	acctWant(t, st, out, map[string]string{"users": "skipped", "ssh-keys": "skipped", "host-keys": "skipped"})
-	if readFile(t, in, ak) != before || readFile(t, in, "etc/ssh/ssh_host_ed25519_key") != hostKeys["ed25519"] {
+	if in.ReadFile(t, ak) != before || in.ReadFile(t, "etc/ssh/ssh_host_ed25519_key") != hostKeys["ed25519"] {
 		t.Fatal("a reboot changed keys")
 	}
 
 	// A person adds a key; the image becomes a new instance with another key.
-	f, _ := os.OpenFile(filepath.Join(in.root, ak), os.O_APPEND|os.O_WRONLY, 0)
+	f, _ := os.OpenFile(filepath.Join(in.Root, ak), os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(handAdded + "\n")
 	f.Close()
-	in.emu.Set("meta-data/instance-id", []byte("i-0fedcba9876543210"))
-	in.emu.Set("meta-data/public-keys/2=new/openssh-key", []byte(newKey+"\n"))
+	in.Emu.Set("meta-data/instance-id", []byte("i-0fedcba9876543210"))
+	in.Emu.Set("meta-data/public-keys/2=new/openssh-key", []byte(newKey+"\n"))
 	st, out = acctRun(t, in, nil)
 	acctWant(t, st, out, map[string]string{"users": "ok", "ssh-keys": "ok", "host-keys": "ok"})
-	keys = readFile(t, in, ak)
+	keys = in.ReadFile(t, ak)
 	if want := before + handAdded + "\n" + newKey + "\n"; keys != want {
 		t.Fatalf("keys after the new instance:\n%s\nwant\n%s", keys, want)
 	}
 	for typ, old := range hostKeys {
-		if readFile(t, in, "etc/ssh/ssh_host_"+typ+"_key") == old {
+		if in.ReadFile(t, "etc/ssh/ssh_host_"+typ+"_key") == old {
 			t.Errorf("%s host key not regenerated on a new instance", typ)
 		}
 	}
-	if n := strings.Count("\n"+readFile(t, in, "etc/passwd"), "\nadmin:"); n != 1 {
+	if n := strings.Count("\n"+in.ReadFile(t, "etc/passwd"), "\nadmin:"); n != 1 {
 		t.Errorf("admin appears %d times in passwd", n)
 	}
 }
@@ -248,18 +249,18 @@ chpasswd:
 	if uid := acctField(t, in, "etc/passwd", "svc", 2); len(uid) != 3 {
 		t.Errorf("system user uid %s", uid)
 	}
-	if _, err := os.Stat(filepath.Join(in.root, "home/svc")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(in.Root, "home/svc")); !errors.Is(err, os.ErrNotExist) {
 		t.Error("a system user got a home")
 	}
-	if got := readFile(t, in, "home/carol/.ssh/authorized_keys"); got != handAdded+"\n" {
+	if got := in.ReadFile(t, "home/carol/.ssh/authorized_keys"); got != handAdded+"\n" {
 		t.Errorf("carol's keys: %q (metadata keys belong to the default user only)", got)
 	}
-	if got := readFile(t, in, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "carol ALL=(ALL) ALL") || !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL") {
+	if got := in.ReadFile(t, "etc/sudoers.d/90-flint-users"); !strings.Contains(got, "carol ALL=(ALL) ALL") || !strings.Contains(got, "admin ALL=(ALL) NOPASSWD:ALL") {
 		t.Errorf("sudoers: %q", got)
 	}
 	// Secrets stay out of logs, notes and the output log.
-	all := out + strings.Join(result(st, "users").Notes, "\n")
-	if b, err := os.ReadFile(filepath.Join(in.root, "var/log/flint-output.log")); err == nil {
+	all := out + strings.Join(handlerstest.Result(st, "users").Notes, "\n")
+	if b, err := os.ReadFile(filepath.Join(in.Root, "var/log/flint-output.log")); err == nil {
 		all += string(b)
 	}
 	if strings.Contains(all, "saltsalt") || strings.Contains(all, "$6$other") || strings.Contains(all, "correct horse") {
@@ -288,18 +289,18 @@ func TestAccountProblemsAreOneClearLine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			needAccountTools(t)
 			if tt.look != nil {
-				handlers.SetLookTool(t, tt.look)
+				setLookTool(t, tt.look)
 			}
 			in := acctInstance(t, tt.userData)
 			st, out := acctRun(t, in, nil)
-			r := result(st, "users")
+			r := handlerstest.Result(st, "users")
 			if r.Status != "failed" || !strings.Contains(r.Reason, tt.want) || strings.Contains(r.Reason, "\n") {
 				t.Fatalf("users = %s %q, want failed with %q\n%s", r.Status, r.Reason, tt.want, out)
 			}
-			if r := result(st, "ssh-keys"); r.Status != "not-run" && r.Status != handlers.ResultNotRun {
+			if r := handlerstest.Result(st, "ssh-keys"); r.Status != "not-run" && r.Status != handlers.ResultNotRun {
 				t.Errorf("ssh-keys ran after users failed: %s", r.Status)
 			}
-			if _, err := os.Stat(filepath.Join(in.root, "etc/sudoers.d/90-flint-users")); err == nil && tt.name == "a sudo rule visudo rejects" {
+			if _, err := os.Stat(filepath.Join(in.Root, "etc/sudoers.d/90-flint-users")); err == nil && tt.name == "a sudo rule visudo rejects" {
 				t.Error("a rejected sudoers file was installed")
 			}
 		})
@@ -308,13 +309,13 @@ func TestAccountProblemsAreOneClearLine(t *testing.T) {
 
 func TestWithoutLiveAccountsArePlannedNotMade(t *testing.T) {
 	in := acctInstance(t, "")
-	passwd := readFile(t, in, "etc/passwd")
+	passwd := in.ReadFile(t, "etc/passwd")
 	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Live = false })
 	acctWant(t, st, out, map[string]string{"users": "planned", "ssh-keys": "planned"})
-	if r := result(st, "users"); !strings.Contains(r.Reason, "not live") || !strings.Contains(strings.Join(r.Notes, "\n"), "user admin: create") {
+	if r := handlerstest.Result(st, "users"); !strings.Contains(r.Reason, "not live") || !strings.Contains(strings.Join(r.Notes, "\n"), "user admin: create") {
 		t.Errorf("users: %q %q", r.Reason, r.Notes)
 	}
-	if readFile(t, in, "etc/passwd") != passwd {
+	if in.ReadFile(t, "etc/passwd") != passwd {
 		t.Fatal("passwd changed without --live")
 	}
 	// A later run with --live does the work.
@@ -324,13 +325,13 @@ func TestWithoutLiveAccountsArePlannedNotMade(t *testing.T) {
 }
 
 func TestDecideUsersFollowsCloudInit(t *testing.T) {
-	def := &handlers.DefaultUser{Name: "ec2-user", Groups: []string{"wheel"}}
+	def := &defaultUserConfig{Name: "ec2-user", Groups: []string{"wheel"}}
 	no := false
 	tests := []struct {
 		name     string
 		users    []userdata.User
 		set      bool
-		def      *handlers.DefaultUser
+		def      *defaultUserConfig
 		want     []string
 		defaults []string
 	}{
@@ -343,7 +344,7 @@ func TestDecideUsersFollowsCloudInit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			specs, err := handlers.DecideUsers(tt.def, &userdata.CloudConfig{Users: tt.users}, tt.set)
+			specs, err := decideUsers(tt.def, &userdata.CloudConfig{Users: tt.users}, tt.set)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -364,70 +365,42 @@ func TestDecideUsersFollowsCloudInit(t *testing.T) {
 	}
 }
 
-func TestLockingAPasswordNeverLocksKeyLoginsOut(t *testing.T) {
-	tests := []struct {
-		name    string
-		lock    bool
-		current string
-		set     bool
-		want    string
-	}{
-		{"a new locked account gets * instead of useradd's !", true, "!", false, "*"},
-		{"a hash is replaced when locking", true, "$6$x$y", false, "*"},
-		{"an already locked account is left alone", true, "*", false, ""},
-		{"an unlocked account without a password loses the ! too", false, "!", false, "*"},
-		{"an unlocked account with a password keeps it", false, "$6$x$y", false, ""},
-		{"a password being set is not overridden", false, "!", true, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := handlers.DecidePasswordField(tt.lock, tt.current, tt.set)
-			if got != tt.want {
-				t.Fatalf("got %q, want %q", got, tt.want)
-			}
-			if strings.HasPrefix(got, "!") {
-				t.Fatal("a ! field blocks key logins when sshd runs without PAM")
-			}
-		})
-	}
-}
-
 func TestSudoRulesAreAddedOnceAndKeptAcrossInstances(t *testing.T) {
-	a := []handlers.UserSpec{{Name: "admin", Sudo: []string{"ALL=(ALL) NOPASSWD:ALL"}}}
-	first := handlers.SudoersFor("", a)
+	a := []userSpec{{Name: "admin", Sudo: []string{"ALL=(ALL) NOPASSWD:ALL"}}}
+	first := sudoersFor("", a)
 	if !strings.Contains(first, "\nadmin ALL=(ALL) NOPASSWD:ALL\n") {
 		t.Fatalf("first: %q", first)
 	}
-	if again := handlers.SudoersFor(first, a); again != "" {
+	if again := sudoersFor(first, a); again != "" {
 		t.Fatalf("the same rules again rewrite the file: %q", again)
 	}
-	b := []handlers.UserSpec{{Name: "carol", Sudo: []string{"ALL=(ALL) ALL"}}}
-	next := handlers.SudoersFor(first, b)
+	b := []userSpec{{Name: "carol", Sudo: []string{"ALL=(ALL) ALL"}}}
+	next := sudoersFor(first, b)
 	if !strings.HasPrefix(next, first) || !strings.HasSuffix(next, "carol ALL=(ALL) ALL\n") {
 		t.Fatalf("a new instance's rules: %q", next)
 	}
-	if handlers.SudoersFor("", []handlers.UserSpec{{Name: "x"}}) != "" {
+	if sudoersFor("", []userSpec{{Name: "x"}}) != "" {
 		t.Fatal("no rules, yet a file")
 	}
 }
 
 func TestCloudConfigUserOverridesTheDefaultUser(t *testing.T) {
-	def := &handlers.DefaultUser{Name: "admin", Groups: []string{"sudo"}, Shell: "/bin/sh"}
+	def := &defaultUserConfig{Name: "admin", Groups: []string{"sudo"}, Shell: "/bin/sh"}
 	no := false
 	tests := []struct {
 		name string
 		raw  any
-		want handlers.DefaultUser
+		want defaultUserConfig
 	}{
 		{"absent", nil, *def},
-		{"a name", "ubuntu", handlers.DefaultUser{Name: "ubuntu", Groups: []string{"sudo"}, Shell: "/bin/sh"}},
+		{"a name", "ubuntu", defaultUserConfig{Name: "ubuntu", Groups: []string{"sudo"}, Shell: "/bin/sh"}},
 		{"a mapping", map[string]any{"name": "ops", "groups": "adm, wheel", "lock_passwd": false},
-			handlers.DefaultUser{Name: "ops", Groups: []string{"adm", "wheel"}, Shell: "/bin/sh", LockPasswd: &no}},
+			defaultUserConfig{Name: "ops", Groups: []string{"adm", "wheel"}, Shell: "/bin/sh", LockPasswd: &no}},
 		{"junk", 42, *def},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := handlers.EffectiveDefaultUser(def, tt.raw)
+			got := effectiveDefaultUser(def, tt.raw)
 			if got.Name != tt.want.Name || !slices.Equal(got.Groups, tt.want.Groups) || got.Shell != tt.want.Shell ||
 				(got.LockPasswd == nil) != (tt.want.LockPasswd == nil) {
 				t.Fatalf("got %+v, want %+v", *got, tt.want)
@@ -437,4 +410,14 @@ func TestCloudConfigUserOverridesTheDefaultUser(t *testing.T) {
 	if def.Name != "admin" {
 		t.Fatal("the configured default user was modified")
 	}
+}
+
+// setLookTool replaces how the users handler finds useradd, visudo … for
+// the rest of the test (a missing tool). Tests using it must not run in
+// parallel.
+func setLookTool(t testing.TB, f func(name string) (string, error)) {
+	t.Helper()
+	old := lookTool
+	lookTool = f
+	t.Cleanup(func() { lookTool = old })
 }

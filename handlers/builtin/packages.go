@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"context"
@@ -7,19 +7,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/config"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/userdata"
 )
 
-// Packages applies cloud-config `package_update`, `package_upgrade` and
+// packagesHandler applies cloud-config `package_update`, `package_upgrade` and
 // `packages` once per instance with the image's own package manager
 // (apt-get, dnf or yum, looked up in the root), non-interactively. Like
 // cloud-init, installing packages refreshes the package lists first.
 // Running a package manager is a live change: with a root other than "/"
 // it needs --live, and then runs chrooted into the root.
-var Packages = &Func{N: "packages", F: state.PerInstance, Fn: runPackages}
+var packagesHandler = handlers.Builtin{
+	Name: "packages", Frequency: state.PerInstance,
+	Section: "packages", Config: func() any { return new(packagesConfig) },
+	Run: runPackages,
+}
 
 // packagesConfig is the `packages:` section of flint.yaml.
 type packagesConfig struct {
@@ -29,8 +34,8 @@ type packagesConfig struct {
 
 const defaultPackagesTimeout = 30 * time.Minute
 
-// PackageManager is a package manager found in a root.
-type PackageManager struct {
+// packageManager is a package manager found in a root.
+type packageManager struct {
 	// Name is "apt-get", "dnf" or "yum".
 	Name string
 	// Path is the tool's path inside the root ("/usr/bin/apt-get").
@@ -39,33 +44,33 @@ type PackageManager struct {
 
 // packageManagers are probed in this order: dnf before yum, since on
 // systems with both yum is a compatibility shim.
-var packageManagers = []PackageManager{
+var packageManagers = []packageManager{
 	{"apt-get", "/usr/bin/apt-get"},
 	{"dnf", "/usr/bin/dnf"},
 	{"yum", "/usr/bin/yum"},
 }
 
-// FindPackageManager returns the root's package manager.
-func FindPackageManager(root *rootfs.Root) (PackageManager, error) {
+// findPackageManager returns the root's package manager.
+func findPackageManager(root *rootfs.Root) (packageManager, error) {
 	for _, pm := range packageManagers {
 		if fi, err := root.Stat(pm.Path, rootfs.InRoot); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
 			return pm, nil
 		}
 	}
-	return PackageManager{}, fmt.Errorf("no package manager in %s (looked for /usr/bin/apt-get, dnf and yum)", root.Dir())
+	return packageManager{}, fmt.Errorf("no package manager in %s (looked for /usr/bin/apt-get, dnf and yum)", root.Dir())
 }
 
-// PackageCommand is one package manager invocation.
-type PackageCommand struct {
+// packageCommand is one package manager invocation.
+type packageCommand struct {
 	// Step is "update", "upgrade" or "install".
 	Step string
 	// Argv runs inside the root.
 	Argv []string
 }
 
-// PackageCommands is the decision: the commands that apply
+// packageCommands is the decision: the commands that apply
 // update/upgrade/install with pm, in order, and the environment they need.
-func PackageCommands(pm PackageManager, update, upgrade bool, pkgs []userdata.Package) (cmds []PackageCommand, env []string) {
+func packageCommands(pm packageManager, update, upgrade bool, pkgs []userdata.Package) (cmds []packageCommand, env []string) {
 	if len(pkgs) > 0 {
 		update = true
 	}
@@ -97,18 +102,18 @@ func PackageCommands(pm PackageManager, update, upgrade bool, pkgs []userdata.Pa
 		updateArgv = with(base, "makecache")
 	}
 	if update {
-		cmds = append(cmds, PackageCommand{"update", updateArgv})
+		cmds = append(cmds, packageCommand{"update", updateArgv})
 	}
 	if upgrade {
-		cmds = append(cmds, PackageCommand{"upgrade", with(base, upgradeVerb)})
+		cmds = append(cmds, packageCommand{"upgrade", with(base, upgradeVerb)})
 	}
 	if len(names) > 0 {
-		cmds = append(cmds, PackageCommand{"install", with(with(base, "install"), names...)})
+		cmds = append(cmds, packageCommand{"install", with(with(base, "install"), names...)})
 	}
 	return cmds, env
 }
 
-func runPackages(ctx context.Context, b *Boot) error {
+func runPackages(ctx context.Context, b *handlers.Boot) error {
 	cc, err := b.CloudConfig(ctx)
 	if err != nil {
 		return err
@@ -117,18 +122,18 @@ func runPackages(ctx context.Context, b *Boot) error {
 		return nil
 	}
 	var cfg packagesConfig
-	if err := b.Section("packages", &cfg); err != nil {
+	if err := b.Settings(&cfg); err != nil {
 		return err
 	}
 	timeout := time.Duration(cfg.Timeout)
 	if timeout <= 0 {
 		timeout = defaultPackagesTimeout
 	}
-	pm, err := FindPackageManager(b.Root)
+	pm, err := findPackageManager(b.Root)
 	if err != nil {
 		return fmt.Errorf("cannot apply packages/package_update/package_upgrade: %w", err)
 	}
-	cmds, env := PackageCommands(pm, cc.PackageUpdate, cc.PackageUpgrade, cc.Packages)
+	cmds, env := packageCommands(pm, cc.PackageUpdate, cc.PackageUpgrade, cc.Packages)
 	var prefix []string
 	if !b.Root.IsHost() {
 		chroot, err := exec.LookPath("chroot")
@@ -144,11 +149,11 @@ func runPackages(ctx context.Context, b *Boot) error {
 		if b.DryRun {
 			return nil
 		}
-		return fmt.Errorf("packages: %w", ErrNotLive)
+		return fmt.Errorf("packages: %w", handlers.ErrNotLive)
 	}
 	for i, c := range cmds {
 		label := "packages: " + pm.Name + " " + c.Step
-		err := b.RunProcess(ctx, Process{Name: label, Argv: append(append([]string{}, prefix...), c.Argv...), Env: env, Timeout: timeout})
+		err := b.RunProcess(ctx, handlers.Process{Name: label, Argv: append(append([]string{}, prefix...), c.Argv...), Env: env, Timeout: timeout})
 		if err != nil {
 			if i < len(cmds)-1 {
 				b.Note("%d later package commands not run", len(cmds)-1-i)

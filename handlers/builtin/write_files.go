@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"bufio"
@@ -14,26 +14,20 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/userdata"
 )
 
-// WriteFiles writes cloud-config `write_files` entries without `defer`,
+// writeFilesHandler writes cloud-config `write_files` entries without `defer`,
 // early and once per instance, as cloud-init's write_files module does.
-var WriteFiles = &Func{N: "write-files", F: state.PerInstance, Fn: func(ctx context.Context, b *Boot) error {
-	return runWriteFiles(ctx, b, false)
-}}
+var writeFilesHandler = handlers.Builtin{
+	Name: "write-files", Frequency: state.PerInstance,
+	Run: func(ctx context.Context, b *handlers.Boot) error { return runWriteFiles(ctx, b, false) },
+}
 
-// WriteFilesDeferred writes the entries with `defer: true`, after users
-// and packages exist (cloud-init's write_files_deferred), so they can be
-// owned by a user created from cloud-config or land in a package's
-// directory.
-var WriteFilesDeferred = &Func{N: "write-files-deferred", F: state.PerInstance, Fn: func(ctx context.Context, b *Boot) error {
-	return runWriteFiles(ctx, b, true)
-}}
-
-func runWriteFiles(ctx context.Context, b *Boot, deferred bool) error {
+func runWriteFiles(ctx context.Context, b *handlers.Boot, deferred bool) error {
 	cc, err := b.CloudConfig(ctx)
 	if err != nil {
 		return err
@@ -55,8 +49,8 @@ func runWriteFiles(ctx context.Context, b *Boot, deferred bool) error {
 	return f.err()
 }
 
-func writeOneFile(b *Boot, acc accounts, w userdata.WriteFile) error {
-	rel, err := WriteFilePath(w.Path)
+func writeOneFile(b *handlers.Boot, acc ownerTable, w userdata.WriteFile) error {
+	rel, err := writeFilePath(w.Path)
 	if err != nil {
 		return err
 	}
@@ -131,11 +125,11 @@ func writeOneFile(b *Boot, acc accounts, w userdata.WriteFile) error {
 	return nil
 }
 
-// WriteFilePath turns a write_files path into one below the root. Paths
+// writeFilePath turns a write_files path into one below the root. Paths
 // are taken as absolute (cloud-init runs with cwd /); a ".." element is
 // refused rather than resolved, since it can only be a mistake or an
 // attempt to leave the target tree.
-func WriteFilePath(p string) (string, error) {
+func writeFilePath(p string) (string, error) {
 	switch {
 	case strings.TrimSpace(p) == "":
 		return "", errors.New("write_files: empty path")
@@ -156,20 +150,20 @@ func WriteFilePath(p string) (string, error) {
 	return rel, nil
 }
 
-// accounts are the root's users and groups, by name.
-type accounts struct {
+// ownerTable holds the root's users and groups, by name.
+type ownerTable struct {
 	users  map[string]int // name → uid
 	groups map[string]int // name → gid
 }
 
-func readAccounts(root *rootfs.Root) accounts {
+func readAccounts(root *rootfs.Root) ownerTable {
 	passwd, _ := root.ReadFile("etc/passwd", rootfs.InRoot)
 	group, _ := root.ReadFile("etc/group", rootfs.InRoot)
 	return parseAccounts(passwd, group)
 }
 
-func parseAccounts(passwd, group []byte) accounts {
-	acc := accounts{users: map[string]int{"root": 0}, groups: map[string]int{"root": 0}}
+func parseAccounts(passwd, group []byte) ownerTable {
+	acc := ownerTable{users: map[string]int{"root": 0}, groups: map[string]int{"root": 0}}
 	scan := func(data []byte, into map[string]int) {
 		sc := bufio.NewScanner(bytes.NewReader(data))
 		for sc.Scan() {
@@ -189,15 +183,15 @@ func parseAccounts(passwd, group []byte) accounts {
 	return acc
 }
 
-// ResolveOwner resolves a write_files owner ("user", "user:group",
+// resolveOwner resolves a write_files owner ("user", "user:group",
 // ":group", numeric ids allowed) against a root's etc/passwd and
 // etc/group. A missing group leaves the group unchanged, as cloud-init's
 // chownbyname does.
-func ResolveOwner(owner string, passwd, group []byte) (rootfs.Owner, error) {
+func resolveOwner(owner string, passwd, group []byte) (rootfs.Owner, error) {
 	return parseAccounts(passwd, group).resolve(owner)
 }
 
-func (a accounts) resolve(owner string) (rootfs.Owner, error) {
+func (a ownerTable) resolve(owner string) (rootfs.Owner, error) {
 	user, grp, _ := strings.Cut(strings.TrimSpace(owner), ":")
 	out := rootfs.NoOwner
 	lookup := func(kind, name string, m map[string]int) (int, error) {

@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
@@ -20,21 +21,25 @@ type hostnameConfig struct {
 	ManageEtcHosts *bool `yaml:"manage_etc_hosts"`
 }
 
-// Hostname sets the host name from cloud-config (hostname, fqdn,
+// hostnameHandler sets the host name from cloud-config (hostname, fqdn,
 // prefer_fqdn_over_hostname) or meta-data/local-hostname, following
 // cloud-init's get_hostname_fqdn rules.
-var Hostname = &Func{N: "hostname", F: state.PerBoot, Fn: runHostname}
+var hostnameHandler = handlers.Builtin{
+	Name: "hostname", Frequency: state.PerBoot,
+	Section: "hostname", Config: func() any { return new(hostnameConfig) },
+	Run: runHostname,
+}
 
-// HostNames is the decision: the name to set and the fully qualified one.
-type HostNames struct {
+// hostNames is the decision: the name to set and the fully qualified one.
+type hostNames struct {
 	Hostname string
 	FQDN     string
 }
 
-// DecideHostname is cloud-init's get_hostname_fqdn plus
+// decideHostname is cloud-init's get_hostname_fqdn plus
 // prefer_fqdn_over_hostname, on sanitised names. localHostname is
 // meta-data/local-hostname ("" when absent).
-func DecideHostname(cc *userdata.CloudConfig, localHostname string) (HostNames, error) {
+func decideHostname(cc *userdata.CloudConfig, localHostname string) (hostNames, error) {
 	var fqdn, short string
 	switch {
 	case cc.FQDN != "":
@@ -56,9 +61,9 @@ func DecideHostname(cc *userdata.CloudConfig, localHostname string) (HostNames, 
 		fqdn = localHostname
 		short, _, _ = strings.Cut(fqdn, ".")
 	}
-	short, fqdn = SanitizeHostname(short), SanitizeHostname(fqdn)
+	short, fqdn = sanitizeHostname(short), sanitizeHostname(fqdn)
 	if short == "" {
-		return HostNames{}, errors.New("no usable host name in cloud-config or meta-data/local-hostname")
+		return hostNames{}, errors.New("no usable host name in cloud-config or meta-data/local-hostname")
 	}
 	if fqdn == "" {
 		fqdn = short
@@ -67,13 +72,13 @@ func DecideHostname(cc *userdata.CloudConfig, localHostname string) (HostNames, 
 	if cc.PreferFQDNOverHostname != nil && *cc.PreferFQDNOverHostname {
 		name = fqdn
 	}
-	return HostNames{Hostname: name, FQDN: fqdn}, nil
+	return hostNames{Hostname: name, FQDN: fqdn}, nil
 }
 
-// SanitizeHostname lower-cases a name, replaces characters outside
+// sanitizeHostname lower-cases a name, replaces characters outside
 // [a-z0-9-] in each label with "-", trims "-" from label ends, drops empty
 // labels, cuts labels to 63 bytes and the whole name to 253.
-func SanitizeHostname(s string) string {
+func sanitizeHostname(s string) string {
 	var labels []string
 	for _, l := range strings.Split(strings.ToLower(strings.TrimSpace(s)), ".") {
 		l = strings.Map(func(r rune) rune {
@@ -102,9 +107,9 @@ func SanitizeHostname(s string) string {
 	return out
 }
 
-func runHostname(ctx context.Context, b *Boot) error {
+func runHostname(ctx context.Context, b *handlers.Boot) error {
 	var cfg hostnameConfig
-	if err := b.Section("hostname", &cfg); err != nil {
+	if err := b.Settings(&cfg); err != nil {
 		return err
 	}
 	cc, err := b.CloudConfig(ctx)
@@ -117,7 +122,7 @@ func runHostname(ctx context.Context, b *Boot) error {
 	} else if !errors.Is(err, imds.ErrNotFound) {
 		return err
 	}
-	names, err := DecideHostname(cc, local)
+	names, err := decideHostname(cc, local)
 	if err != nil {
 		return err
 	}
@@ -144,7 +149,7 @@ func runHostname(ctx context.Context, b *Boot) error {
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return err
 		}
-		if upd := UpdateEtcHosts(string(old), names); upd != string(old) {
+		if upd := updateEtcHosts(string(old), names); upd != string(old) {
 			if err := b.Root.WriteFile("etc/hosts", []byte(upd), rootfs.WriteOptions{Perm: 0o644, MkdirPerm: 0o755}); err != nil {
 				return err
 			}
@@ -168,9 +173,9 @@ func runHostname(ctx context.Context, b *Boot) error {
 // hostsMarker ends the /etc/hosts line flint owns.
 const hostsMarker = "# flint"
 
-// UpdateEtcHosts returns hosts with flint's line ("127.0.1.1 FQDN SHORT #
+// updateEtcHosts returns hosts with flint's line ("127.0.1.1 FQDN SHORT #
 // flint") replaced or added; every other line is kept as it was.
-func UpdateEtcHosts(hosts string, n HostNames) string {
+func updateEtcHosts(hosts string, n hostNames) string {
 	names := n.FQDN
 	if short, _, _ := strings.Cut(n.FQDN, "."); short != n.FQDN {
 		names += " " + short

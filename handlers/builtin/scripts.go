@@ -1,4 +1,4 @@
-package handlers
+package builtin
 
 import (
 	"context"
@@ -8,12 +8,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/userdata"
 )
 
-// Scripts stores user-data script parts and runs them with the scripts in
+// scriptsHandler stores user-data script parts and runs them with the scripts in
 // /var/lib/flint/scripts/per-{once,boot,instance}/, in cloud-init's order:
 // per-once, per-boot, per-instance, then the instance's own scripts
 // (<instance>/scripts/: the text/x-shellscript parts and runcmd), each
@@ -25,7 +26,14 @@ import (
 // short by a crash is reported as interrupted and not run again. A script
 // that fails or times out is recorded with its exit status and the others
 // still run.
-var Scripts = &Func{N: "scripts", F: state.PerBoot, Fn: runScripts}
+//
+// Its flint.yaml section (scripts:) applies to everything user-data makes
+// flint run: boothooks and bootcmd read it too.
+var scriptsHandler = handlers.Builtin{
+	Name: "scripts", Frequency: state.PerBoot,
+	Section: scriptsSection, Config: func() any { return new(scriptsConfig) },
+	Run: runScripts,
+}
 
 // scriptGroup is one directory of scripts and where their records live.
 type scriptGroup struct {
@@ -35,15 +43,15 @@ type scriptGroup struct {
 	perBoot bool
 }
 
-func scriptGroups(b *Boot) ([]scriptGroup, error) {
+func scriptGroups(b *handlers.Boot) ([]scriptGroup, error) {
 	inst, err := instancePath(b, "")
 	if err != nil {
 		return nil, err
 	}
 	return []scriptGroup{
-		{"per-once", ScriptsDir + "/per-once", onceRecords, false},
-		{"per-boot", ScriptsDir + "/per-boot", inst + "sem/scripts/per-boot", true},
-		{"per-instance", ScriptsDir + "/per-instance", inst + "sem/scripts/per-instance", false},
+		{"per-once", scriptsDir + "/per-once", onceRecords, false},
+		{"per-boot", scriptsDir + "/per-boot", inst + "sem/scripts/per-boot", true},
+		{"per-instance", scriptsDir + "/per-instance", inst + "sem/scripts/per-instance", false},
 		{"user-data", inst + "scripts", inst + "sem/scripts/user-data", false},
 	}, nil
 }
@@ -55,16 +63,16 @@ func partScriptDir(p *userdata.Part, instScripts string) (string, bool) {
 	case userdata.TypeShellScript:
 		return instScripts, true
 	case userdata.TypeShellPerBoot:
-		return ScriptsDir + "/per-boot", true
+		return scriptsDir + "/per-boot", true
 	case userdata.TypeShellPerInstance:
-		return ScriptsDir + "/per-instance", true
+		return scriptsDir + "/per-instance", true
 	case userdata.TypeShellPerOnce:
-		return ScriptsDir + "/per-once", true
+		return scriptsDir + "/per-once", true
 	}
 	return "", false
 }
 
-func runScripts(ctx context.Context, b *Boot) error {
+func runScripts(ctx context.Context, b *handlers.Boot) error {
 	ud, err := b.UserData(ctx)
 	if err != nil {
 		return err
@@ -72,7 +80,7 @@ func runScripts(ctx context.Context, b *Boot) error {
 	if b.DryRun {
 		for _, p := range ud.Parts {
 			if dir, ok := partScriptDir(p, "the instance's scripts"); ok {
-				b.Note("would store %s in %s and run it", CleanFilename(p.Filename), dir)
+				b.Note("would store %s in %s and run it", cleanFilename(p.Filename), dir)
 			}
 		}
 		return nil
@@ -96,7 +104,7 @@ func runScripts(ctx context.Context, b *Boot) error {
 		if !ok {
 			continue
 		}
-		name := CleanFilename(p.Filename)
+		name := cleanFilename(p.Filename)
 		if dir == instScripts && name == runcmdName && len(cc.Runcmd) > 0 {
 			// cloud-init writes runcmd after the parts, so it wins.
 			b.Note("script part named %s not stored: the runcmd script has that name", name)
@@ -139,7 +147,7 @@ func runScripts(ctx context.Context, b *Boot) error {
 		return err
 	}
 	if planned > 0 {
-		return fmt.Errorf("%d scripts: %w", planned, ErrNotLive)
+		return fmt.Errorf("%d scripts: %w", planned, handlers.ErrNotLive)
 	}
 	return nil
 }

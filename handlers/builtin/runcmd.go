@@ -1,21 +1,22 @@
-package handlers
+package builtin
 
 import (
 	"context"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/state"
 )
 
-// Runcmd turns cloud-config `runcmd` into the shell script
+// runcmdHandler turns cloud-config `runcmd` into the shell script
 // <instance>/scripts/runcmd (0700), once per instance, as cloud-init's
 // runcmd module does. It runs nothing itself: the scripts handler runs it
 // with the other user scripts, in name order, at most once.
-var Runcmd = &Func{N: "runcmd", F: state.PerInstance, Fn: runRuncmd}
+var runcmdHandler = handlers.Builtin{Name: "runcmd", Frequency: state.PerInstance, Run: runRuncmd}
 
 // runcmdName is the script's name in the instance's scripts directory.
 const runcmdName = "runcmd"
 
-func runRuncmd(ctx context.Context, b *Boot) error {
+func runRuncmd(ctx context.Context, b *handlers.Boot) error {
 	cc, err := b.CloudConfig(ctx)
 	if err != nil {
 		return err
@@ -31,7 +32,7 @@ func runRuncmd(ctx context.Context, b *Boot) error {
 	if err != nil {
 		return err
 	}
-	if err := writeScript(b, rel, Shellify(cc.Runcmd)); err != nil {
+	if err := writeScript(b, rel, shellify(cc.Runcmd)); err != nil {
 		return err
 	}
 	b.Note("%d runcmd commands written to %s (run by the scripts handler)", len(cc.Runcmd), b.Root.Path(rel))

@@ -1,0 +1,39 @@
+// Package builtin holds flint's built-in handlers, one file each, named
+// after the handler. Each file declares its handler once as a
+// handlers.Builtin (name, frequency, needs, flint.yaml section and its
+// type, run function); Catalog is the one ordered list of them. Pure
+// decisions (what the host should look like) sit beside thin effects (the
+// writes and tool calls that get it there).
+package builtin
+
+import "github.com/flint-dev/flint/handlers"
+
+// Catalog is the chain's order: the one list to edit to add a built-in
+// handler. Early handlers make the machine reachable and named; user-level
+// provisioning follows; exec plug-ins run after all of them.
+func Catalog() handlers.Catalog {
+	// cloud-init's order where the two overlap: bootcmd and write_files
+	// early, then the host's identity and network, modules before anything
+	// needs one, users before their keys, runcmd and user scripts last.
+	return handlers.Catalog{
+		boothooksHandler,
+		bootcmdHandler,
+		writeFilesHandler,
+		hostnameHandler,
+		networkHandler,
+		kernelModulesHandler,
+		usersHandler,
+		sshKeysHandler,
+		// systemd is told READY=1 after host-keys: the host is named,
+		// networked, and users, keys and host keys are in place, so sshd
+		// (ordered after flint.service) may start while packages, runcmd
+		// and scripts go on, as cloud-init's final stage does after sshd.
+		hostKeysHandler,
+		timezoneHandler,
+		packagesHandler,
+		runcmdHandler,
+		writeFilesDeferredHandler,
+		scriptsHandler,
+		finalMessageHandler,
+	}
+}

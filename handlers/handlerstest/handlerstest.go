@@ -1,0 +1,121 @@
+// Package handlerstest runs the boot chain for tests: flint's IMDS
+// emulator serving the fixture on loopback, a temporary root, and the
+// chain run in-process or as the flint binary against them.
+package handlerstest
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/imds/imdstest"
+	"github.com/flint-dev/flint/internal/testenv"
+)
+
+// Instance is an emulator serving the fixture, and a temp root.
+type Instance struct {
+	Emu  *imdstest.Server
+	URL  string
+	Root string
+	// Catalog is the built-in handlers runs chain.
+	Catalog handlers.Catalog
+}
+
+// New starts an emulator for the test and makes a root for it.
+func New(t testing.TB, c handlers.Catalog) *Instance {
+	t.Helper()
+	tree, err := imdstest.ParseFixture(imdstest.DefaultFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu := imdstest.New(tree, imdstest.Options{})
+	ts := httptest.NewServer(emu)
+	t.Cleanup(func() { emu.Close(); ts.Close() })
+	return &Instance{Emu: emu, URL: ts.URL, Root: t.TempDir(), Catalog: c}
+}
+
+// Plugin installs an exec plug-in script in the instance's root.
+func (in *Instance) Plugin(t testing.TB, name, script string) {
+	t.Helper()
+	dir := filepath.Join(in.Root, "etc/flint/handlers.d")
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Config writes the root's etc/flint/flint.yaml.
+func (in *Instance) Config(t testing.TB, yaml string) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(in.Root, "etc/flint"), 0o755)
+	if err := os.WriteFile(filepath.Join(in.Root, "etc/flint/flint.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Setup is a live run of the instance's chain against its emulator, with
+// logs to stderr and the plan of a dry run to stdout, and an empty
+// environment for the IMDS client.
+func (in *Instance) Setup(stderr, stdout *bytes.Buffer) handlers.Setup {
+	return handlers.Setup{Root: in.Root, Live: true, Endpoint: in.URL, Stderr: stderr, Stdout: stdout,
+		Catalog: in.Catalog, Getenv: func(string) string { return "" }}
+}
+
+// Run runs the chain in-process but for the network handler, which must
+// not touch the namespace the test process is in; mod adjusts the Setup.
+// It returns the final status and what went to stderr.
+func (in *Instance) Run(t testing.TB, mod func(*handlers.Setup)) (*handlers.Status, string) {
+	t.Helper()
+	var logs bytes.Buffer
+	s := in.Setup(&logs, &logs)
+	s.Skip = []string{"network"}
+	if mod != nil {
+		mod(&s)
+	}
+	st, err := handlers.Execute(context.Background(), s)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	}
+	return st, logs.String()
+}
+
+// Flint is the flint binary (FLINT_BIN) with args, its IMDS endpoint set
+// to the instance's emulator.
+func (in *Instance) Flint(t testing.TB, args ...string) *exec.Cmd {
+	cmd := exec.Command(testenv.FlintBinary(t), args...)
+	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+in.URL)
+	return cmd
+}
+
+// ReadFile returns a file below the root, failing the test without it.
+func (in *Instance) ReadFile(t testing.TB, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(in.Root, rel))
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return string(b)
+}
+
+// CountRuns returns how many lines a file below the root has: how many
+// times the plug-in or script appending to it ran.
+func (in *Instance) CountRuns(marker string) int {
+	b, _ := os.ReadFile(filepath.Join(in.Root, marker))
+	return strings.Count(string(b), "\n")
+}
+
+// Result is the named handler's result in st (zero when absent).
+func Result(st *handlers.Status, name string) handlers.Result {
+	for _, r := range st.Handlers {
+		if r.Name == name {
+			return r
+		}
+	}
+	return handlers.Result{}
+}
