@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/imds"
+	"github.com/flint-dev/flint/internal/accounts"
 )
 
 // DefaultCABundles are tried in order when no CA bundle is configured
@@ -57,7 +58,7 @@ func AuthorizedKeysFor(ctx context.Context, r imds.Reader, user string, o Lookup
 		defer logMu.Unlock()
 		logf(f, a...)
 	}
-	if !ValidUserName(user) {
+	if !accounts.ValidName(user) {
 		return nil, fmt.Errorf("user name %q is not one flint looks up", excerpt(user, 40))
 	}
 	var (

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
 )
 
@@ -37,7 +38,7 @@ const maxExisting = 4 << 20
 // file is replaced atomically, 0600, owned by u. A home directory owned by
 // someone other than u or root is refused: sshd would refuse it too, and
 // flint must not take it over.
-func Install(root *rootfs.Root, u User, rel string, keys []Key) (Installed, error) {
+func Install(root *rootfs.Root, u accounts.User, rel string, keys []Key) (Installed, error) {
 	res := Installed{Path: rel}
 	home := strings.TrimPrefix(path.Clean("/"+u.Home), "/")
 	owner := rootfs.Owner{UID: u.UID, GID: u.GID}

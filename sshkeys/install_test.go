@@ -9,13 +9,14 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/sshkeys"
 )
 
 // homeRoot is a temp root with etc/shadow and a home for the current uid.
-func homeRoot(t *testing.T) (*rootfs.Root, sshkeys.User) {
+func homeRoot(t *testing.T) (*rootfs.Root, accounts.User) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"etc/ssh", "home/admin"} {
@@ -29,7 +30,7 @@ func homeRoot(t *testing.T) (*rootfs.Root, sshkeys.User) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	return r, sshkeys.User{Name: "admin", UID: os.Getuid(), GID: os.Getgid(), Home: "/home/admin"}
+	return r, accounts.User{Name: "admin", UID: os.Getuid(), GID: os.Getgid(), Home: "/home/admin"}
 }
 
 func mustKeys(t *testing.T, text string) []sshkeys.Key {
@@ -170,7 +171,7 @@ func TestWrongOwnershipIsRepairedInsideTheHomeAndRefusedForTheHome(t *testing.T)
 }
 
 func TestAuthorizedKeysFileFollowsTheRootsSSHDConfig(t *testing.T) {
-	u := sshkeys.User{Name: "admin", UID: 1000, Home: "/home/admin"}
+	u := accounts.User{Name: "admin", UID: 1000, Home: "/home/admin"}
 	tests := []struct {
 		name, main, dropin, want string
 	}{
@@ -197,30 +198,5 @@ func TestAuthorizedKeysFileFollowsTheRootsSSHDConfig(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
-	}
-}
-
-func TestLookupUserReadsTheRootsPasswd(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
-	os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nadmin:x:1000:1001:A:/home/admin:/bin/bash\n"), 0o644)
-	r := mustRoot(t, dir)
-	u, err := sshkeys.LookupUser(r, "admin")
-	if err != nil || u.UID != 1000 || u.GID != 1001 || u.Home != "/home/admin" {
-		t.Fatalf("%+v %v", u, err)
-	}
-	if _, err := sshkeys.LookupUser(r, "nobody"); !errors.Is(err, sshkeys.ErrNoUser) {
-		t.Fatalf("missing user: %v", err)
-	}
-}
-
-func TestUserNamesThatCouldEscapeAPathOrFlagAreInvalid(t *testing.T) {
-	for name, ok := range map[string]bool{
-		"admin": true, "ec2-user": true, "a.b_c": true, "host$": true,
-		"": false, "../x": false, "a/b": false, "-rf": false, "..": false, "a b": false, "root\n": false,
-	} {
-		if sshkeys.ValidUserName(name) != ok {
-			t.Errorf("ValidUserName(%q) = %v", name, !ok)
-		}
 	}
 }

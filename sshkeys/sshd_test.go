@@ -164,7 +164,7 @@ func TestARealSSHDLogsInWithTheKeysFlintServes(t *testing.T) {
 	os.WriteFile(hostKey, hk.Private, 0o600)
 
 	shadowField := func() string {
-		f, err := sshkeys.ShadowField(mustRoot(t, "/"), user)
+		f, err := accounts.ShadowField(mustRoot(t, "/"), user)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
 )
 
@@ -29,7 +30,7 @@ var SSHDPath = "/usr/sbin/sshd"
 // On the live system sshd's effective setting comes from `sshd -T`; for a
 // root being provisioned (or when sshd -T cannot run, as before host keys
 // exist) the root's sshd_config and its Includes are read. "none" yields "".
-func AuthorizedKeysFile(ctx context.Context, root *rootfs.Root, u User) (rel, source string, err error) {
+func AuthorizedKeysFile(ctx context.Context, root *rootfs.Root, u accounts.User) (rel, source string, err error) {
 	pattern, source := "", ""
 	if root.IsHost() {
 		if p, err := sshdT(ctx, u.Name); err == nil {
@@ -61,7 +62,7 @@ func AuthorizedKeysFile(ctx context.Context, root *rootfs.Root, u User) (rel, so
 }
 
 // ExpandTokens expands sshd's %% %h %u %U in an AuthorizedKeysFile entry.
-func ExpandTokens(p string, u User) string {
+func ExpandTokens(p string, u accounts.User) string {
 	var b strings.Builder
 	for i := 0; i < len(p); i++ {
 		if p[i] != '%' || i+1 == len(p) {

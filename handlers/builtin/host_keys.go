@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"slices"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/sshkeys"
+	"github.com/flint-dev/flint/userdata"
 )
 
 // hostKeysConfig is the `host_keys:` section of flint.yaml.
@@ -42,15 +44,28 @@ const sshDir = "etc/ssh"
 
 func hostKeyPath(typ string) string { return sshDir + "/ssh_host_" + typ + "_key" }
 
-func runHostKeys(ctx context.Context, b *handlers.Boot) error {
-	var cfg hostKeysConfig
-	if err := b.Settings(&cfg); err != nil {
-		return err
-	}
-	cc, err := b.CloudConfig(ctx)
-	if err != nil {
-		return err
-	}
+// hostKeysPlan is what the host-keys handler does to a root with sshd.
+type hostKeysPlan struct {
+	// remove are the files in etc/ssh to delete before writing.
+	remove []string
+	// keys are written in this order; a nil key is generated.
+	keys []plannedHostKey
+	// certs are host certificates from cloud-config, by type.
+	certs map[string][]byte
+	notes []string
+}
+
+// plannedHostKey is one host key to write.
+type plannedHostKey struct {
+	typ string
+	// given is the pair from cloud-config ssh_keys; nil: generate one.
+	given *sshkeys.HostKey
+}
+
+// planHostKeys decides the host keys from flint.yaml, cloud-config
+// (ssh_genkeytypes, ssh_deletekeys and ssh_keys win) and the host key
+// files etc/ssh holds now.
+func planHostKeys(cfg hostKeysConfig, cc *userdata.CloudConfig, existing []string) (hostKeysPlan, error) {
 	types := cfg.Types
 	if len(types) == 0 {
 		types = sshkeys.HostKeyTypes
@@ -60,14 +75,51 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 	}
 	for _, t := range types {
 		if !slices.Contains(sshkeys.HostKeyTypes, t) {
-			return fmt.Errorf("host key type %q is not one of %s", t, strings.Join(sshkeys.HostKeyTypes, ", "))
+			return hostKeysPlan{}, fmt.Errorf("host key type %q is not one of %s", t, strings.Join(sshkeys.HostKeyTypes, ", "))
 		}
 	}
 	del := cfg.DeleteExisting == nil || *cfg.DeleteExisting
 	if cc.SSHDeleteKeys != nil {
 		del = *cc.SSHDeleteKeys
 	}
+	var p hostKeysPlan
+	if del {
+		p.remove = existing
+		if len(existing) > 0 {
+			p.notes = append(p.notes, fmt.Sprintf("remove %d host key files the image carried", len(existing)))
+		}
+	}
+	given := givenHostKeys(cc.SSHKeys)
+	for _, t := range sshkeys.HostKeyTypes {
+		switch {
+		case given[t] != nil:
+			p.notes = append(p.notes, "host key "+t+": from cloud-config ssh_keys")
+			p.keys = append(p.keys, plannedHostKey{t, given[t]})
+		case slices.Contains(types, t):
+			p.notes = append(p.notes, "host key "+t+": generate")
+			if !del && slices.Contains(existing, path.Base(hostKeyPath(t))) {
+				continue // kept (delete_existing off)
+			}
+			p.keys = append(p.keys, plannedHostKey{t, nil})
+		}
+	}
+	p.certs = givenCerts(cc.SSHKeys)
+	return p, nil
+}
+
+func runHostKeys(ctx context.Context, b *handlers.Boot) error {
+	var cfg hostKeysConfig
+	if err := b.Settings(&cfg); err != nil {
+		return err
+	}
+	cc, err := b.CloudConfig(ctx)
+	if err != nil {
+		return err
+	}
 	if !hasSSHD(b.Root) {
+		if _, err := planHostKeys(cfg, cc, nil); err != nil {
+			return err
+		}
 		b.Note("no sshd in this root (no etc/ssh, no usr/sbin/sshd); no host keys")
 		return nil
 	}
@@ -75,17 +127,12 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 	if err != nil {
 		return err
 	}
-	if del && len(existing) > 0 {
-		b.Note("remove %d host key files the image carried", len(existing))
+	plan, err := planHostKeys(cfg, cc, existing)
+	if err != nil {
+		return err
 	}
-	given := givenHostKeys(cc.SSHKeys)
-	for _, t := range sshkeys.HostKeyTypes {
-		switch {
-		case given[t] != nil:
-			b.Note("host key %s: from cloud-config ssh_keys", t)
-		case slices.Contains(types, t):
-			b.Note("host key %s: generate", t)
-		}
+	for _, n := range plan.notes {
+		b.Note("%s", n)
 	}
 	if b.DryRun {
 		return nil
@@ -93,54 +140,41 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 	// Every key is checked or made before anything is removed: a bad pair
 	// in cloud-config must not leave the image without host keys.
 	comment := "root@" + rootHostname(b.Root)
-	type hostKey struct {
-		typ string
-		key sshkeys.HostKey
-	}
-	var keys []hostKey
-	for _, t := range sshkeys.HostKeyTypes {
-		if g := given[t]; g != nil {
+	var keys []sshkeys.HostKey
+	for _, pk := range plan.keys {
+		if g := pk.given; g != nil {
 			if err := sshkeys.CheckHostKeyPair(g.Private, g.Public); err != nil {
-				return fmt.Errorf("cloud-config ssh_keys %s: %w; the image's host keys were left in place", t, err)
+				return fmt.Errorf("cloud-config ssh_keys %s: %w; the image's host keys were left in place", pk.typ, err)
 			}
-			keys = append(keys, hostKey{t, *g})
+			keys = append(keys, *g)
 			continue
 		}
-		if !slices.Contains(types, t) {
-			continue
-		}
-		if !del {
-			if _, err := b.Root.Stat(hostKeyPath(t), rootfs.InRoot); err == nil {
-				continue // kept (delete_existing off)
-			}
-		}
-		k, err := sshkeys.GenerateHostKey(t, comment)
+		k, err := sshkeys.GenerateHostKey(pk.typ, comment)
 		if err != nil {
 			return err
 		}
-		keys = append(keys, hostKey{t, k})
+		keys = append(keys, k)
 	}
-	if del {
-		for _, f := range existing {
-			if err := b.Root.Remove(sshDir+"/"+f, rootfs.InRoot); err != nil {
-				return err
-			}
+	for _, f := range plan.remove {
+		if err := b.Root.Remove(sshDir+"/"+f, rootfs.InRoot); err != nil {
+			return err
 		}
 	}
 	if err := b.Root.MkdirAll(sshDir, 0o755, rootfs.NoOwner, rootfs.InRoot); err != nil {
 		return err
 	}
 	root := rootfs.Owner{UID: 0, GID: 0}
-	for _, hk := range keys {
+	for i, k := range keys {
+		p := hostKeyPath(plan.keys[i].typ)
 		// The public half last: a reader that sees the .pub finds its key.
-		if err := b.Root.WriteFile(hostKeyPath(hk.typ), hk.key.Private, rootfs.WriteOptions{Perm: 0o600, Owner: root}); err != nil {
+		if err := b.Root.WriteFile(p, k.Private, rootfs.WriteOptions{Perm: 0o600, Owner: root}); err != nil {
 			return err
 		}
-		if err := b.Root.WriteFile(hostKeyPath(hk.typ)+".pub", hk.key.Public, rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
+		if err := b.Root.WriteFile(p+".pub", k.Public, rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
 			return err
 		}
 	}
-	for t, cert := range givenCerts(cc.SSHKeys) {
+	for t, cert := range plan.certs {
 		if err := b.Root.WriteFile(hostKeyPath(t)+"-cert.pub", cert, rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
 			return err
 		}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/sshkeys"
+	"github.com/flint-dev/flint/userdata"
 )
 
 // sshKeysConfig is the `ssh_keys:` section of flint.yaml.
@@ -66,6 +69,80 @@ var sshKeysHandler = handlers.Builtin{
 // `flint ssh-keys` reads too.
 const sshKeysSection = "ssh_keys"
 
+// keyGrant is a user and the keys the handler merges into its file.
+type keyGrant struct {
+	user string
+	keys []sshkeys.Key
+}
+
+// keysPlan is who gets which keys, and what was left out.
+type keysPlan struct {
+	grants []keyGrant
+	// probs are keys that were skipped, with the reason.
+	probs []sshkeys.Problem
+	// importIDs are users whose ssh_import_id is not honoured.
+	importIDs []string
+}
+
+// planKeys decides the keys: the default user gets the instance's
+// metadata keys and cloud-config ssh_authorized_keys, every user its own
+// keys, and root the shared ones, behind the disable_root forced command
+// unless disable_root is off (cloud-config's word wins over flint.yaml's).
+func planKeys(cfg sshKeysConfig, cc *userdata.CloudConfig, specs []userSpec, mdKeys []sshkeys.Key, mdProbs []sshkeys.Problem) (keysPlan, error) {
+	p := keysPlan{probs: mdProbs}
+	ccKeys, probs := sshkeys.Parse("cloud-config ssh_authorized_keys", strings.Join(cc.SSHAuthorizedKeys, "\n"))
+	p.probs = append(p.probs, probs...)
+	shared := append(slices.Clip(mdKeys), ccKeys...)
+	defaultUser := ""
+	for _, s := range specs {
+		var ks []sshkeys.Key
+		if s.Default {
+			defaultUser = s.Name
+			ks = append(ks, shared...)
+		}
+		if len(s.SSHImportID) > 0 {
+			p.importIDs = append(p.importIDs, s.Name)
+		}
+		own, probs := sshkeys.Parse("cloud-config users "+s.Name+" ssh_authorized_keys", strings.Join(s.SSHAuthorizedKeys, "\n"))
+		p.probs = append(p.probs, probs...)
+		ks = append(ks, own...)
+		if len(ks) > 0 {
+			p.grants = append(p.grants, keyGrant{s.Name, ks})
+		}
+	}
+	disableRoot := cfg.DisableRoot == nil || *cfg.DisableRoot
+	if cc.DisableRoot != nil {
+		disableRoot = *cc.DisableRoot
+	}
+	if len(shared) == 0 {
+		return p, nil
+	}
+	rootKeys := shared
+	if disableRoot {
+		opts := cfg.DisableRootOpts
+		if opts == "" {
+			opts = defaultDisableRootOpts
+		}
+		u := defaultUser
+		if u == "" {
+			u = "NONE"
+		}
+		opts = strings.ReplaceAll(strings.ReplaceAll(opts, "$USER", u), "$DISABLE_USER", "root")
+		rootKeys = nil
+		for _, k := range shared {
+			rk, err := sshkeys.WithOptions(k, opts)
+			if err != nil {
+				// Never give root a plain key because its forced
+				// command was mistyped.
+				return keysPlan{importIDs: p.importIDs}, fmt.Errorf("ssh_keys.disable_root_opts: %w; root's keys not written", err)
+			}
+			rootKeys = append(rootKeys, rk)
+		}
+	}
+	p.grants = append(p.grants, keyGrant{"root", rootKeys})
+	return p, nil
+}
+
 func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 	var cfg sshKeysConfig
 	if err := b.Settings(&cfg); err != nil {
@@ -75,80 +152,33 @@ func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 	if err != nil {
 		return err
 	}
-	mdKeys, probs, err := sshkeys.MetadataKeys(ctx, b.Metadata)
+	mdKeys, mdProbs, err := sshkeys.MetadataKeys(ctx, b.Metadata)
 	if err != nil {
 		return fmt.Errorf("reading the instance's public keys: %w", err)
 	}
-	ccKeys, p := sshkeys.Parse("cloud-config ssh_authorized_keys", strings.Join(cc.SSHAuthorizedKeys, "\n"))
-	probs = append(probs, p...)
-	shared := append(mdKeys, ccKeys...)
-
-	type want struct {
-		user string
-		keys []sshkeys.Key
+	plan, err := planKeys(cfg, cc, specs, mdKeys, mdProbs)
+	for _, name := range plan.importIDs {
+		b.Note("%s: ssh_import_id is not supported (it fetches keys from the network); give ssh_authorized_keys", name)
+		b.Log.Warn("ssh_import_id is not supported", "user", name)
 	}
-	var wants []want
-	defaultUser := ""
-	for _, s := range specs {
-		var ks []sshkeys.Key
-		if s.Default {
-			defaultUser = s.Name
-			ks = append(ks, shared...)
-		}
-		if len(s.SSHImportID) > 0 {
-			b.Note("%s: ssh_import_id is not supported (it fetches keys from the network); give ssh_authorized_keys", s.Name)
-			b.Log.Warn("ssh_import_id is not supported", "user", s.Name)
-		}
-		own, p := sshkeys.Parse("cloud-config users "+s.Name+" ssh_authorized_keys", strings.Join(s.SSHAuthorizedKeys, "\n"))
-		probs = append(probs, p...)
-		ks = append(ks, own...)
-		if len(ks) > 0 {
-			wants = append(wants, want{s.Name, ks})
-		}
+	if err != nil {
+		return err
 	}
-	disableRoot := cfg.DisableRoot == nil || *cfg.DisableRoot
-	if cc.DisableRoot != nil {
-		disableRoot = *cc.DisableRoot
-	}
-	if len(shared) > 0 {
-		rootKeys := shared
-		if disableRoot {
-			opts := cfg.DisableRootOpts
-			if opts == "" {
-				opts = defaultDisableRootOpts
-			}
-			u := defaultUser
-			if u == "" {
-				u = "NONE"
-			}
-			opts = strings.ReplaceAll(strings.ReplaceAll(opts, "$USER", u), "$DISABLE_USER", "root")
-			rootKeys = nil
-			for _, k := range shared {
-				rk, err := sshkeys.WithOptions(k, opts)
-				if err != nil {
-					// Never give root a plain key because its forced
-					// command was mistyped.
-					return fmt.Errorf("ssh_keys.disable_root_opts: %w; root's keys not written", err)
-				}
-				rootKeys = append(rootKeys, rk)
-			}
-		}
-		wants = append(wants, want{"root", rootKeys})
-	}
+	probs := plan.probs
 	for _, pr := range probs {
 		b.Note("skipped a key: %s", pr)
 		b.Log.Warn("skipped a key", "problem", pr.String())
 	}
 	var errs []error
 	planned := 0
-	for _, w := range wants {
-		u, err := sshkeys.LookupUser(b.Root, w.user)
-		if errors.Is(err, sshkeys.ErrNoUser) && (b.DryRun || !b.Live) {
+	for _, w := range plan.grants {
+		u, err := accounts.LookupUser(b.Root, w.user)
+		if errors.Is(err, accounts.ErrNoUser) && (b.DryRun || !b.Live) {
 			b.Note("%s: %d keys, once the user exists", w.user, len(w.keys))
 			planned++
 			continue
 		}
-		if errors.Is(err, sshkeys.ErrNoUser) && w.user == "root" {
+		if errors.Is(err, accounts.ErrNoUser) && w.user == "root" {
 			// A root without a root account (a bare test tree, a container
 			// image) has nobody to give the forced command to.
 			b.Note("root: not in etc/passwd; no keys for root")

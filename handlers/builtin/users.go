@@ -5,14 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -20,7 +18,6 @@ import (
 	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
-	"github.com/flint-dev/flint/sshkeys"
 	"github.com/flint-dev/flint/userdata"
 )
 
@@ -205,11 +202,11 @@ func decideUsers(def *defaultUserConfig, cc *userdata.CloudConfig, usersSet bool
 				s.Default = true
 			}
 		}
-		if !sshkeys.ValidUserName(s.Name) {
+		if !accounts.ValidName(s.Name) {
 			return nil, fmt.Errorf("user name %q is not valid (letters, digits, '.', '_', '-'; not starting with '-')", s.Name)
 		}
 		for _, g := range append(slices.Clone(s.Groups), s.PrimaryGroup) {
-			if g != "" && !sshkeys.ValidUserName(g) {
+			if g != "" && !accounts.ValidName(g) {
 				return nil, fmt.Errorf("user %s: group name %q is not valid", s.Name, g)
 			}
 		}
@@ -227,66 +224,17 @@ func decideUsers(def *defaultUserConfig, cc *userdata.CloudConfig, usersSet bool
 	return out, nil
 }
 
-// lookTool finds a tool the handler runs (replaced in tests).
-var lookTool = func(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
-}
+// lookTool finds the tools the handler runs (replaced in tests).
+var lookTool = accounts.LookTool
 
-// toolTimeout bounds one useradd/usermod/chpasswd/visudo run.
-const toolTimeout = time.Minute
-
-// runTool runs an account tool on the root and returns an error carrying
-// the tool's first line of complaint. stdin (passwords) is never logged.
-func runTool(ctx context.Context, b *handlers.Boot, name string, args []string, stdin []byte) error {
-	p, err := lookTool(name)
-	if err != nil {
-		return fmt.Errorf("%s not found: install the image's account tools (passwd/shadow-utils) or create users another way", name)
+// tools runs the account tools on the handler's root, their output going
+// to the output log.
+func tools(b *handlers.Boot) accounts.Tools {
+	t := accounts.Tools{Root: b.Root, Look: lookTool}
+	if b.Output != nil {
+		t.Output = func(name string) io.WriteCloser { return b.Output.Writer(name) }
 	}
-	if !b.Root.IsHost() {
-		// Every shadow tool takes --root: it chroots and uses the root's
-		// own passwd, group, shadow and login.defs.
-		args = append([]string{"--root", b.Root.Dir()}, args...)
-	}
-	ctx, cancel := context.WithTimeout(ctx, toolTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, p, args...)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	if b.Output != nil && len(out) > 0 && stdin == nil {
-		w := b.Output.Writer(name)
-		w.Write(out)
-		w.Close()
-	}
-	if err != nil {
-		msg := strings.TrimSpace(string(out))
-		if i := strings.IndexByte(msg, '\n'); i >= 0 {
-			msg = msg[:i]
-		}
-		if msg != "" {
-			return fmt.Errorf("%s %s: %w: %s", name, lastArg(args), err, msg)
-		}
-		return fmt.Errorf("%s %s: %w", name, lastArg(args), err)
-	}
-	return nil
-}
-
-func lastArg(a []string) string {
-	if len(a) == 0 {
-		return ""
-	}
-	return a[len(a)-1]
+	return t
 }
 
 // sudoersFile is where flint's sudo rules go (cloud-init uses 90-cloud-init-users).
@@ -313,101 +261,149 @@ func decidedUsers(ctx context.Context, b *handlers.Boot) (*userdata.CloudConfig,
 	return cc, specs, err
 }
 
+// usersPlan is what the users handler does: decided from the accounts
+// to make sure of, cloud-config chpasswd and the root's accounts, sudoers
+// and nothing else, so the decision is tested without a root.
+type usersPlan struct {
+	// groups are created first, in order.
+	groups []string
+	users  []userStep
+	// passwords are set with chpasswd after the users exist; expire makes
+	// each be changed at the next login.
+	passwords []userdata.ChpasswdUser
+	expire    bool
+	// sudoers is the drop-in to install ("" when nothing to write).
+	sudoers string
+}
+
+// userStep is one account of the plan.
+type userStep struct {
+	spec   userSpec
+	create bool
+	// appendGroups are the groups an existing account is not in yet,
+	// from the memberships read before any change.
+	appendGroups []string
+}
+
+// planUsers decides the users handler's work. oldSudoers is the drop-in
+// as a previous instance left it.
+func planUsers(specs []userSpec, chpw *userdata.Chpasswd, db *accounts.DB, oldSudoers string) (usersPlan, error) {
+	p := usersPlan{expire: true}
+	if chpw != nil {
+		p.passwords = append(append(p.passwords, chpw.Users...), chpw.List...)
+		if chpw.Expire != nil {
+			p.expire = *chpw.Expire
+		}
+		for _, pw := range p.passwords {
+			if pw.Type == "RANDOM" {
+				return usersPlan{}, fmt.Errorf("chpasswd: a random password for %s is not supported (flint never prints passwords); give a hash instead", pw.Name)
+			}
+			if !accounts.ValidName(pw.Name) {
+				return usersPlan{}, fmt.Errorf("chpasswd: user name %q is not valid", pw.Name)
+			}
+		}
+	}
+	for _, s := range specs {
+		for _, g := range append(slices.Clone(s.Groups), s.PrimaryGroup) {
+			if g != "" && !db.HasGroup(g) && !slices.Contains(p.groups, g) {
+				p.groups = append(p.groups, g)
+			}
+		}
+	}
+	for _, s := range specs {
+		_, err := db.User(s.Name)
+		if err != nil && !errors.Is(err, accounts.ErrNoUser) {
+			return usersPlan{}, err
+		}
+		step := userStep{spec: s, create: err != nil}
+		if !step.create {
+			for _, g := range s.Groups {
+				if !slices.Contains(db.Members(g), s.Name) {
+					step.appendGroups = append(step.appendGroups, g)
+				}
+			}
+		}
+		p.users = append(p.users, step)
+	}
+	p.sudoers = sudoersFor(oldSudoers, specs)
+	return p, nil
+}
+
+// notes say what the plan does, without a secret.
+func (p usersPlan) notes() []string {
+	var out []string
+	for _, g := range p.groups {
+		out = append(out, fmt.Sprintf("group %s: create", g))
+	}
+	for _, u := range p.users {
+		s := u.spec
+		if u.create {
+			out = append(out, fmt.Sprintf("user %s: create (groups %s, shell %s)", s.Name, strings.Join(s.Groups, ","), orDefault(s.Shell, "default")))
+		} else {
+			out = append(out, fmt.Sprintf("user %s: exists; groups %s", s.Name, strings.Join(s.Groups, ",")))
+		}
+		if s.LockPasswd {
+			out = append(out, fmt.Sprintf("user %s: password locked (%q: key logins still work)", s.Name, accounts.LockedField))
+		}
+	}
+	for _, pw := range p.passwords {
+		out = append(out, "chpasswd: set the password of "+pw.Name)
+	}
+	if p.sudoers != "" {
+		out = append(out, "sudo rules: "+sudoersFile)
+	}
+	return out
+}
+
 func runUsers(ctx context.Context, b *handlers.Boot) error {
 	cc, specs, err := decidedUsers(ctx, b)
 	if err != nil {
 		return err
 	}
-	var pw []userdata.ChpasswdUser
-	expire := true
-	if cc.Chpasswd != nil {
-		pw = append(append(pw, cc.Chpasswd.Users...), cc.Chpasswd.List...)
-		if cc.Chpasswd.Expire != nil {
-			expire = *cc.Chpasswd.Expire
-		}
-		for _, p := range pw {
-			if p.Type == "RANDOM" {
-				return fmt.Errorf("chpasswd: a random password for %s is not supported (flint never prints passwords); give a hash instead", p.Name)
-			}
-			if !sshkeys.ValidUserName(p.Name) {
-				return fmt.Errorf("chpasswd: user name %q is not valid", p.Name)
-			}
-		}
-	}
-	groups, err := sshkeys.GroupMembers(b.Root)
+	db, err := accounts.Read(b.Root)
 	if err != nil {
 		return err
-	}
-	var missingGroups []string
-	for _, s := range specs {
-		for _, g := range append(slices.Clone(s.Groups), s.PrimaryGroup) {
-			if _, ok := groups[g]; g != "" && !ok && !slices.Contains(missingGroups, g) {
-				missingGroups = append(missingGroups, g)
-			}
-		}
 	}
 	oldSudoers, err := b.Root.ReadFile(sudoersFile, rootfs.InRoot)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	sudoers := sudoersFor(string(oldSudoers), specs)
-	for _, g := range missingGroups {
-		b.Note("group %s: create", g)
+	plan, err := planUsers(specs, cc.Chpasswd, db, string(oldSudoers))
+	if err != nil {
+		return err
 	}
-	exists := map[string]bool{}
-	for _, s := range specs {
-		_, err := sshkeys.LookupUser(b.Root, s.Name)
-		if err != nil && !errors.Is(err, sshkeys.ErrNoUser) {
-			return err
-		}
-		if exists[s.Name] = err == nil; exists[s.Name] {
-			b.Note("user %s: exists; groups %s", s.Name, strings.Join(s.Groups, ","))
-		} else {
-			b.Note("user %s: create (groups %s, shell %s)", s.Name, strings.Join(s.Groups, ","), orDefault(s.Shell, "default"))
-		}
-		if s.LockPasswd {
-			b.Note("user %s: password locked (%q: key logins still work)", s.Name, accounts.LockedField)
-		}
+	for _, n := range plan.notes() {
+		b.Note("%s", n)
 	}
-	for _, p := range pw {
-		b.Note("chpasswd: set the password of %s", p.Name)
-	}
-	if sudoers != "" {
-		b.Note("sudo rules: %s", sudoersFile)
-	}
-	if b.DryRun || len(specs)+len(pw) == 0 {
+	if b.DryRun || len(plan.users)+len(plan.passwords) == 0 {
 		return nil
 	}
 	if !b.Live {
-		return fmt.Errorf("%d users: %w", len(specs), handlers.ErrNotLive)
+		return fmt.Errorf("%d users: %w", len(plan.users), handlers.ErrNotLive)
 	}
-	for _, g := range missingGroups {
-		if err := runTool(ctx, b, "groupadd", []string{g}, nil); err != nil {
+	t := tools(b)
+	for _, g := range plan.groups {
+		if err := t.AddGroup(ctx, g); err != nil {
 			return err
 		}
 	}
-	for _, s := range specs {
-		if err := ensureUser(ctx, b, s, exists[s.Name], groups); err != nil {
+	for _, u := range plan.users {
+		if err := ensureUser(ctx, b, t, u); err != nil {
 			return err
 		}
 	}
-	for _, p := range pw {
-		// A crypt method bypasses PAM, which does not work under --root.
-		args := []string{"--crypt-method", "SHA512"}
-		if p.Type == "hash" {
-			args = []string{"--encrypted"}
+	for _, pw := range plan.passwords {
+		if err := t.SetPassword(ctx, pw.Name, pw.Password, pw.Type == "hash"); err != nil {
+			return fmt.Errorf("chpasswd: setting the password of %s: %w", pw.Name, err)
 		}
-		if err := runTool(ctx, b, "chpasswd", args, []byte(p.Name+":"+p.Password+"\n")); err != nil {
-			return fmt.Errorf("chpasswd: setting the password of %s: %w", p.Name, err)
-		}
-		if expire {
-			if err := runTool(ctx, b, "passwd", []string{"--expire", p.Name}, nil); err != nil {
+		if plan.expire {
+			if err := t.Expire(ctx, pw.Name); err != nil {
 				return err
 			}
 		}
 	}
-	if sudoers != "" {
-		if err := installSudoers(ctx, b, sudoers); err != nil {
+	if plan.sudoers != "" {
+		if err := installSudoers(ctx, b, plan.sudoers); err != nil {
 			return err
 		}
 	}
@@ -421,85 +417,50 @@ func orDefault(s, d string) string {
 	return s
 }
 
-// ensureUser creates s or brings an existing account's groups and
-// password field in line. members are the group memberships read before
-// any change: creating other users and new groups leaves s's own alone.
-func ensureUser(ctx context.Context, b *handlers.Boot, s userSpec, exists bool, members map[string][]string) error {
-	if !exists {
-		args := []string{}
-		if s.Gecos != "" {
-			args = append(args, "--comment", s.Gecos)
-		}
-		if s.HomeDir != "" {
-			args = append(args, "--home-dir", s.HomeDir)
-		}
-		if s.PrimaryGroup != "" {
-			args = append(args, "--gid", s.PrimaryGroup)
-		} else if s.NoUserGroup {
-			args = append(args, "--no-user-group")
-		} else {
-			args = append(args, "--user-group")
-		}
-		if len(s.Groups) > 0 {
-			args = append(args, "--groups", strings.Join(s.Groups, ","))
-		}
-		if s.Shell != "" {
-			args = append(args, "--shell", s.Shell)
-		}
-		if s.UID != nil {
-			args = append(args, "--uid", strconv.FormatInt(*s.UID, 10))
-		}
-		if s.Expiredate != "" {
-			args = append(args, "--expiredate", s.Expiredate)
-		}
-		if s.Inactive != "" {
-			args = append(args, "--inactive", s.Inactive)
-		}
-		if s.System {
-			args = append(args, "--system")
-		}
-		if s.NoCreateHome || s.System {
-			args = append(args, "--no-create-home")
-		} else {
-			args = append(args, "--create-home")
-		}
-		if err := runTool(ctx, b, "useradd", append(args, s.Name), nil); err != nil {
+// ensureUser applies one step: creates the account or adds it to its
+// missing groups, then sets or locks its password.
+func ensureUser(ctx context.Context, b *handlers.Boot, t accounts.Tools, u userStep) error {
+	s := u.spec
+	if u.create {
+		if err := t.AddUser(ctx, s.newUser()); err != nil {
 			return err
 		}
 		b.Log.Info("created user", "user", s.Name)
-	} else {
-		var add []string
-		for _, g := range s.Groups {
-			if !slices.Contains(members[g], s.Name) {
-				add = append(add, g)
-			}
-		}
-		if len(add) > 0 {
-			if err := runTool(ctx, b, "usermod", []string{"--append", "--groups", strings.Join(add, ","), s.Name}, nil); err != nil {
-				return err
-			}
+	} else if len(u.appendGroups) > 0 {
+		if err := t.AppendGroups(ctx, s.Name, u.appendGroups); err != nil {
+			return err
 		}
 	}
 	set := s.HashedPasswd != "" || s.PlainTextPasswd != ""
 	if set && !s.LockPasswd {
-		args, secret := []string{"--encrypted"}, s.HashedPasswd
+		secret, hashed := s.HashedPasswd, true
 		if s.HashedPasswd == "" {
-			args, secret = []string{"--crypt-method", "SHA512"}, s.PlainTextPasswd
+			secret, hashed = s.PlainTextPasswd, false
 		}
-		if err := runTool(ctx, b, "chpasswd", args, []byte(s.Name+":"+secret+"\n")); err != nil {
+		if err := t.SetPassword(ctx, s.Name, secret, hashed); err != nil {
 			return fmt.Errorf("setting the password of %s: %w", s.Name, err)
 		}
 	}
-	field, err := sshkeys.ShadowField(b.Root, s.Name)
+	// Read after useradd: it decides the field a new account starts with.
+	field, err := accounts.ShadowField(b.Root, s.Name)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	if f := accounts.PasswordField(s.LockPasswd, field, set && !s.LockPasswd); f != "" {
-		if err := runTool(ctx, b, "usermod", []string{"--password", f, s.Name}, nil); err != nil {
+		if err := t.SetPasswordField(ctx, s.Name, f); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// newUser is what useradd needs of s.
+func (s userSpec) newUser() accounts.NewUser {
+	return accounts.NewUser{
+		Name: s.Name, Gecos: s.Gecos, HomeDir: s.HomeDir, PrimaryGroup: s.PrimaryGroup, Shell: s.Shell,
+		Groups: s.Groups, UID: s.UID, Expiredate: s.Expiredate, Inactive: s.Inactive,
+		System: s.System, NoCreateHome: s.NoCreateHome, NoUserGroup: s.NoUserGroup,
+	}
 }
 
 // sudoersFor returns the sudoers drop-in with the rules of specs added to
@@ -558,7 +519,7 @@ func installSudoers(ctx context.Context, b *handlers.Boot, content string) error
 	}
 	tmp.Chmod(0o440)
 	tmp.Close()
-	ctx, cancel := context.WithTimeout(ctx, toolTimeout)
+	ctx, cancel := context.WithTimeout(ctx, accounts.ToolTimeout)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, visudo, "-c", "-q", "-f", tmp.Name()).CombinedOutput(); err != nil {
 		msg := strings.ReplaceAll(strings.TrimSpace(string(out)), tmp.Name(), sudoersFile)

@@ -1,8 +1,6 @@
 package builtin
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,10 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/userdata"
@@ -41,15 +39,20 @@ func runWriteFiles(ctx context.Context, b *handlers.Boot, deferred bool) error {
 	if len(files) == 0 {
 		return nil
 	}
-	acc := readAccounts(b.Root)
+	db, err := accounts.Read(b.Root)
+	if err != nil {
+		// Files without an owner can still be written; owned ones fail.
+		b.Log.Warn("cannot read the root's accounts", "error", err)
+		db = accounts.Parse(nil, nil)
+	}
 	f := failures{what: "files", total: len(files)}
 	for _, w := range files {
-		f.add(writeOneFile(b, acc, w))
+		f.add(writeOneFile(b, db, w))
 	}
 	return f.err()
 }
 
-func writeOneFile(b *handlers.Boot, acc ownerTable, w userdata.WriteFile) error {
+func writeOneFile(b *handlers.Boot, db *accounts.DB, w userdata.WriteFile) error {
 	rel, err := writeFilePath(w.Path)
 	if err != nil {
 		return err
@@ -58,7 +61,7 @@ func writeOneFile(b *handlers.Boot, acc ownerTable, w userdata.WriteFile) error 
 	if err != nil {
 		return fmt.Errorf("%s: %w", w.Path, err)
 	}
-	owner, err := acc.resolve(w.Owner)
+	owner, err := db.Owner(w.Owner)
 	if err != nil {
 		return fmt.Errorf("%s: %w", w.Path, err)
 	}
@@ -148,71 +151,4 @@ func writeFilePath(p string) (string, error) {
 		return "", fmt.Errorf("write_files: path %q names the root", p)
 	}
 	return rel, nil
-}
-
-// ownerTable holds the root's users and groups, by name.
-type ownerTable struct {
-	users  map[string]int // name → uid
-	groups map[string]int // name → gid
-}
-
-func readAccounts(root *rootfs.Root) ownerTable {
-	passwd, _ := root.ReadFile("etc/passwd", rootfs.InRoot)
-	group, _ := root.ReadFile("etc/group", rootfs.InRoot)
-	return parseAccounts(passwd, group)
-}
-
-func parseAccounts(passwd, group []byte) ownerTable {
-	acc := ownerTable{users: map[string]int{"root": 0}, groups: map[string]int{"root": 0}}
-	scan := func(data []byte, into map[string]int) {
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-			f := strings.Split(sc.Text(), ":")
-			if len(f) < 3 || f[0] == "" || strings.HasPrefix(f[0], "#") {
-				continue
-			}
-			if id, err := strconv.Atoi(f[2]); err == nil {
-				if _, dup := into[f[0]]; !dup || f[0] != "root" {
-					into[f[0]] = id
-				}
-			}
-		}
-	}
-	scan(passwd, acc.users)
-	scan(group, acc.groups)
-	return acc
-}
-
-// resolveOwner resolves a write_files owner ("user", "user:group",
-// ":group", numeric ids allowed) against a root's etc/passwd and
-// etc/group. A missing group leaves the group unchanged, as cloud-init's
-// chownbyname does.
-func resolveOwner(owner string, passwd, group []byte) (rootfs.Owner, error) {
-	return parseAccounts(passwd, group).resolve(owner)
-}
-
-func (a ownerTable) resolve(owner string) (rootfs.Owner, error) {
-	user, grp, _ := strings.Cut(strings.TrimSpace(owner), ":")
-	out := rootfs.NoOwner
-	lookup := func(kind, name string, m map[string]int) (int, error) {
-		if id, ok := m[name]; ok {
-			return id, nil
-		}
-		if id, err := strconv.Atoi(name); err == nil && id >= 0 {
-			return id, nil
-		}
-		return -1, fmt.Errorf("owner %q: no %s %q in the root's etc/%s", owner, kind, name, map[string]string{"user": "passwd", "group": "group"}[kind])
-	}
-	var err error
-	if user != "" {
-		if out.UID, err = lookup("user", user, a.users); err != nil {
-			return rootfs.NoOwner, err
-		}
-	}
-	if grp != "" {
-		if out.GID, err = lookup("group", grp, a.groups); err != nil {
-			return rootfs.NoOwner, err
-		}
-	}
-	return out, nil
 }
