@@ -126,6 +126,9 @@ var handledKeys = map[string]bool{
 	"chpasswd": true, "write_files": true, "bootcmd": true, "runcmd": true, "final_message": true,
 	"timezone": true, "packages": true, "package_update": true, "package_upgrade": true,
 	"ssh_keys": true, "ssh_deletekeys": true, "ssh_genkeytypes": true,
+	// Read from the merged document by the users handler (the default
+	// user: a name or a mapping), not decoded here.
+	"user": true,
 	// Accepted and used by merging or by other keys.
 	"merge_how": true, "merge_type": true, "apt_update": true, "apt_upgrade": true,
 }

@@ -471,3 +471,18 @@ func TestIncludesShareTheFetchersConnections(t *testing.T) {
 		t.Errorf("three includes came on %d connections (%v), want one kept alive", len(remotes), remotes)
 	}
 }
+
+func TestKeysFlintReadsAreNotReportedAsUnhandled(t *testing.T) {
+	ud, err := Parse(context.Background(), []byte("#cloud-config\nuser: {name: admin, groups: [adm]}\nusers: [default]\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ud.Warnings {
+		if strings.Contains(w, "not handled") {
+			t.Errorf("warned: %q", w)
+		}
+	}
+	if _, ok := ud.Config["user"].(map[string]any); !ok {
+		t.Errorf("user: not kept in the merged document for the users handler: %v", ud.Config["user"])
+	}
+}
