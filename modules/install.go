@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flint-dev/flint/internal/rootfs"
 )
 
 // Names flint gives its own entries in <root>/lib/modules. They start with a
@@ -126,63 +128,24 @@ func resolveModulesDir(root string, create bool) (string, error) {
 			return "", fmt.Errorf("create root %s: %w", root, err)
 		}
 	}
-	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) && !create {
+	r, err := rootfs.Open(root)
+	if errors.Is(err, fs.ErrNotExist) && !create {
 		return ModulesDir(root), nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("open root %s: %w", root, err)
+		return "", err
 	}
-	defer unix.Close(rfd)
-	fd, err := inRoot(rfd, "lib", create)
-	if err != nil {
-		return lexicalIfMissing(root, err, create)
+	defer r.Close()
+	if create {
+		if err := r.MkdirAll("lib/modules", 0o755, rootfs.NoOwner, rootfs.InRoot); err != nil {
+			return "", err
+		}
 	}
-	unix.Close(fd)
-	fd, err = inRoot(rfd, "lib/modules", create)
-	if err != nil {
-		return lexicalIfMissing(root, err, create)
-	}
-	defer unix.Close(fd)
-	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
-	if err != nil {
-		return "", fmt.Errorf("resolve %s/lib/modules: %w", root, err)
-	}
-	return p, nil
-}
-
-func lexicalIfMissing(root string, err error, create bool) (string, error) {
-	if !create && errors.Is(err, unix.ENOENT) {
+	p, err := r.Resolve("lib/modules", rootfs.InRoot)
+	if !create && errors.Is(err, fs.ErrNotExist) {
 		return ModulesDir(root), nil
 	}
-	return "", fmt.Errorf("%s/lib/modules: %w", root, err)
-}
-
-// inRoot opens (and with create, makes) the directory rel resolved as if
-// rfd were "/".
-func inRoot(rfd int, rel string, create bool) (int, error) {
-	how := &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
-	}
-	fd, err := unix.Openat2(rfd, rel, how)
-	if !errors.Is(err, unix.ENOENT) || !create {
-		return fd, err
-	}
-	parent, name := filepath.Split(rel)
-	if parent == "" {
-		parent = "."
-	}
-	pfd, err := unix.Openat2(rfd, parent, how)
-	if err != nil {
-		return -1, err
-	}
-	err = unix.Mkdirat(pfd, name, 0o755)
-	unix.Close(pfd)
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return -1, err
-	}
-	return unix.Openat2(rfd, rel, how)
+	return p, err
 }
 
 // Install makes the tree of in.Release the content of bundle b, verified.

@@ -355,6 +355,23 @@ func (r *Root) Rename(rel, newName string) error {
 	return nil
 }
 
+// Resolve returns the host path rel names, its symlinks resolved inside
+// the root as the kernel resolved them, for code that hands the path to
+// plain file calls or other programs (an image whose /lib links to
+// usr/lib gets its own usr/lib, never the host's).
+func (r *Root) Resolve(rel string, res Resolution) (string, error) {
+	fd, err := r.open(rel, unix.O_PATH, 0, res)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return "", &fs.PathError{Op: "resolve", Path: r.Path(rel), Err: err}
+	}
+	return p, nil
+}
+
 // Contains reports whether the host path p, symlinks resolved, lies
 // inside the root: for handing a path to code that uses plain file calls.
 func (r *Root) Contains(p string) bool {

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -86,5 +87,28 @@ func TestPathsCrossMounts(t *testing.T) {
 		if _, err := r.ReadFile("proc/sys/kernel/ostype", res); err != nil {
 			t.Errorf("reading across a mount (resolution %d): %v", res, err)
 		}
+	}
+}
+
+func TestResolveNamesTheHostPathInsideTheRoot(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "usr/lib/modules"), 0o755)
+	// Merged /usr with an absolute link: followed on the host it would be
+	// the host's /usr/lib.
+	os.Symlink("/usr/lib", filepath.Join(dir, "lib"))
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	real, _ := filepath.EvalSymlinks(dir)
+	if got, err := r.Resolve("lib/modules", InRoot); err != nil || got != filepath.Join(real, "usr/lib/modules") {
+		t.Errorf("Resolve(lib/modules) = %q, %v; want %s", got, err, filepath.Join(real, "usr/lib/modules"))
+	}
+	if _, err := r.Resolve("lib/modules", Strict); !errors.Is(err, ErrSymlink) {
+		t.Errorf("strict Resolve through a symlink: %v, want ErrSymlink", err)
+	}
+	if _, err := r.Resolve("lib/none", InRoot); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Resolve of a missing path: %v, want not exist", err)
 	}
 }
