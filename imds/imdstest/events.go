@@ -31,7 +31,7 @@ const (
 )
 
 // scheduledTime is the format of NotBefore/NotAfter in scheduled events.
-const scheduledTime = "2 Jan 2006 15:04:05 MST"
+const scheduledTime = "2 Jan 2006 15:04:05 GMT" // GMT is literal: EC2 writes it so
 
 // Event is a notice the emulator serves from At on.
 type Event struct {

@@ -55,7 +55,7 @@ func TestInjectedNoticesAreServedInTheFormatsIMDSUses(t *testing.T) {
 	}
 	for i, code := range []string{"system-reboot", "instance-stop"} {
 		e := sched[i]
-		nb, err := time.Parse("2 Jan 2006 15:04:05 MST", e["NotBefore"])
+		nb, err := time.Parse("2 Jan 2006 15:04:05 GMT", e["NotBefore"])
 		if e["Code"] != code || e["State"] != "active" || !strings.HasPrefix(e["EventId"], "instance-event-") || err != nil || nb.Before(before.Add(ScheduledLead)) {
 			t.Errorf("scheduled event %d: %v (NotBefore: %v)", i, e, err)
 		}
