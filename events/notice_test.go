@@ -23,7 +23,7 @@ func TestParse(t *testing.T) {
 			ids: []string{"rebalance@2020-10-27T08:22:00Z"}, action: "rebalance-recommendation", time: "2020-10-27T08:22:00Z"},
 		{name: "an active scheduled event gives its code and NotBefore", kind: Scheduled,
 			body: `[{"NotBefore" : "21 Jan 2019 09:00:43 GMT", "Code" : "system-reboot", "Description" : "scheduled reboot", "EventId" : "instance-event-0d59937288b749b32", "NotAfter" : "21 Jan 2019 09:17:23 GMT", "State" : "active"}]`,
-			ids: []string{"scheduled:instance-event-0d59937288b749b32@2019-01-21T09:00:43Z"}, action: "system-reboot", time: "2019-01-21T09:00:43Z"},
+			ids:  []string{"scheduled:instance-event-0d59937288b749b32@2019-01-21T09:00:43Z"}, action: "system-reboot", time: "2019-01-21T09:00:43Z"},
 		{name: "completed and canceled scheduled events are not pending", kind: Scheduled,
 			body: `[{"NotBefore":"21 Jan 2019 09:00:43 GMT","Code":"system-reboot","EventId":"instance-event-1","State":"completed"},{"NotBefore":"21 Jan 2019 09:00:43 GMT","Code":"instance-stop","EventId":"instance-event-2","State":"canceled"}]`},
 		{name: "an empty scheduled list gives nothing", kind: Scheduled, body: `[]`},
