@@ -158,7 +158,7 @@ func (w *Watcher) health(k Kind, err error) {
 	switch {
 	case err != nil && w.down.IsZero():
 		w.down, w.downErr = time.Now(), err
-		w.Log.Warn("instance metadata unreadable; notices may be late until it answers again", "event", string(k), "error", err.Error())
+		w.Log.Warn("instance metadata unreadable; notices may be late until it is back", "event", string(k), "error", err.Error())
 	case err == nil && !w.down.IsZero():
 		gap := time.Since(w.down).Round(time.Second)
 		w.Log.Info("instance metadata answers again", "gap", gap.String(), "since", w.down.UTC().Format(time.RFC3339))
