@@ -68,8 +68,8 @@ type Watcher struct {
 	instanceID string
 	armed      map[string]bool // shutdowns already scheduled in this process
 	shutOnce   sync.Once
-	down       time.Time // when reads started failing; zero while they work
-	downErr    error
+	down       time.Time       // when reads started failing; zero while they work
+	malformed  map[Kind]string // the last malformed answer logged, per path
 	wg         sync.WaitGroup
 }
 
@@ -94,6 +94,7 @@ func (w *Watcher) Watch(ctx context.Context) error {
 		w.PollTimeout = 10 * time.Second
 	}
 	w.armed = map[string]bool{}
+	w.malformed = map[Kind]string{}
 	defer w.wg.Wait()
 	next := map[Kind]time.Time{}
 	start := time.Now()
@@ -151,18 +152,25 @@ func (w *Watcher) poll(ctx context.Context, k Kind) {
 func (w *Watcher) health(k Kind, err error) {
 	var me *MalformedError
 	if errors.As(err, &me) {
-		// A malformed body is not a gap: IMDS answered.
-		w.Log.Warn("malformed notice", "event", string(k), "error", err.Error())
+		// A malformed body is not a gap: IMDS answered. It is logged
+		// once until it changes, not at every poll.
+		if w.malformed[k] != err.Error() {
+			w.malformed[k] = err.Error()
+			w.Log.Warn("malformed notice", "event", string(k), "error", err.Error())
+		}
 		return
+	}
+	if err == nil {
+		delete(w.malformed, k)
 	}
 	switch {
 	case err != nil && w.down.IsZero():
-		w.down, w.downErr = time.Now(), err
+		w.down = time.Now()
 		w.Log.Warn("instance metadata unreadable; notices may be late until it is back", "event", string(k), "error", err.Error())
 	case err == nil && !w.down.IsZero():
 		gap := time.Since(w.down).Round(time.Second)
 		w.Log.Info("instance metadata answers again", "gap", gap.String(), "since", w.down.UTC().Format(time.RFC3339))
-		w.down, w.downErr = time.Time{}, nil
+		w.down = time.Time{}
 	}
 }
 

@@ -379,3 +379,19 @@ func TestTheRecordOfHandledNoticesSurvivesARestartButNotAReboot(t *testing.T) {
 		t.Fatalf("a malformed record: %v", err)
 	}
 }
+
+func TestAMalformedNoticeIsLoggedOnceAndIsNoGap(t *testing.T) {
+	r := newRig(t, 100*time.Millisecond)
+	r.h.emu.Set("meta-data/spot/instance-action", []byte("<html>oops</html>"))
+	r.start()
+	time.Sleep(time.Second)
+	if n := r.log.count("malformed notice"); n != 1 {
+		t.Errorf("malformed notice logged %d times over 10 polls, want 1:\n%s", n, r.log)
+	}
+	if n := r.log.count("unreadable"); n != 0 {
+		t.Errorf("a malformed answer was reported as a gap:\n%s", r.log)
+	}
+	if got := r.hookLines(); len(got) != 0 {
+		t.Errorf("hooks ran for a malformed notice: %q", got)
+	}
+}
