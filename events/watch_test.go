@@ -61,7 +61,9 @@ func (h *host) down() {
 }
 
 func (h *host) client(t *testing.T) *imds.Client {
-	c, err := imds.New(imds.Options{Endpoint: "http://" + h.addr, AttemptTimeout: time.Second, MaxAttempts: 2, MaxBackoff: 50 * time.Millisecond})
+	// Faults here fail at once; generous timeouts keep a loaded machine
+	// from turning a slow answer into an IMDSv1 fallback.
+	c, err := imds.New(imds.Options{Endpoint: "http://" + h.addr, AttemptTimeout: 5 * time.Second, TokenTimeout: 5 * time.Second, MaxAttempts: 2, MaxBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/imds/imdstest"
@@ -54,7 +55,9 @@ func TestEndpointModeAutoOnAnIPv6OnlyNamespaceUsesTheIPv6EndpointForTheWholeRun(
 	var id, again []byte
 	var err, err2 error
 	testenv.Do(t, ns, func() {
-		c, err = imds.New(imds.Options{Getenv: func(string) string { return "" }})
+		// Generous timeouts: a token PUT unanswered within the default 1s
+		// (a loaded machine) would fall back to IMDSv1 and change the sequence.
+		c, err = imds.New(imds.Options{Getenv: func(string) string { return "" }, TokenTimeout: 10 * time.Second, AttemptTimeout: 10 * time.Second})
 		if err != nil {
 			return
 		}
@@ -89,7 +92,7 @@ func TestEndpointModeAutoPrefersIPv4WhenBothAnswer(t *testing.T) {
 	var c *imds.Client
 	var err error
 	testenv.Do(t, ns, func() {
-		if c, err = imds.New(imds.Options{Endpoint: imds.AutoEndpoint}); err == nil {
+		if c, err = imds.New(imds.Options{Endpoint: imds.AutoEndpoint, TokenTimeout: 10 * time.Second, AttemptTimeout: 10 * time.Second}); err == nil {
 			_, err = c.Get(t.Context(), "meta-data/instance-id")
 		}
 	})
