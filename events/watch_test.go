@@ -397,3 +397,34 @@ func TestAMalformedNoticeIsLoggedOnceAndIsNoGap(t *testing.T) {
 		t.Errorf("hooks ran for a malformed notice: %q", got)
 	}
 }
+
+func TestARestartedWatcherArmsTheShutdownAgainButDoesNotRerunHooks(t *testing.T) {
+	r := newRig(t, 100*time.Millisecond)
+	marker := filepath.Join(r.dir, "poweroff")
+	r.cfg.Actions = []string{"shutdown"}
+	// Spot gives two minutes: power off two seconds after the notice.
+	r.cfg.ShutdownBefore = config.Duration(2*time.Minute - 2*time.Second)
+	r.cfg.ShutdownCommand = []string{"/bin/sh", "-c", "echo off >> " + marker}
+	stop := r.start()
+	r.h.emu.Inject(imdstest.Event{Kind: "spot-terminate"})
+	if !r.waitLog("shutdown scheduled", 5*time.Second) {
+		t.Fatalf("no shutdown scheduled:\n%s", r.log)
+	}
+	stop() // before the shutdown time: the first watcher's timer dies with it
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the shutdown ran before its time")
+	}
+	r.start()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if b, _ := os.ReadFile(marker); string(b) != "off\n" {
+		t.Errorf("shutdown command output %q after a restart, want one run:\n%s", b, r.log)
+	}
+	if got := r.hookLines(); len(got) != 1 {
+		t.Errorf("hook lines %q, want the one run before the restart", got)
+	}
+}
