@@ -168,7 +168,7 @@ func (w *Watcher) health(k Kind, err error) {
 		w.down = time.Now()
 		w.Log.Warn("instance metadata unreadable; notices may be late until it is back", "event", string(k), "error", err.Error())
 	case err == nil && !w.down.IsZero():
-		gap := time.Since(w.down).Round(time.Second)
+		gap := time.Since(w.down).Round(100 * time.Millisecond)
 		w.Log.Info("instance metadata answers again", "gap", gap.String(), "since", w.down.UTC().Format(time.RFC3339))
 		w.down = time.Time{}
 	}

@@ -188,6 +188,7 @@ func TestANoticeReachesTheHookWithinAPeriodOnceAndAgainAfterARestartOnlyWhenNew(
 	if len(got) != 1 {
 		t.Fatalf("the Spot notice did not reach the hook within one period plus 1s (%v): %q\n%s", took, got, r.log)
 	}
+	t.Logf("the notice reached the hook %v after it was injected (period %v)", took.Round(time.Millisecond), period)
 	time.Sleep(3 * period)
 	if got = r.hookLines(); len(got) != 1 {
 		t.Fatalf("the hook ran %d times for one notice: %q", len(got), got)
@@ -261,6 +262,11 @@ func TestTheWatcherKeepsGoingThroughIMDSFaultsAndReportsEachGapOnce(t *testing.T
 		}
 		if n := strings.Count(after, "answers again"); n != 1 {
 			t.Errorf("%s: gap end reported %d times:\n%s", name, n, after)
+		}
+		for _, l := range strings.Split(after, "\n") {
+			if strings.Contains(l, "unreadable") || strings.Contains(l, "answers again") {
+				t.Logf("%s: %s", name, l)
+			}
 		}
 		r.log.mu.Lock()
 		r.log.b.Reset()
