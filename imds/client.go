@@ -68,10 +68,11 @@ func (m Mode) String() string {
 // Options configure a Client. The zero value is usable: it resolves the
 // endpoint from the environment like the AWS SDKs.
 type Options struct {
-	// Endpoint is the base URL ("http://169.254.169.254"). Empty: taken from
-	// AWS_EC2_METADATA_SERVICE_ENDPOINT, else from
-	// AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4 or IPv6), else the IPv4
-	// default.
+	// Endpoint is the base URL ("http://169.254.169.254"), or "auto".
+	// Empty: taken from AWS_EC2_METADATA_SERVICE_ENDPOINT, else from
+	// AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4 or IPv6), else mode
+	// auto: the IPv4 default when it connects within a moment, else the
+	// IPv6 one, whichever connected first kept for the client's life.
 	Endpoint string
 	// Mode chooses v2-preferred (zero), v2-only or v1.
 	// AWS_EC2_METADATA_V1_DISABLED=true turns v2-preferred into v2-only.
@@ -113,6 +114,7 @@ type Client struct {
 	maxBytes    int64
 	logf        func(string, ...any)
 	disabled    bool
+	auto        *autoDialer // endpoint mode auto; nil otherwise
 
 	tokMu  sync.Mutex
 	token  string
@@ -180,14 +182,19 @@ func New(opts Options) (*Client, error) {
 	if b, _ := strconv.ParseBool(getenv("AWS_EC2_METADATA_V1_DISABLED")); b && c.mode == ModeV2Preferred {
 		c.mode = ModeV2Only
 	}
-	endpoint, err := resolveEndpoint(opts.Endpoint, getenv)
+	endpoint, auto, err := endpointFor(opts.Endpoint, getenv)
 	if err != nil {
 		return nil, err
 	}
 	c.base = endpoint
 	tr := opts.Transport
 	if tr == nil && endpoint.Scheme == "http" {
-		tr = newConnTransport(4)
+		ct := newConnTransport(4)
+		if auto {
+			ct.auto = newAutoDialer()
+			c.auto = ct.auto
+		}
+		tr = ct
 	}
 	if tr == nil {
 		tr = &http.Transport{
@@ -239,8 +246,8 @@ func resolveEndpoint(explicit string, getenv func(string) string) (*url.URL, err
 	return u, nil
 }
 
-// Endpoint returns the base URL in use.
-func (c *Client) Endpoint() string { return c.base.String() }
+// Endpoint returns the base URL in use (in mode auto, the one chosen so far).
+func (c *Client) Endpoint() string { return c.auto.endpoint(c.base) }
 
 // Stats returns how many token and data requests the client sent.
 func (c *Client) Stats() Stats {

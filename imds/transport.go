@@ -35,6 +35,7 @@ type connTransport struct {
 	dialer  net.Dialer
 	slots   chan struct{} // one per request in flight, each on its own connection
 	maxIdle time.Duration // idle longer, a connection is closed, not reused
+	auto    *autoDialer   // endpoint mode auto: picks the address family
 
 	mu   sync.Mutex
 	idle []*persistConn
@@ -132,9 +133,18 @@ func (t *connTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// dial connects to addr within ctx's deadline: directly when addr is a
-// literal address, else through net.Dialer.
+// dial connects to addr, or in endpoint mode auto to the address family
+// the auto dialer picks for it.
 func (t *connTransport) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if t.auto != nil && addr == t.auto.v4 {
+		return t.auto.dial(ctx, t.dialAddr)
+	}
+	return t.dialAddr(ctx, addr)
+}
+
+// dialAddr connects to addr within ctx's deadline: directly when addr is a
+// literal address, else through net.Dialer.
+func (t *connTransport) dialAddr(ctx context.Context, addr string) (net.Conn, error) {
 	deadline, _ := ctx.Deadline()
 	if c, handled, err := dialDirect(addr, deadline); handled {
 		return c, err

@@ -20,8 +20,9 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	v2only := fs.Bool("v2-only", false, "require IMDSv2 tokens (HttpTokens=required)")
 	faults := fs.String("faults", "", "fault rules, e.g. 'path=meta-data/*,status=503,count=3;path=api/token,drop'")
 	quiet := fs.Bool("quiet", false, "do not log requests")
+	events := fs.String("event", "", "notices to serve, KIND[@+DELAY|@TIME] separated by ';', e.g. 'spot-stop@+30s;rebalance' (more at runtime: POST /_flint/events?event=...)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: flint emulate [--fixture F] [--listen ADDR] [--v2-only] [--faults SPEC]")
+		fmt.Fprintln(stderr, "usage: flint emulate [--fixture F] [--listen ADDR] [--v2-only] [--faults SPEC] [--event SPEC]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -41,7 +42,11 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(stderr, "--faults: %v", err)
 	}
-	opts := imdstest.Options{V2Only: *v2only, Faults: fl, LogLimit: 10000}
+	evs, err := imdstest.ParseEvents(*events, time.Now())
+	if err != nil {
+		return fail(stderr, "--event: %v", err)
+	}
+	opts := imdstest.Options{V2Only: *v2only, Faults: fl, LogLimit: 10000, Events: evs}
 	if !*quiet {
 		var mu sync.Mutex
 		opts.OnRequest = func(r imdstest.Request) {

@@ -24,7 +24,7 @@ type imdsFlags struct {
 }
 
 func (f *imdsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.endpoint, "endpoint", "", "metadata endpoint URL (default: AWS_EC2_METADATA_SERVICE_ENDPOINT or "+imds.DefaultEndpoint+")")
+	fs.StringVar(&f.endpoint, "endpoint", "", "metadata endpoint URL or auto (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else auto: "+imds.DefaultEndpoint+", then "+imds.DefaultIPv6Endpoint+")")
 	fs.StringVar(&f.mode, "imds-mode", "v2-preferred", "v2-preferred, v2-only or v1")
 	fs.StringVar(&f.ttl, "token-ttl", "21600", "IMDSv2 token lifetime in seconds (1-21600)")
 }

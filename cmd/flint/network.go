@@ -46,7 +46,7 @@ func cmdNetwork(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := newFlagSet("network "+sub, stderr)
 	var (
 		cfg      network.Config
-		endpoint = fs.String("endpoint", "", "metadata endpoint URL (default: AWS_EC2_METADATA_SERVICE_ENDPOINT or the link-local address)")
+		endpoint = fs.String("endpoint", "", "metadata endpoint URL or auto (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else auto: the IPv4 link-local address, then the IPv6 one)")
 		ignore   = fs.String("ignore", "", "comma-separated link name patterns to leave alone, besides docker0, veth*, lo, ...")
 		refresh  = fs.Duration("refresh", 0, "watch: also re-read metadata this often (0: only on link events)")
 	)

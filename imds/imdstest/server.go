@@ -39,6 +39,8 @@ type Options struct {
 	LogLimit int
 	// OnRequest is called with each request's log entry once it is answered.
 	OnRequest func(Request)
+	// Events are notices to serve, each from its time on (see Inject).
+	Events []Event
 }
 
 // Request is one entry of the request log.
@@ -73,6 +75,8 @@ type Server struct {
 	limit  int
 	notify func(Request)
 	now    func() time.Time
+	// pending holds the notices still to appear (see Inject).
+	pending map[*time.Timer]Event
 	// release unblocks dropped requests when the server closes.
 	release chan struct{}
 	closed  sync.Once
@@ -88,15 +92,23 @@ func New(tree *Tree, opts Options) *Server {
 		release: make(chan struct{}),
 		limit:   opts.LogLimit,
 		notify:  opts.OnRequest,
+		pending: map[*time.Timer]Event{},
 	}
 	for _, f := range opts.Faults {
 		s.faults = append(s.faults, &fault{Fault: f})
 	}
+	for _, e := range opts.Events {
+		s.Inject(e)
+	}
 	return s
 }
 
-// Close releases requests held by "drop" faults.
-func (s *Server) Close() { s.closed.Do(func() { close(s.release) }) }
+// Close releases requests held by "drop" faults and cancels notices still
+// to appear.
+func (s *Server) Close() {
+	s.closed.Do(func() { close(s.release) })
+	s.stopEvents()
+}
 
 // Log returns a copy of the request log.
 func (s *Server) Log() []Request {
@@ -157,6 +169,10 @@ func (s *Server) record(r Request) {
 
 // ServeHTTP implements the IMDS protocol.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, ControlPrefix) {
+		s.control(w, r)
+		return
+	}
 	entry := Request{Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr}
 	if r.URL.RawQuery != "" {
 		entry.Path += "?" + r.URL.RawQuery

@@ -30,6 +30,7 @@ type Config struct {
 	IMDS     IMDS     `yaml:"imds"`
 	Handlers Handlers `yaml:"handlers"`
 	Log      Log      `yaml:"log"`
+	Events   Events   `yaml:"events"`
 
 	// files holds every file's document, for Section.
 	files []file
@@ -82,7 +83,8 @@ func Default() *Config {
 			ExecFrequency: "per-instance",
 			OutputLogMax:  ByteSize(16 << 20),
 		},
-		Log: Log{Level: "info", Target: "auto"},
+		Log:    Log{Level: "info", Target: "auto"},
+		Events: defaultEvents(),
 	}
 }
 
@@ -130,7 +132,7 @@ func Parse(name string, data []byte, sections map[string]bool) (*Config, error) 
 	return c, c.validate()
 }
 
-var core = map[string]bool{"imds": true, "handlers": true, "log": true}
+var core = map[string]bool{"imds": true, "handlers": true, "log": true, "events": true}
 
 func (c *Config) add(path string, data []byte, sections map[string]bool) error {
 	var doc yaml.Node
@@ -350,5 +352,5 @@ func (c *Config) validate() error {
 	if time.Duration(c.IMDS.TokenTTL) < time.Second || time.Duration(c.IMDS.TokenTTL) > 6*time.Hour {
 		return fmt.Errorf("imds.token_ttl %v: want 1s to 6h", time.Duration(c.IMDS.TokenTTL))
 	}
-	return nil
+	return c.Events.validate()
 }

@@ -21,6 +21,10 @@ func TestBadConfigIsOneLineNamingFileAndLine(t *testing.T) {
 		{"invalid YAML", "imds:\n  mode: [v1\n", "flint.yaml:"},
 		{"a bad enum", "imds:\n  mode: v3\n", "imds.mode \"v3\""},
 		{"a scalar document", "just text\n", "flint.yaml:1: the configuration must be a mapping"},
+		{"an unknown events key", "events:\n  periods:\n    spotty: 1s\n", "flint.yaml:3: unknown key \"spotty\""},
+		{"an unknown events action", "events:\n  actions: [log, reboot]\n", "unknown action \"reboot\""},
+		{"a zero events period", "events:\n  periods:\n    spot: 0s\n", "events.periods.spot 0s: want at least 100ms"},
+		{"an empty shutdown command", "events:\n  shutdown_command: []\n", "events.shutdown_command is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("flint.yaml", []byte(tc.doc), sections)
@@ -69,5 +73,17 @@ func TestMissingFilesGiveDefaults(t *testing.T) {
 	}
 	if c.IMDS.Mode != "v2-preferred" || time.Duration(c.IMDS.Deadline) != 5*time.Minute {
 		t.Fatalf("defaults: %+v", c.IMDS)
+	}
+}
+
+func TestAnEventsSectionReplacesOnlyTheKeysItSets(t *testing.T) {
+	c, err := Parse("flint.yaml", []byte("events:\n  periods:\n    spot: 1s\n  actions: [shutdown]\n"), sections)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Events
+	if time.Duration(e.Periods.Spot) != time.Second || time.Duration(e.Periods.Scheduled) != 5*time.Minute ||
+		len(e.Actions) != 1 || e.Actions[0] != "shutdown" || e.HooksDir != "/etc/flint/events.d" {
+		t.Fatalf("events section %+v", e)
 	}
 }

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/flint-dev/flint/events"
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/imds"
+	"github.com/flint-dev/flint/internal/config"
+	"github.com/flint-dev/flint/internal/logging"
+	"github.com/flint-dev/flint/internal/rootfs"
+)
+
+// cmdEvents is `flint events` (print what is pending now) and `flint
+// events watch` (the agent of flint-events.service).
+func cmdEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	watch := len(args) > 0 && args[0] == "watch"
+	name := "events"
+	if watch {
+		args, name = args[1:], "events watch"
+	}
+	fs := newFlagSet(name, stderr)
+	root := fs.String("root", "/", "read configuration and hooks, and keep state, below this directory")
+	cfgFile := fs.String("config", "", "config file (default ROOT/etc/flint/flint.yaml and flint.d/*.yaml)")
+	endpoint := fs.String("endpoint", "", "metadata endpoint URL or auto (overrides config and environment)")
+	asJSON := fs.Bool("json", false, "print the pending notices as a JSON list")
+	dry := fs.Bool("dry-run", false, "with watch: log what hooks and actions would do; run none")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: flint events [--json] [--endpoint URL]")
+		fmt.Fprintln(stderr, "       flint events watch [--root DIR] [--config F] [--endpoint URL] [--dry-run]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return exitUsage
+	}
+	r, err := rootfs.Open(*root)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	defer r.Close()
+	paths := []string{*cfgFile}
+	if *cfgFile == "" {
+		if paths, err = config.Paths(r.Dir(), handlers.ConfigPath); err != nil {
+			return fail(stderr, "%v", err)
+		}
+	}
+	cfg, err := config.Load(paths, handlers.Sections())
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if *endpoint == "" {
+		*endpoint = cfg.IMDS.Endpoint
+	}
+	mode, _ := imds.ParseMode(cfg.IMDS.Mode) // validated by config.Load
+	log := logging.New(cfg.Log.Target, cfg.Log.Level, stderr)
+	client, err := imds.New(imds.Options{
+		Endpoint: *endpoint, Mode: mode, TokenTTL: time.Duration(cfg.IMDS.TokenTTL),
+		// A poll that fails is repeated at the next period anyway: two
+		// quick attempts, so a dead endpoint costs one period, not minutes.
+		AttemptTimeout: 2 * time.Second, MaxAttempts: 2, MaxBackoff: 500 * time.Millisecond,
+		Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
+	})
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if !watch {
+		return printPending(ctx, client, *asJSON, stdout, stderr)
+	}
+	seen, err := events.OpenSeen(r, events.BootID())
+	if err != nil {
+		log.Warn(err.Error())
+	}
+	w := &events.Watcher{
+		Metadata: client,
+		Config:   cfg.Events,
+		Seen:     seen,
+		Hooks:    &events.Hooks{Root: r, Dir: cfg.Events.HooksDir, Timeout: time.Duration(cfg.Events.HookTimeout), Log: log, DryRun: *dry},
+		Log:      log,
+	}
+	for _, a := range cfg.Events.Actions {
+		if a == "shutdown" {
+			w.Shutdown = &events.Shutdown{Command: cfg.Events.ShutdownCommand, Log: log, DryRun: *dry}
+		}
+	}
+	log.Info("watching for notices", "endpoint", client.Endpoint(),
+		"spot", time.Duration(cfg.Events.Periods.Spot).String(), "scheduled", time.Duration(cfg.Events.Periods.Scheduled).String())
+	if err := w.Watch(ctx); err != nil {
+		return fail(stderr, "%v", err)
+	}
+	return exitOK
+}
+
+func printPending(ctx context.Context, client *imds.Client, asJSON bool, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	notices, err := events.Pending(ctx, client)
+	if asJSON {
+		if notices == nil {
+			notices = []events.Notice{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(notices)
+	} else {
+		for _, n := range notices {
+			fmt.Fprintf(stdout, "%-9s %-24s %s  %s\n", n.Kind, n.Action, n.Time.UTC().Format(time.RFC3339), n.ID)
+		}
+		if len(notices) == 0 && err == nil {
+			fmt.Fprintln(stdout, "no notices pending")
+		}
+	}
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	return exitOK
+}
