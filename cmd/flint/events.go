@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/flint-dev/flint/events"
-	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/builtin"
 	"github.com/flint-dev/flint/imds"
-	"github.com/flint-dev/flint/internal/config"
 	"github.com/flint-dev/flint/internal/logging"
 	"github.com/flint-dev/flint/internal/rootfs"
 )
@@ -42,13 +41,7 @@ func cmdEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(stderr, "%v", err)
 	}
 	defer r.Close()
-	paths := []string{*cfgFile}
-	if *cfgFile == "" {
-		if paths, err = config.Paths(r.Dir(), handlers.ConfigPath); err != nil {
-			return fail(stderr, "%v", err)
-		}
-	}
-	cfg, err := config.Load(paths, handlers.Sections())
+	cfg, err := builtin.Catalog().LoadConfig(r.Dir(), *cfgFile)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}

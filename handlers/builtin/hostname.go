@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flint-dev/flint/internal/hostnames"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -61,7 +62,7 @@ func decideHostname(cc *userdata.CloudConfig, localHostname string) (hostNames, 
 		fqdn = localHostname
 		short, _, _ = strings.Cut(fqdn, ".")
 	}
-	short, fqdn = sanitizeHostname(short), sanitizeHostname(fqdn)
+	short, fqdn = hostnames.Sanitize(short), hostnames.Sanitize(fqdn)
 	if short == "" {
 		return hostNames{}, errors.New("no usable host name in cloud-config or meta-data/local-hostname")
 	}
@@ -73,38 +74,6 @@ func decideHostname(cc *userdata.CloudConfig, localHostname string) (hostNames, 
 		name = fqdn
 	}
 	return hostNames{Hostname: name, FQDN: fqdn}, nil
-}
-
-// sanitizeHostname lower-cases a name, replaces characters outside
-// [a-z0-9-] in each label with "-", trims "-" from label ends, drops empty
-// labels, cuts labels to 63 bytes and the whole name to 253.
-func sanitizeHostname(s string) string {
-	var labels []string
-	for _, l := range strings.Split(strings.ToLower(strings.TrimSpace(s)), ".") {
-		l = strings.Map(func(r rune) rune {
-			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
-				return r
-			}
-			return '-'
-		}, l)
-		if len(l) > 63 {
-			l = l[:63]
-		}
-		l = strings.Trim(l, "-")
-		if l != "" {
-			labels = append(labels, l)
-		}
-	}
-	out := strings.Join(labels, ".")
-	for len(out) > 253 {
-		i := strings.LastIndexByte(out, '.')
-		if i < 0 {
-			out = out[:253]
-			break
-		}
-		out = out[:i]
-	}
-	return out
 }
 
 func runHostname(ctx context.Context, b *handlers.Boot) error {
