@@ -75,6 +75,20 @@ func FindMount(mountinfo, mountpoint string) (Mount, error) {
 	return *found, nil
 }
 
+// mountDevice is the block device number behind a mount. btrfs reports an
+// anonymous device (major 0) per subvolume in mountinfo, so there the
+// mount's source device is used, as cloud-init does through /proc/mounts.
+func mountDevice(m Mount) (major, minor int) {
+	if m.Major != 0 || !strings.HasPrefix(m.Source, "/dev/") {
+		return m.Major, m.Minor
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(m.Source, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return m.Major, m.Minor
+	}
+	return int(unix.Major(st.Rdev)), int(unix.Minor(st.Rdev))
+}
+
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space).
 func unescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
@@ -269,7 +283,7 @@ func growOne(env Env, entry string) GrowResult {
 			res.Action, res.Message = "skipped", fmt.Sprintf("unable to convert to device: %v; nothing changed", err)
 			return res
 		}
-		major, minor = m.Major, m.Minor
+		major, minor = mountDevice(m)
 	}
 	p, err := PartitionOf(env, major, minor)
 	if err != nil {
@@ -321,7 +335,8 @@ func ResizeRootFS(ctx context.Context, env Env, mode *ResizeRootfs, mountpoint s
 	if err != nil {
 		return "", fmt.Errorf("resize_rootfs: %w; nothing changed", err)
 	}
-	dev, err := filepath.EvalSymlinks(filepath.Join(env.Sys, "dev/block", fmt.Sprintf("%d:%d", mt.Major, mt.Minor)))
+	major, minor := mountDevice(mt)
+	dev, err := filepath.EvalSymlinks(filepath.Join(env.Sys, "dev/block", fmt.Sprintf("%d:%d", major, minor)))
 	if err != nil {
 		return "", fmt.Errorf("resize_rootfs: %s (%s) is not on a block device; nothing changed", mountpoint, mt.Source)
 	}

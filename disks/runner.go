@@ -21,15 +21,17 @@ type ExecRunner struct{}
 func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
-		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastLine(out))
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, oneLine(out))
 	}
 	return out, nil
 }
 
-func lastLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
+// oneLine folds a tool's output into one line of at most 400 bytes, so an
+// error stays one line and still carries the tool's reason.
+func oneLine(b []byte) string {
+	s := strings.Join(strings.Fields(strings.ReplaceAll(string(b), "\n", " | ")), " ")
+	if len(s) > 400 {
+		s = "..." + s[len(s)-400:]
 	}
 	return s
 }
