@@ -311,3 +311,30 @@ func TestApplyMountsWritesFstabAtomicallyAndActivates(t *testing.T) {
 		t.Errorf("etc holds %d entries, want fstab alone (no temporary left)", len(ents))
 	}
 }
+
+func TestAMountsEntryNamingAMissingDeviceChangesNothing(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fstab := filepath.Join(root, "etc/fstab")
+	if err := os.WriteFile(fstab, []byte(baseFstab), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := DecodeConfig([]byte("mounts:\n - [ xvdq, /data ]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := PlanMounts(MountsInput{Config: cfg, Devices: fakeDevices{}, Fstab: baseFstab, Systemd: true, Unit: "flint.service"})
+	want := `mounts entry 1 skipped: device "xvdq" does not exist; fstab keeps no line for it`
+	if len(plan.Notes) != 1 || plan.Notes[0] != want {
+		t.Errorf("notes = %q, want [%q]", plan.Notes, want)
+	}
+	var r recorder
+	if err := ApplyMounts(context.Background(), &r, root, plan, true); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(fstab); string(b) != baseFstab || len(r.cmds) != 0 {
+		t.Errorf("fstab %q and commands %v changed for a missing device", b, r.cmds)
+	}
+}
