@@ -330,3 +330,21 @@ func ApplyFsSetup(ctx context.Context, runner Runner, plan FsPlan) error {
 	}
 	return nil
 }
+
+// SplitFsDevice resolves an fs_setup entry's device, which may carry its
+// partition after a dot (ephemeral0.1, as cloud-init allows): it returns
+// the disk and the partition to use, the dotted one taking precedence.
+func SplitFsDevice(names DeviceNames, spec FsSpec) (disk, partition string, err error) {
+	dev, part := spec.Device, spec.Partition
+	if i := strings.LastIndexByte(dev, '.'); i > 0 && strings.Trim(dev[i+1:], "0123456789") == "" && i+1 < len(dev) {
+		dev, part = dev[:i], dev[i+1:]
+	}
+	if dev == "" {
+		return "", "", fmt.Errorf("entry labelled %q names no device; nothing changed", spec.Label)
+	}
+	disk, err = names.Resolve(dev)
+	if err != nil {
+		return "", "", fmt.Errorf("%w; nothing changed", err)
+	}
+	return disk, part, nil
+}

@@ -249,3 +249,27 @@ func TestDiskAndFsSetupOnALoopDevice(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitFsDeviceTakesTheDottedPartition(t *testing.T) {
+	names := DeviceNames{BlockDeviceMapping: map[string]string{"ephemeral0": "sdb"},
+		InstanceStores: []string{"/dev/nvme1n1"}, Devices: fakeDevices{"/dev/nvme1n1": true}}
+	cases := []struct{ device, partition, disk, part, err string }{
+		{"ephemeral0.1", "auto", "/dev/nvme1n1", "1", ""},
+		{"ephemeral0", "none", "/dev/nvme1n1", "none", ""},
+		{"/dev/xvdf", "", "/dev/xvdf", "", ""},
+		{"ephemeral3", "any", "", "", "ephemeral3 names no device in block-device-mapping; nothing changed"},
+		{"", "any", "", "", `entry labelled "x" names no device; nothing changed`},
+	}
+	for _, c := range cases {
+		disk, part, err := SplitFsDevice(names, FsSpec{Label: "x", Device: c.device, Partition: c.partition})
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("SplitFsDevice(%q) error = %v, want %q", c.device, err, c.err)
+			}
+			continue
+		}
+		if err != nil || disk != c.disk || part != c.part {
+			t.Errorf("SplitFsDevice(%q) = %q, %q, %v; want %q, %q", c.device, disk, part, err, c.disk, c.part)
+		}
+	}
+}
