@@ -88,12 +88,12 @@ func TestDiskSetupPartitionsAnEmptyDiskByPercent(t *testing.T) {
 func TestDiskSetupRefusesADiskWithAFilesystem(t *testing.T) {
 	img := emptyImage(t, 32)
 	run(t, testenv.Tool(t, "mkfs.ext4"), "-q", "-L", "keep", img)
-	before, _ := os.ReadFile(img)
+	before := fingerprint(t, img)
 	_, err := PlanDiskSetup(DiskSpec{TableType: "gpt", Layout: Layout{Whole: true}}, mustState(t, img))
 	if err == nil || !strings.Contains(err.Error(), `already holds a ext4 filesystem labelled "keep"; overwrite: false keeps it; nothing changed`) {
 		t.Fatalf("PlanDiskSetup = %v", err)
 	}
-	if after, _ := os.ReadFile(img); !bytes.Equal(before, after) {
+	if after := fingerprint(t, img); !bytes.Equal(before, after) {
 		t.Error("disk changed")
 	}
 }
