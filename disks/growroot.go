@@ -115,12 +115,17 @@ type Partition struct {
 	Number   int
 	DiskName string
 	PartName string
+	// LVM is set when the device asked about was an LVM logical volume
+	// and this partition is its one physical volume.
+	LVM bool
 }
 
 // PartitionOf finds, through sysfs, the partition with the given device
-// number and its disk. It refuses a device-mapper device (LVM, crypt):
-// cloud-init 22.4 skips those too, so neither the physical volume's
-// partition nor the logical volume is grown. It also refuses a whole disk.
+// number and its disk. For an LVM logical volume on a single physical
+// volume that is a partition, it returns that partition with LVM set:
+// growing it and pvresize give the volume group the new space. Other
+// device-mapper devices (encrypted, several physical volumes) and whole
+// disks are refused.
 func PartitionOf(env Env, major, minor int) (Partition, error) {
 	link := filepath.Join(env.Sys, "dev/block", fmt.Sprintf("%d:%d", major, minor))
 	real, err := filepath.EvalSymlinks(link)
@@ -129,8 +134,13 @@ func PartitionOf(env Env, major, minor int) (Partition, error) {
 	}
 	name := filepath.Base(real)
 	if _, err := os.Stat(filepath.Join(real, "dm")); err == nil {
-		return Partition{}, fmt.Errorf("%s is a device-mapper device (LVM or encrypted); growing it is not supported, as in cloud-init 22.4", name)
+		return lvmPartition(env, real, name)
 	}
+	return partitionAt(env, real)
+}
+
+func partitionAt(env Env, real string) (Partition, error) {
+	name := filepath.Base(real)
 	pb, err := os.ReadFile(filepath.Join(real, "partition"))
 	if err != nil {
 		return Partition{}, fmt.Errorf("%s is not a partition (a whole disk or an unknown device type)", name)
@@ -142,6 +152,27 @@ func PartitionOf(env Env, major, minor int) (Partition, error) {
 	disk := filepath.Base(filepath.Dir(real))
 	return Partition{Disk: filepath.Join(env.Dev, disk), Device: filepath.Join(env.Dev, name),
 		Number: n, DiskName: disk, PartName: name}, nil
+}
+
+func lvmPartition(env Env, real, name string) (Partition, error) {
+	uuid, _ := os.ReadFile(filepath.Join(real, "dm/uuid"))
+	if !strings.HasPrefix(string(uuid), "LVM-") {
+		return Partition{}, fmt.Errorf("%s is a device-mapper device that is not an LVM logical volume (encrypted?); growing it is not supported", name)
+	}
+	slaves, _ := filepath.Glob(filepath.Join(real, "slaves", "*"))
+	if len(slaves) != 1 {
+		return Partition{}, fmt.Errorf("%s is an LVM logical volume on %d physical volumes; only one is grown", name, len(slaves))
+	}
+	pv, err := filepath.EvalSymlinks(slaves[0])
+	if err != nil {
+		return Partition{}, fmt.Errorf("%s: physical volume %s: %w", name, filepath.Base(slaves[0]), err)
+	}
+	p, err := partitionAt(env, pv)
+	if err != nil {
+		return Partition{}, fmt.Errorf("%s is an LVM logical volume whose physical volume %w", name, err)
+	}
+	p.LVM = true
+	return p, nil
 }
 
 // GrowPartition grows partition number partnum of the disk at path into
@@ -300,6 +331,15 @@ func growOne(env Env, entry string) GrowResult {
 		res.Action, res.Message = "failed", err.Error()
 	default:
 		res.Action, res.Message = "changed", fmt.Sprintf("%s: %s", p.Disk, plan)
+		if p.LVM {
+			// The logical volume keeps its size: how the volume group's
+			// new space is shared out is the image's choice.
+			if _, err := env.Runner.Run(context.Background(), "pvresize", p.Device); err != nil {
+				res.Action, res.Message = "failed", fmt.Sprintf("%s: %s, but %v", p.Disk, plan, err)
+			} else {
+				res.Message += "; physical volume " + p.Device + " resized"
+			}
+		}
 	}
 	return res
 }

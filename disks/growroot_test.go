@@ -28,13 +28,37 @@ func fakeSys(t *testing.T, devs map[string]string) string {
 	return sys
 }
 
+// fakeDM adds a device-mapper device's dm/uuid and slaves links.
+func fakeDM(t *testing.T, sys, name, uuid string, slaves ...string) {
+	t.Helper()
+	dir := filepath.Join(sys, "devices/virtual/block", name)
+	if err := os.MkdirAll(filepath.Join(dir, "dm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "dm/uuid"), []byte(uuid+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "slaves"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range slaves {
+		disk := strings.TrimRight(s, "0123456789")
+		if err := os.Symlink(filepath.Join(sys, "devices/vbd-768/block", disk, s), filepath.Join(dir, "slaves", s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestPartitionOfNamesDiskAndPartition(t *testing.T) {
 	sys := fakeSys(t, map[string]string{
 		"259:1":  "pci/nvme/nvme0/nvme0n1/nvme0n1p1",
 		"202:1":  "vbd-768/block/xvda/xvda1",
 		"8:0":    "virtual/block/sda",
 		"253:0":  "virtual/block/dm-0",
+		"253:1":  "virtual/block/dm-1",
+		"253:2":  "virtual/block/dm-2",
 		"259:99": "pci/nvme/nvme0/nvme0n1/nvme0n1p15",
+		"202:3":  "vbd-768/block/xvda/xvda3",
 	})
 	write := func(rel, s string) {
 		if err := os.WriteFile(filepath.Join(sys, "devices", rel), []byte(s), 0o644); err != nil {
@@ -44,9 +68,10 @@ func TestPartitionOfNamesDiskAndPartition(t *testing.T) {
 	write("pci/nvme/nvme0/nvme0n1/nvme0n1p1/partition", "1\n")
 	write("pci/nvme/nvme0/nvme0n1/nvme0n1p15/partition", "15\n")
 	write("vbd-768/block/xvda/xvda1/partition", "1\n")
-	if err := os.MkdirAll(filepath.Join(sys, "devices/virtual/block/dm-0/dm"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	write("vbd-768/block/xvda/xvda3/partition", "3\n")
+	fakeDM(t, sys, "dm-0", "CRYPT-LUKS2-abc", "xvda1")
+	fakeDM(t, sys, "dm-1", "LVM-abcdef", "xvda3")
+	fakeDM(t, sys, "dm-2", "LVM-abcdef", "xvda1", "xvda3")
 	env := Env{Sys: sys, Dev: "/dev"}
 	cases := []struct {
 		name         string
@@ -58,7 +83,9 @@ func TestPartitionOfNamesDiskAndPartition(t *testing.T) {
 		{"a two-digit NVMe partition", 259, 99, Partition{Disk: "/dev/nvme0n1", Device: "/dev/nvme0n1p15", Number: 15, DiskName: "nvme0n1", PartName: "nvme0n1p15"}, ""},
 		{"a Xen xvda1", 202, 1, Partition{Disk: "/dev/xvda", Device: "/dev/xvda1", Number: 1, DiskName: "xvda", PartName: "xvda1"}, ""},
 		{"a whole disk is refused", 8, 0, Partition{}, "sda is not a partition"},
-		{"an LVM logical volume is refused as cloud-init 22.4 does", 253, 0, Partition{}, "dm-0 is a device-mapper device"},
+		{"an encrypted root is refused", 253, 0, Partition{}, "dm-0 is a device-mapper device that is not an LVM logical volume"},
+		{"an LVM root on one physical volume names that partition", 253, 1, Partition{Disk: "/dev/xvda", Device: "/dev/xvda3", Number: 3, DiskName: "xvda", PartName: "xvda3", LVM: true}, ""},
+		{"an LVM root on two physical volumes is refused", 253, 2, Partition{}, "on 2 physical volumes"},
 		{"an unknown device number is refused", 7, 7, Partition{}, "device 7:7 has no sysfs entry"},
 	}
 	for _, c := range cases {
@@ -131,5 +158,38 @@ func TestFindMountReadsEscapesAndTheLastMount(t *testing.T) {
 	}
 	if m.Major != 259 || m.Minor != 2 || m.FSType != "xfs" || m.Source != "/dev/nvme1n1p1" || !m.ReadOnly {
 		t.Errorf("FindMount = %+v", m)
+	}
+}
+
+// TestGrowPartOnAnLVMRootGrowsThePhysicalVolume: this machine's kernel
+// has no device-mapper, so the LVM layout is sysfs as the kernel shows it
+// and the disk is an image file; the partition table is edited for real
+// and pvresize is recorded.
+func TestGrowPartOnAnLVMRootGrowsThePhysicalVolume(t *testing.T) {
+	sys := fakeSys(t, map[string]string{"253:0": "virtual/block/dm-0", "202:2": "vbd-768/block/xvda/xvda2"})
+	if err := os.WriteFile(filepath.Join(sys, "devices/vbd-768/block/xvda/xvda2/partition"), []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fakeDM(t, sys, "dm-0", "LVM-vg0root", "xvda2")
+	dev := t.TempDir()
+	img := sfdiskImage(t, 32, 64, "label: gpt\n,1MiB,21686148-6449-6E6F-744E-656564454649\n,,E6D6D379-F507-44C2-A23C-238F2A3DF928\n")
+	if err := os.Rename(img, filepath.Join(dev, "xvda")); err != nil {
+		t.Fatal(err)
+	}
+	mi := filepath.Join(t.TempDir(), "mountinfo")
+	if err := os.WriteFile(mi, []byte("22 1 253:0 / / rw,relatime - ext4 /dev/mapper/vg0-root rw\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var r recorder
+	env := Env{MountInfo: mi, Sys: sys, Dev: dev, Root: t.TempDir(), Runner: &r}
+	res := GrowPart(context.Background(), env, nil)
+	if len(res) != 1 || res[0].Action != "changed" || !strings.Contains(res[0].Message, "physical volume "+filepath.Join(dev, "xvda2")+" resized") {
+		t.Fatalf("GrowPart = %v", res)
+	}
+	if len(r.cmds) != 1 || strings.Join(r.cmds[0], " ") != "pvresize "+filepath.Join(dev, "xvda2") {
+		t.Errorf("commands %v, want pvresize of the partition", r.cmds)
+	}
+	if p := sfdiskRead(t, filepath.Join(dev, "xvda")).PartitionTable.Partitions[1]; p.Size*512>>20 < 60 {
+		t.Errorf("physical volume partition is %d MiB after growth, want about 62", p.Size*512>>20)
 	}
 }
