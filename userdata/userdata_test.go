@@ -471,3 +471,24 @@ func TestIncludesShareTheFetchersConnections(t *testing.T) {
 		t.Errorf("three includes came on %d connections (%v), want one kept alive", len(remotes), remotes)
 	}
 }
+
+func TestBinaryDecodesAsPyYAMLDoes(t *testing.T) {
+	for in, want := range map[string]string{
+		"QUJD":          "ABC",
+		"QUJD\nRA==":    "ABCD",
+		"QU JD RA==":    "ABCD",
+		"QUJDRA==QUJD":  "ABCD", // a complete pad ends the data
+		"QUJD\n  ...\n": "ABC",
+		"":              "",
+	} {
+		got, err := pyBase64(in)
+		if err != nil || string(got) != want {
+			t.Errorf("pyBase64(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"QUJDR", "QUJDRA", "QUJDRA=", "QUJDRA...."} {
+		if got, err := pyBase64(bad); err == nil {
+			t.Errorf("pyBase64(%q) = %q, want an error as binascii gives", bad, got)
+		}
+	}
+}
