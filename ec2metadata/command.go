@@ -84,6 +84,10 @@ type Command struct {
 	// Endpoint overrides the metadata endpoint (--endpoint URL); empty
 	// means the client's default resolution.
 	Endpoint string
+	// ShowSecrets prints role credentials as the service sent them
+	// (--show-secrets); by default their secret key and token are
+	// replaced by imds.Redacted.
+	ShowSecrets bool
 
 	steps []step
 }
@@ -93,7 +97,8 @@ type Command struct {
 // bad one becomes a step that prints the help and exits 1 after the output
 // of the arguments before it. Processing stops at --all, --help, a bad
 // argument or an empty argument (the script's `while [ "$1" != "" ]`).
-// --quiet, --json and --endpoint are global and may appear anywhere.
+// --quiet, --json, --show-secrets and --endpoint are global and may
+// appear anywhere.
 func Parse(args []string) *Command {
 	c := &Command{}
 	actions := 0
@@ -110,6 +115,9 @@ func Parse(args []string) *Command {
 			continue
 		case a == "--json":
 			c.JSON = true
+			continue
+		case a == "--show-secrets":
+			c.ShowSecrets = true
 			continue
 		case a == "--endpoint":
 			if i+1 < len(args) {

@@ -542,3 +542,23 @@ func TestADotSegmentInAListingFailsAloneNotTheWholeCommand(t *testing.T) {
 		t.Errorf("got exit %d, stderr %q; want exit 1 and the path named", code, errOut)
 	}
 }
+
+func TestPathRedactsRoleCredentialsUnlessShowSecrets(t *testing.T) {
+	doc := `{"Code":"Success","AccessKeyId":"ASIAVISIBLE","SecretAccessKey":"hidden-secret","Token":"hidden-token"}`
+	values := instance()
+	values["/latest/meta-data/iam/security-credentials/web-role"] = doc
+	f := newFake(values)
+	for _, args := range [][]string{
+		{"--path", "meta-data/iam/security-credentials/web-role"},
+		{"--json", "--path", "/latest/meta-data/iam/security-credentials/web-role"},
+	} {
+		out, _, code := run(t, f, args...)
+		if code != 0 || strings.Contains(out, "hidden-") || !strings.Contains(out, "ASIAVISIBLE") || !strings.Contains(out, imds.Redacted) {
+			t.Errorf("%v: exit %d, output %q: want the key id shown and the secret and token redacted", args, code, out)
+		}
+	}
+	out, _, _ := run(t, f, "--path", "meta-data/iam/security-credentials/web-role", "--show-secrets")
+	if !strings.Contains(out, "hidden-secret") || !strings.Contains(out, "hidden-token") {
+		t.Errorf("--show-secrets: got %q", out)
+	}
+}

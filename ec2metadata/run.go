@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/flint-dev/flint/imds"
 )
 
 // tokenError is the line the script prints on stdout, exiting 1, when it
@@ -55,6 +57,13 @@ func (c *Command) Run(ctx context.Context, g Getter, stdout, stderr io.Writer) i
 	f := newFetcher(ctx, g)
 	defer f.cancel()
 	results := resolve(f, c.steps)
+	if !c.ShowSecrets {
+		for _, r := range results {
+			if r.kind == metricStep && r.v.found() {
+				r.v.raw = imds.RedactValue(r.path, r.v.raw)
+			}
+		}
+	}
 	failed, service := f.failures()
 	if service != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, service)

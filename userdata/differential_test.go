@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -246,20 +247,45 @@ func TestMain(m *testing.M) {
 
 // TestExtraDocuments is the $USERDATA_DIFF_DIR comparison; without the
 // variable it compares nothing and says so in its log.
+// TestExtraDocuments compares the documents of a directory: by default
+// the examples cloud-init ships (/usr/share/doc/cloud-init/examples, real
+// user-data written by cloud-init's authors, some gzip'd by Debian),
+// or USERDATA_DIFF_DIR's files.
 func TestExtraDocuments(t *testing.T) {
 	dir := os.Getenv("USERDATA_DIFF_DIR")
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
 	if dir == "" {
-		t.Log("USERDATA_DIFF_DIR not set: no extra documents")
-		return
+		dir = "/usr/share/doc/cloud-init/examples"
+		_, err := os.Stat(dir)
+		testenv.Need(t, err == nil, "cloud-init's examples ("+dir+") are installed")
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	var docs []refDoc
 	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		docs = append(docs, refDoc{Name: filepath.Base(f), raw: raw})
+		name := filepath.Base(f)
+		if strings.HasSuffix(name, ".gz") {
+			zr, err := gzip.NewReader(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if raw, err = io.ReadAll(zr); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			name = strings.TrimSuffix(name, ".gz")
+		}
+		docs = append(docs, refDoc{Name: name, raw: raw})
+	}
+	if len(docs) == 0 {
+		t.Fatalf("no documents in %s", dir)
 	}
 	compareWithReference(t, docs, false)
 }

@@ -486,3 +486,24 @@ func TestKeysFlintReadsAreNotReportedAsUnhandled(t *testing.T) {
 		t.Errorf("user: not kept in the merged document for the users handler: %v", ud.Config["user"])
 	}
 }
+
+func TestBinaryDecodesAsPyYAMLDoes(t *testing.T) {
+	for in, want := range map[string]string{
+		"QUJD":          "ABC",
+		"QUJD\nRA==":    "ABCD",
+		"QU JD RA==":    "ABCD",
+		"QUJDRA==QUJD":  "ABCD", // a complete pad ends the data
+		"QUJD\n  ...\n": "ABC",
+		"":              "",
+	} {
+		got, err := pyBase64(in)
+		if err != nil || string(got) != want {
+			t.Errorf("pyBase64(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"QUJDR", "QUJDRA", "QUJDRA=", "QUJDRA...."} {
+		if got, err := pyBase64(bad); err == nil {
+			t.Errorf("pyBase64(%q) = %q, want an error as binascii gives", bad, got)
+		}
+	}
+}

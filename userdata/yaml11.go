@@ -2,7 +2,6 @@ package userdata
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -310,7 +309,7 @@ func scalar11(n *yaml.Node) (any, error) {
 	case "!!null":
 		return nil, nil
 	case "!!binary":
-		raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
+		raw, err := pyBase64(s)
 		if err != nil {
 			return nil, fmt.Errorf("yaml: bad !!binary at line %d: %w", n.Line, err)
 		}
@@ -440,4 +439,69 @@ func float11(s string) (any, error) {
 		return ".inf", nil
 	}
 	return sign * f, nil
+}
+
+// pyBase64 decodes base64 as PyYAML's !!binary does (binascii.a2b_base64,
+// not strict): characters outside the alphabet are skipped, a complete pad
+// ends the data, and only a final incomplete group is an error. cloud-init's
+// own write_files example ends its content with "....", which Go's strict
+// decoder refuses.
+func pyBase64(s string) ([]byte, error) {
+	out := make([]byte, 0, len(s)*3/4)
+	var left byte
+	quad, pads := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '=' {
+			if quad >= 2 {
+				pads++
+				if quad+pads >= 4 {
+					return out, nil
+				}
+			}
+			continue
+		}
+		v := base64Value(c)
+		if v < 0 {
+			continue
+		}
+		b := byte(v)
+		pads = 0
+		switch quad {
+		case 0:
+			left = b
+		case 1:
+			out = append(out, left<<2|b>>4)
+			left = b & 0x0f
+		case 2:
+			out = append(out, left<<4|b>>2)
+			left = b & 0x03
+		case 3:
+			out = append(out, left<<6|b)
+		}
+		quad = (quad + 1) % 4
+	}
+	switch quad {
+	case 0:
+		return out, nil
+	case 1:
+		return nil, errors.New("base64 data has one character more than a multiple of 4")
+	}
+	return nil, errors.New("base64 data has incorrect padding")
+}
+
+func base64Value(c byte) int {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return int(c - 'A')
+	case c >= 'a' && c <= 'z':
+		return int(c-'a') + 26
+	case c >= '0' && c <= '9':
+		return int(c-'0') + 52
+	case c == '+':
+		return 62
+	case c == '/':
+		return 63
+	}
+	return -1
 }

@@ -136,10 +136,20 @@ func TestParseFaults(t *testing.T) {
 }
 
 func TestFixtureErrorsNameTheLine(t *testing.T) {
-	for _, bad := range []string{"a: [1, [2]]", "a:\n  b: 1\n  b: 2", "- list", "a: !!binary '%%%'", "a:\n  'x/y': 1"} {
+	for bad, line := range map[string]string{
+		"a: [1, [2]]":             "line 1:",
+		"a:\n  b: 1\n  b: 2":      "line 3:",
+		"- list":                  "line 1:",
+		"x: 1\na: !!binary '%%%'": "line 2:",
+		"a:\n  'x/y': 1":          "line 2:",
+	} {
 		_, err := ParseFixture([]byte(bad))
 		if err == nil {
 			t.Errorf("fixture %q accepted", bad)
+			continue
+		}
+		if !strings.Contains(err.Error(), line) {
+			t.Errorf("fixture %q: error %q does not name %q", bad, err, line)
 		}
 	}
 }

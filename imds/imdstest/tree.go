@@ -59,7 +59,11 @@ func ParseFixture(data []byte) (*Tree, error) {
 		return nil, err
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("fixture must be a YAML mapping at the top level")
+		line := 1
+		if len(doc.Content) > 0 {
+			line = doc.Content[0].Line
+		}
+		return nil, fmt.Errorf("line %d: fixture must be a YAML mapping at the top level", line)
 	}
 	root, err := convert(doc.Content[0], "")
 	if err != nil {

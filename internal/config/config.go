@@ -354,3 +354,17 @@ func (c *Config) validate() error {
 	}
 	return c.Events.validate()
 }
+
+// LoadFile reads one file that a person named (--config, `config check
+// FILE`): unlike the default paths, which may be absent on an image that
+// needs no configuration, a named file that does not exist is an error,
+// never a silent run on the defaults.
+func LoadFile(path string, sections map[string]bool) (*Config, error) {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("config file %s does not exist", path)
+		}
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	return Load([]string{path}, sections)
+}

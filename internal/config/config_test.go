@@ -87,3 +87,21 @@ func TestAnEventsSectionReplacesOnlyTheKeysItSets(t *testing.T) {
 		t.Fatalf("events section %+v", e)
 	}
 }
+
+func TestLoadFileRefusesAMissingFileThatLoadSkips(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	if _, err := Load([]string{missing}, nil); err != nil {
+		t.Fatalf("Load of an absent default path: %v", err)
+	}
+	_, err := LoadFile(missing, nil)
+	if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("LoadFile(%s) = %v, want a one-line error naming the file", missing, err)
+	}
+	ok := filepath.Join(t.TempDir(), "flint.yaml")
+	if err := os.WriteFile(ok, []byte("imds:\n  deadline: 20s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(ok, nil); err != nil {
+		t.Fatalf("LoadFile of an existing file: %v", err)
+	}
+}

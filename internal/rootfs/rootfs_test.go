@@ -3,6 +3,7 @@ package rootfs
 import (
 	"errors"
 	"io/fs"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,23 +57,71 @@ func TestSymlinksCannotEscapeTheRoot(t *testing.T) {
 	if err == nil {
 		t.Fatal("strict write replaced a symlink")
 	}
+	// ".." past the root stays at the root: the path means the root's
+	// etc/passwd, never the host's.
 	if _, err := r.ReadFile("home/u/../../../../etc/passwd", InRoot); err == nil {
-		t.Log("read resolved inside the root (fine if the root has etc/passwd)")
+		t.Fatal("read etc/passwd through .. in a root that has none: the host's file was reached")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("inside the root\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.ReadFile("home/u/../../../../etc/passwd", InRoot)
+	if err != nil || string(got) != "inside the root\n" {
+		t.Fatalf("read through .. = %q, %v; want the root's own etc/passwd", got, err)
 	}
 }
 
 func TestSymlinkSwitchIsAtomic(t *testing.T) {
 	dir := t.TempDir()
-	r, _ := Open(dir)
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer r.Close()
-	for _, target := range []string{"instances/a", "instances/b"} {
+	if err := r.Symlink("instances/a", "instance"); err != nil {
+		t.Fatal(err)
+	}
+	// A reader that looks while the link is switched back and forth must
+	// always find a link to one target or the other: never no link (an
+	// unlink then symlink) and never a half-made name.
+	stop := make(chan struct{})
+	seen := make(chan string, 1)
+	go func() {
+		defer close(seen)
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			got, err := os.Readlink(filepath.Join(dir, "instance"))
+			if err != nil || (got != "instances/a" && got != "instances/b") {
+				seen <- fmt.Sprintf("read %d: link = %q, %v", n, got, err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		target := []string{"instances/a", "instances/b"}[i%2]
 		if err := r.Symlink(target, "instance"); err != nil {
+			close(stop)
 			t.Fatal(err)
 		}
-		got, err := os.Readlink(filepath.Join(dir, "instance"))
-		if err != nil || got != target {
+		if got, err := os.Readlink(filepath.Join(dir, "instance")); err != nil || got != target {
+			close(stop)
 			t.Fatalf("link = %q, %v; want %q", got, err, target)
 		}
+	}
+	close(stop)
+	if bad, ok := <-seen; ok {
+		t.Fatalf("a reader saw the switch half done: %s", bad)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("after the switches the directory holds %v (%v); want only the link", entries, err)
 	}
 }
 
