@@ -2,8 +2,8 @@ package rootfs
 
 import (
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
