@@ -164,8 +164,7 @@ func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 	if err != nil {
 		return err
 	}
-	probs := plan.probs
-	for _, pr := range probs {
+	for _, pr := range plan.probs {
 		b.Note("skipped a key: %s", pr)
 		b.Log.Warn("skipped a key", "problem", pr.String())
 	}
