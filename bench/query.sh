@@ -31,17 +31,11 @@ for tool in ip hyperfine curl python3 "$script"; do
 done
 [[ $(id -u) == 0 ]] || { echo "query.sh: needs root (network namespaces)" >&2; exit 2; }
 
+source bench/lib.sh
 work=$(mktemp -d)
 ns=flint-bench-$$
 emu_pid=
-cleanup() {
-	[[ -n "$emu_pid" ]] && kill "$emu_pid" 2>/dev/null && wait "$emu_pid" 2>/dev/null
-	ip netns del "$ns" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-source bench/lib.sh
+trap netns_cleanup EXIT
 install_flint "$work"
 base=
 if [[ -n "${FLINT_BASE:-}" ]]; then
@@ -54,17 +48,7 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy
 for v in $(compgen -e | grep '^AWS_EC2_METADATA' || true); do unset "$v"; done
 export HOME=$work LC_ALL=C.UTF-8
 
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-ip -n "$ns" addr add 169.254.169.254/32 dev lo
-ip netns exec "$ns" "$flint" emulate --quiet --fixture "$fixture" --listen 169.254.169.254:80 >"$work/emulate.log" 2>&1 &
-emu_pid=$!
-for _ in $(seq 100); do
-	ip netns exec "$ns" bash -c 'exec 3<>/dev/tcp/169.254.169.254/80' 2>/dev/null && break
-	sleep 0.05
-done
-ip netns exec "$ns" bash -c 'exec 3<>/dev/tcp/169.254.169.254/80' 2>/dev/null ||
-	{ echo "query.sh: emulator did not start:" >&2; cat "$work/emulate.log" >&2; exit 1; }
+serve_in_netns "$ns" "$fixture" "$work/emulate.log" || exit 1
 
 # Time only what produces the same bytes.
 for args in "-i" "--all"; do

@@ -1,5 +1,9 @@
 package ec2metadata
 
+// HelpText returns what --help prints, for the manual page: amazon-ec2-utils'
+// text, unchanged.
+func HelpText() string { return helpText }
+
 // helpText is print_help of amazon-ec2-utils 2.0.1, byte for byte (trailing
 // space on the second line included): scripts and people compare it. The
 // flags flint adds are documented in the package comment instead, so that

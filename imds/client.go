@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flint-dev/flint/internal/retry"
 )
 
 // Endpoints used when nothing else is configured.
@@ -103,18 +104,17 @@ type Options struct {
 // Client reads instance metadata. It is safe for concurrent use; all
 // requests share one small keep-alive pool and one token.
 type Client struct {
-	base        *url.URL
-	hc          *http.Client
-	mode        Mode
-	ttl         time.Duration
-	attemptTO   time.Duration
-	tokenTO     time.Duration
-	maxAttempts int
-	maxBackoff  time.Duration
-	maxBytes    int64
-	logf        func(string, ...any)
-	disabled    bool
-	auto        *autoDialer // endpoint mode auto; nil otherwise
+	base      *url.URL
+	hc        *http.Client
+	mode      Mode
+	ttl       time.Duration
+	attemptTO time.Duration
+	tokenTO   time.Duration
+	policy    retry.Policy
+	maxBytes  int64
+	logf      func(string, ...any)
+	disabled  bool
+	auto      *autoDialer // endpoint mode auto; nil otherwise
 
 	tokMu  sync.Mutex
 	token  string
@@ -143,14 +143,12 @@ func New(opts Options) (*Client, error) {
 		getenv = os.Getenv
 	}
 	c := &Client{
-		mode:        opts.Mode,
-		ttl:         opts.TokenTTL,
-		attemptTO:   opts.AttemptTimeout,
-		tokenTO:     opts.TokenTimeout,
-		maxAttempts: opts.MaxAttempts,
-		maxBackoff:  opts.MaxBackoff,
-		maxBytes:    opts.MaxResponseBytes,
-		logf:        opts.Logf,
+		mode:      opts.Mode,
+		ttl:       opts.TokenTTL,
+		attemptTO: opts.AttemptTimeout,
+		tokenTO:   opts.TokenTimeout,
+		maxBytes:  opts.MaxResponseBytes,
+		logf:      opts.Logf,
 	}
 	if c.ttl == 0 {
 		c.ttl = 6 * time.Hour
@@ -164,17 +162,20 @@ func New(opts Options) (*Client, error) {
 	if c.tokenTO <= 0 {
 		c.tokenTO = time.Second
 	}
-	if c.maxAttempts == 0 {
-		c.maxAttempts = 4
+	c.policy = retry.Policy{Attempts: opts.MaxAttempts, Base: 100 * time.Millisecond, Cap: opts.MaxBackoff, Name: "imds"}
+	if c.policy.Attempts == 0 {
+		c.policy.Attempts = 4
 	}
-	if c.maxBackoff <= 0 {
-		c.maxBackoff = 2 * time.Second
+	if c.policy.Cap <= 0 {
+		c.policy.Cap = 2 * time.Second
 	}
 	if c.maxBytes <= 0 {
 		c.maxBytes = 1 << 20
 	}
 	if c.logf == nil {
 		c.logf = func(string, ...any) {}
+	} else {
+		c.policy.Logf = c.logf
 	}
 	if b, _ := strconv.ParseBool(getenv("AWS_EC2_METADATA_DISABLED")); b {
 		c.disabled = true
@@ -316,19 +317,10 @@ func (c *Client) url(path string) (string, error) {
 	return u.String(), nil
 }
 
-// errRetry marks an attempt's failure as worth another attempt.
-type errRetry struct {
-	err   error
-	after time.Duration // from Retry-After, 0 if none
-}
-
-func (e *errRetry) Error() string { return e.err.Error() }
-func (e *errRetry) Unwrap() error { return e.err }
-
 func (c *Client) get(ctx context.Context, path, u string) ([]byte, error) {
 	var out []byte
 	refreshed := false
-	err := c.retry(ctx, func() error {
+	err := retry.Run(ctx, c.policy, func() error {
 		for {
 			tok, err := c.getToken(ctx)
 			if err != nil {
@@ -355,7 +347,7 @@ func (c *Client) get(ctx context.Context, path, u string) ([]byte, error) {
 			case status == http.StatusUnauthorized && tok == "":
 				return fmt.Errorf("GET %s: IMDS answered 401 without a token: the instance requires IMDSv2 but no token could be obtained", path)
 			case status == http.StatusTooManyRequests || status >= 500:
-				return &errRetry{err: &StatusError{Method: "GET", Path: path, Code: status}, after: retryAfter(hdr)}
+				return retry.Later(&StatusError{Method: "GET", Path: path, Code: status}, hdr)
 			default:
 				return &StatusError{Method: "GET", Path: path, Code: status}
 			}
@@ -364,28 +356,9 @@ func (c *Client) get(ctx context.Context, path, u string) ([]byte, error) {
 	return out, err
 }
 
-// retry runs op until it succeeds or fails with anything but a bare
-// *errRetry, the attempts run out, or the next wait would pass the
-// context's deadline. Errors that merely wrap an errRetry (a token fetch
-// that already gave up) are final: attempts never multiply.
-func (c *Client) retry(ctx context.Context, op func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := op()
-		re, ok := err.(*errRetry)
-		if !ok || ctx.Err() != nil {
-			return err
-		}
-		if c.maxAttempts > 0 && attempt >= c.maxAttempts {
-			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
-		}
-		if serr := c.sleep(ctx, attempt, re.after); serr != nil {
-			return fmt.Errorf("%w (then %v)", err, serr)
-		}
-	}
-}
-
 // exchange performs one HTTP request with its own timeout and reads a
-// capped body. Transport failures come back as *errRetry.
+// capped body. Transport failures come back marked for
+// another attempt (retry.Later).
 func (c *Client) exchange(ctx context.Context, method, u, tok string, timeout time.Duration, hdr map[string]string) ([]byte, int, http.Header, error) {
 	actx, cancel := c.attemptContext(ctx, timeout)
 	defer cancel()
@@ -439,58 +412,11 @@ func (c *Client) transportErr(ctx, actx context.Context, method, u string, err e
 		return fmt.Errorf("%s %s: %w", method, u, ctx.Err())
 	}
 	if actx.Err() != nil {
-		return &errRetry{err: fmt.Errorf("%s %s: %w", method, u, errAttemptTimeout)}
+		return retry.Later(fmt.Errorf("%s %s: %w", method, u, errAttemptTimeout), nil)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return &errRetry{err: fmt.Errorf("%s %s: %w", method, u, err)}
-}
-
-func retryAfter(h http.Header) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-// maxRetryAfter caps how long a server's Retry-After is followed.
-const maxRetryAfter = 20 * time.Second
-
-// sleep waits before the next attempt: jittered exponential backoff
-// capped at maxBackoff, or the server's Retry-After when it gave one. A wait
-// that would outlive the context's deadline fails at once.
-func (c *Client) sleep(ctx context.Context, attempt int, after time.Duration) error {
-	// A Retry-After is honoured up to maxRetryAfter: a day-long answer
-	// must not hang sshd's AuthorizedKeysCommand or a boot.
-	d := min(after, maxRetryAfter)
-	if d == 0 {
-		ceil := 100 * time.Millisecond << min(attempt-1, 10)
-		if ceil > c.maxBackoff {
-			ceil = c.maxBackoff
-		}
-		d = ceil/2 + rand.N(ceil/2+1)
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		return fmt.Errorf("retry in %v would pass the deadline", d.Round(time.Millisecond))
-	}
-	c.logf("imds: retrying in %v", d.Round(time.Millisecond))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return retry.Later(fmt.Errorf("%s %s: %w", method, u, err), nil)
 }

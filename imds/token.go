@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flint-dev/flint/internal/retry"
 )
 
 // getToken returns the token to send, "" for IMDSv1. Callers that arrive
@@ -97,7 +99,7 @@ func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) 
 	hdr := map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": ttl}
 	var tok string
 	var got time.Duration
-	err := c.retry(ctx, func() error {
+	err := retry.Run(ctx, c.policy, func() error {
 		body, status, rh, err := c.exchange(ctx, http.MethodPut, u, "", c.tokenTO, hdr)
 		c.puts.Add(1)
 		switch {
@@ -130,7 +132,7 @@ func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) 
 		case status == http.StatusBadRequest:
 			return fmt.Errorf("PUT /latest/api/token: IMDS answered 400: token TTL %s seconds refused", ttl)
 		case status == http.StatusTooManyRequests || status >= 500:
-			return &errRetry{err: &StatusError{Method: "PUT", Path: "/latest/api/token", Code: status}, after: retryAfter(rh)}
+			return retry.Later(&StatusError{Method: "PUT", Path: "/latest/api/token", Code: status}, rh)
 		}
 		return &StatusError{Method: "PUT", Path: "/latest/api/token", Code: status}
 	})

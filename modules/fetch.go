@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flint-dev/flint/internal/retry"
 )
 
 // Fetcher opens bundles and their side files (manifest, digest, signature)
@@ -183,13 +184,6 @@ func (f *Fetcher) newStream(ctx context.Context, u *url.URL, allowHTTP bool) (*h
 	return s, nil
 }
 
-// retryable marks failures worth another attempt (5xx, 429, network);
-// after is the server's Retry-After, if it sent one.
-type retryable struct {
-	error
-	after time.Duration
-}
-
 func (s *httpStream) connect() error {
 	for {
 		err := s.open()
@@ -203,40 +197,23 @@ func (s *httpStream) connect() error {
 }
 
 // wait sleeps before the next attempt, or returns the error that ends the
-// download.
+// download. Attempts count consecutive failures: bytes that came through
+// reset the count (Read).
 func (s *httpStream) wait(err error) error {
-	var re retryable
-	if !errors.As(err, &re) {
-		return err
+	if _, ok := err.(*retry.Error); ok {
+		s.fails++
 	}
-	s.fails++
-	max := s.f.Retries
-	if max == 0 {
-		max = 5
+	p := retry.Policy{Attempts: s.f.Retries + 1, Base: s.f.Backoff, Cap: 15 * time.Second}
+	if s.f.Retries == 0 {
+		p.Attempts = 6
 	}
-	if s.fails > max {
-		return fmt.Errorf("%w (gave up after %d attempts)", re.error, s.fails)
+	if s.f.Retries < 0 {
+		p.Attempts = 1
 	}
-	d := s.f.Backoff
-	if d == 0 {
-		d = 500 * time.Millisecond
+	if p.Base == 0 {
+		p.Base = 500 * time.Millisecond
 	}
-	for i := 1; i < s.fails && d < 15*time.Second; i++ {
-		d *= 2
-	}
-	d = min(d, 15*time.Second)
-	d = d/2 + rand.N(d/2+1)
-	if re.after > d {
-		d = min(re.after, 60*time.Second)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-s.ctx.Done():
-		return s.ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return p.Wait(s.ctx, s.fails, err)
 }
 
 func (s *httpStream) open() error {
@@ -271,7 +248,7 @@ func (s *httpStream) open() error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return retryable{fmt.Errorf("GET %s: %w", s.display, err), 0}
+		return retry.Later(fmt.Errorf("GET %s: %w", s.display, err), nil)
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:
@@ -283,7 +260,7 @@ func (s *httpStream) open() error {
 			// changed, which the digest will catch): skip what we have.
 			if _, err := io.CopyN(io.Discard, resp.Body, s.off); err != nil {
 				resp.Body.Close()
-				return retryable{fmt.Errorf("GET %s: %w", s.display, err), 0}
+				return retry.Later(fmt.Errorf("GET %s: %w", s.display, err), nil)
 			}
 		}
 	case resp.StatusCode == http.StatusPartialContent && s.off > 0:
@@ -301,23 +278,13 @@ func (s *httpStream) open() error {
 		return nil
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
 		resp.Body.Close()
-		return retryable{fmt.Errorf("GET %s: HTTP %d", s.display, resp.StatusCode), retryAfter(resp.Header.Get("Retry-After"))}
+		return retry.Later(fmt.Errorf("GET %s: HTTP %d", s.display, resp.StatusCode), resp.Header)
 	default:
 		resp.Body.Close()
 		return fmt.Errorf("GET %s: HTTP %d", s.display, resp.StatusCode)
 	}
 	s.body = resp.Body
 	return nil
-}
-
-// retryAfter reads a Retry-After header in seconds (the HTTP-date form is
-// rare for object stores and ignored).
-func retryAfter(v string) time.Duration {
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }
 
 func parseContentRange(v string) (start, total int64, ok bool) {
@@ -375,7 +342,7 @@ func (s *httpStream) Read(p []byte) (int, error) {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		if werr := s.wait(retryable{fmt.Errorf("GET %s at byte %d: %w", s.display, s.off, err), 0}); werr != nil {
+		if werr := s.wait(retry.Later(fmt.Errorf("GET %s at byte %d: %w", s.display, s.off, err), nil)); werr != nil {
 			return n, werr
 		}
 		if n > 0 {

@@ -220,14 +220,6 @@ func TestContentRangeParsing(t *testing.T) {
 	}
 }
 
-func TestRetryAfterIsReadInSeconds(t *testing.T) {
-	for in, want := range map[string]time.Duration{"3": 3 * time.Second, " 0 ": 0, "-1": 0, "Wed, 21 Oct 2015 07:28:00 GMT": 0, "": 0} {
-		if got := retryAfter(in); got != want {
-			t.Errorf("retryAfter(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 func TestProgressOnATerminalRedrawsOneLine(t *testing.T) {
 	body := compress(t, FormatTarGz, makeTar(t, crashBundleTree("new", 50)))
 	srv, _ := serveBundle(t, body, nil)

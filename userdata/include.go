@@ -7,16 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/flint-dev/flint/internal/retry"
 )
 
 // Fetcher fetches the document an #include line names.
@@ -54,8 +54,6 @@ type HTTPFetcher struct {
 	httpClient *http.Client
 }
 
-var errNoRetry = errors.New("not retryable")
-
 // Fetch implements Fetcher.
 func (f *HTTPFetcher) Fetch(ctx context.Context, rawURL string) ([]byte, error) {
 	u, err := url.Parse(rawURL)
@@ -65,45 +63,23 @@ func (f *HTTPFetcher) Fetch(ctx context.Context, rawURL string) ([]byte, error) 
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("include %q: only http and https URLs are fetched", rawURL)
 	}
-	attempts := f.Attempts
-	if attempts <= 0 {
-		attempts = 4
+	p := retry.Policy{Attempts: f.Attempts, Base: f.Backoff, Cap: 5 * time.Second}
+	if p.Attempts <= 0 {
+		p.Attempts = 4
 	}
-	delay := f.Backoff
-	if delay <= 0 {
-		delay = 250 * time.Millisecond
+	if p.Base <= 0 {
+		p.Base = 250 * time.Millisecond
 	}
-	var last error
-	for i := 0; i < attempts; i++ {
-		if i > 0 {
-			wait := delay/2 + rand.N(delay/2+1)
-			if ra, ok := last.(retryAfter); ok && ra.d > 0 && ra.d < 30*time.Second {
-				wait = ra.d
-			}
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, fmt.Errorf("include %s: %w (last error: %v)", rawURL, ctx.Err(), last)
-			case <-t.C:
-			}
-			delay = min(delay*2, 5*time.Second)
-		}
-		body, err := f.once(ctx, rawURL)
-		if err == nil {
-			return body, nil
-		}
-		last = err
-		if errors.Is(err, errNoRetry) || ctx.Err() != nil {
-			break
-		}
+	var body []byte
+	err = retry.Run(ctx, p, func() error {
+		var err error
+		body, err = f.once(ctx, rawURL)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("include %s: %w", rawURL, err)
 	}
-	return nil, fmt.Errorf("include %s: %w", rawURL, last)
-}
-
-type retryAfter struct {
-	error
-	d time.Duration
+	return body, nil
 }
 
 func (f *HTTPFetcher) client() *http.Client {
@@ -147,28 +123,24 @@ func (f *HTTPFetcher) once(ctx context.Context, rawURL string) ([]byte, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNoRetry, err)
+		return nil, err
 	}
 	resp, err := f.client().Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) && strings.Contains(ue.Err.Error(), "redirect") {
-			return nil, fmt.Errorf("%w: %w", errNoRetry, err)
+			return nil, err
 		}
-		return nil, err
+		return nil, retry.Later(err, nil)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		err := fmt.Errorf("HTTP status %d", resp.StatusCode)
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			var d time.Duration
-			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-				d = time.Duration(s) * time.Second
-			}
-			return nil, retryAfter{err, d}
+			return nil, retry.Later(err, resp.Header)
 		}
-		return nil, fmt.Errorf("%w: %w", errNoRetry, err)
+		return nil, err
 	}
 	max := f.MaxSize
 	if max <= 0 {
@@ -176,10 +148,10 @@ func (f *HTTPFetcher) once(ctx context.Context, rawURL string) ([]byte, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
-		return nil, err
+		return nil, retry.Later(err, nil)
 	}
 	if int64(len(body)) > max {
-		return nil, fmt.Errorf("%w: response larger than %d bytes: %w", errNoRetry, max, ErrTooLarge)
+		return nil, fmt.Errorf("response larger than %d bytes: %w", max, ErrTooLarge)
 	}
 	return body, nil
 }

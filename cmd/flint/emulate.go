@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,41 +14,60 @@ import (
 	"github.com/flint-dev/flint/imds/imdstest"
 )
 
-func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("emulate", stderr)
-	fixture := fs.String("fixture", "", "YAML metadata tree to serve (default: the built-in realistic instance)")
-	listen := fs.String("listen", "127.0.0.1:1338", "address to listen on")
-	v2only := fs.Bool("v2-only", false, "require IMDSv2 tokens (HttpTokens=required)")
-	faults := fs.String("faults", "", "fault rules, e.g. 'path=meta-data/*,status=503,count=3;path=api/token,drop'")
-	quiet := fs.Bool("quiet", false, "do not log requests")
-	events := fs.String("event", "", "notices to serve, KIND[@+DELAY|@TIME] separated by ';', e.g. 'spot-stop@+30s;rebalance' (more at runtime: POST /_flint/events?event=...)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: flint emulate [--fixture F] [--listen ADDR] [--v2-only] [--faults SPEC] [--event SPEC]")
-		fs.PrintDefaults()
+func emulateCommand() Command {
+	var (
+		fixture, listen, faults, events string
+		v2only, quiet                   bool
+	)
+	return Command{
+		Name:  "emulate",
+		Usage: "[--fixture FILE] [--listen ADDR] [--v2-only] [--faults SPEC] [--event SPEC] [--quiet]",
+		Short: "serve an instance metadata emulator",
+		Long: "Serves an instance metadata tree over HTTP, IMDSv2 tokens included, until interrupted. " +
+			"SPEC is a list of ;-separated fault rules such as path=meta-data/*,status=503,retry-after=1,count=3 " +
+			"or path=api/token,method=PUT,drop (keys: path, method, status, retry-after, latency, count, reset, drop). " +
+			"--event serves interruption and maintenance notices: KIND[@+DELAY|@TIME] separated by ';', e.g. " +
+			"'spot-stop@+30s;rebalance'; more can be injected at run time with POST /_flint/events?event=KIND on the same listener.",
+		Exit:    exits("interrupted (SIGINT or SIGTERM)", "a bad fixture or fault rule, or the address cannot be listened on"),
+		Signals: true,
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&fixture, "fixture", "", "YAML metadata tree `FILE` to serve (default: the built-in realistic instance)")
+			fs.StringVar(&listen, "listen", "127.0.0.1:1338", "`ADDR` (host:port) to listen on")
+			fs.BoolVar(&v2only, "v2-only", false, "require IMDSv2 tokens (HttpTokens=required)")
+			fs.StringVar(&faults, "faults", "", "fault rules `SPEC`, e.g. 'path=meta-data/*,status=503,count=3;path=api/token,drop'")
+			fs.StringVar(&events, "event", "", "notices `SPEC` to serve, e.g. 'spot-stop@+30s;rebalance'")
+			fs.BoolVar(&quiet, "quiet", false, "do not log requests")
+		},
+		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) > 0 {
+				return usageError(stderr, "flint emulate", "unexpected argument %q", args[0])
+			}
+			return cmdEmulate(ctx, fixture, listen, faults, events, v2only, quiet, stdout, stderr)
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
+}
+
+func cmdEmulate(ctx context.Context, fixture, listen, faults, events string, v2only, quiet bool, stdout, stderr io.Writer) int {
 	var tree *imdstest.Tree
 	var err error
-	if *fixture == "" {
+	if fixture == "" {
 		tree, err = imdstest.ParseFixture(imdstest.DefaultFixture)
 	} else {
-		tree, err = imdstest.LoadFixture(*fixture)
+		tree, err = imdstest.LoadFixture(fixture)
 	}
 	if err != nil {
 		return fail(stderr, "fixture: %v", err)
 	}
-	fl, err := imdstest.ParseFaults(*faults)
+	fl, err := imdstest.ParseFaults(faults)
 	if err != nil {
 		return fail(stderr, "--faults: %v", err)
 	}
-	evs, err := imdstest.ParseEvents(*events, time.Now())
+	evs, err := imdstest.ParseEvents(events, time.Now())
 	if err != nil {
 		return fail(stderr, "--event: %v", err)
 	}
-	opts := imdstest.Options{V2Only: *v2only, Faults: fl, LogLimit: 10000, Events: evs}
-	if !*quiet {
+	opts := imdstest.Options{V2Only: v2only, Faults: fl, LogLimit: 10000, Events: evs}
+	if !quiet {
 		var mu sync.Mutex
 		opts.OnRequest = func(r imdstest.Request) {
 			// Only method, path and status: never tokens or values.
@@ -57,7 +77,7 @@ func cmdEmulate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}
 	emu := imdstest.New(tree, opts)
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}

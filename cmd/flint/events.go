@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -14,44 +15,62 @@ import (
 	"github.com/flint-dev/flint/internal/rootfs"
 )
 
+func eventsCommand() Command {
+	var (
+		root, cfgFile, endpoint string
+		asJSON, dry             bool
+	)
+	return Command{
+		Name:  "events",
+		Usage: "[watch] [--root DIR] [--config FILE] [--endpoint URL] [--json] [--dry-run]",
+		Short: "print pending interruption and maintenance notices, or watch for them",
+		Long: "Without an operand, prints the notices pending now: Spot interruption, rebalance " +
+			"recommendation, scheduled maintenance events and the Auto Scaling lifecycle state. " +
+			"`flint events watch` is the agent of flint-events.service: it polls those paths at the periods " +
+			"of the events section of flint.yaml and, once per notice, logs it and runs the executables in " +
+			"ROOT/etc/flint/events.d with the notice as JSON on stdin, and the configured actions (log, shutdown).",
+		Exit:    exits("nothing went wrong (with watch: stopped by SIGINT or SIGTERM)", "failure (one line says what)"),
+		Signals: true,
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&root, "root", "/", "read configuration and hooks, and keep state, below `DIR`")
+			fs.StringVar(&cfgFile, "config", "", "configuration `FILE` (default ROOT/etc/flint/flint.yaml and flint.d/*.yaml)")
+			fs.StringVar(&endpoint, "endpoint", "", "metadata endpoint `URL` or auto (overrides config and environment)")
+			fs.BoolVar(&asJSON, "json", false, "print the pending notices as a JSON list")
+			fs.BoolVar(&dry, "dry-run", false, "with watch: log what hooks and actions would do; run none")
+		},
+		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			watch := false
+			switch {
+			case len(args) == 1 && args[0] == "watch":
+				watch = true
+			case len(args) > 0:
+				return usageError(stderr, "flint events", "unexpected argument %q", args[0])
+			}
+			return cmdEvents(ctx, watch, root, cfgFile, endpoint, asJSON, dry, stdout, stderr)
+		},
+	}
+}
+
 // cmdEvents is `flint events` (print what is pending now) and `flint
 // events watch` (the agent of flint-events.service).
-func cmdEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	watch := len(args) > 0 && args[0] == "watch"
-	name := "events"
-	if watch {
-		args, name = args[1:], "events watch"
-	}
-	fs := newFlagSet(name, stderr)
-	root := fs.String("root", "/", "read configuration and hooks, and keep state, below this directory")
-	cfgFile := fs.String("config", "", "config file (default ROOT/etc/flint/flint.yaml and flint.d/*.yaml)")
-	endpoint := fs.String("endpoint", "", "metadata endpoint URL or auto (overrides config and environment)")
-	asJSON := fs.Bool("json", false, "print the pending notices as a JSON list")
-	dry := fs.Bool("dry-run", false, "with watch: log what hooks and actions would do; run none")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: flint events [--json] [--endpoint URL]")
-		fmt.Fprintln(stderr, "       flint events watch [--root DIR] [--config F] [--endpoint URL] [--dry-run]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return exitUsage
-	}
+func cmdEvents(ctx context.Context, watch bool, rootDir, cfgFile, endpoint string, asJSON, dry bool, stdout, stderr io.Writer) int {
+	root := &rootDir
 	r, err := rootfs.Open(*root)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
 	defer r.Close()
-	cfg, err := builtin.Catalog().LoadConfig(r.Dir(), *cfgFile)
+	cfg, err := builtin.Catalog().LoadConfig(r.Dir(), cfgFile)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	if *endpoint == "" {
-		*endpoint = cfg.IMDS.Endpoint
+	if endpoint == "" {
+		endpoint = cfg.IMDS.Endpoint
 	}
 	mode, _ := imds.ParseMode(cfg.IMDS.Mode) // validated by config.Load
 	log := logging.New(cfg.Log.Target, cfg.Log.Level, stderr)
 	client, err := imds.New(imds.Options{
-		Endpoint: *endpoint, Mode: mode, TokenTTL: time.Duration(cfg.IMDS.TokenTTL),
+		Endpoint: endpoint, Mode: mode, TokenTTL: time.Duration(cfg.IMDS.TokenTTL),
 		// A poll that fails is repeated at the next period anyway: two
 		// quick attempts, so a dead endpoint costs one period, not minutes.
 		AttemptTimeout: 2 * time.Second, MaxAttempts: 2, MaxBackoff: 500 * time.Millisecond,
@@ -61,7 +80,7 @@ func cmdEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(stderr, "%v", err)
 	}
 	if !watch {
-		return printPending(ctx, client, *asJSON, stdout, stderr)
+		return printPending(ctx, client, asJSON, stdout, stderr)
 	}
 	seen, err := events.OpenSeen(r, events.BootID())
 	if err != nil {
@@ -71,12 +90,12 @@ func cmdEvents(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Metadata: client,
 		Config:   cfg.Events,
 		Seen:     seen,
-		Hooks:    &events.Hooks{Root: r, Dir: cfg.Events.HooksDir, Timeout: time.Duration(cfg.Events.HookTimeout), Log: log, DryRun: *dry},
+		Hooks:    &events.Hooks{Root: r, Dir: cfg.Events.HooksDir, Timeout: time.Duration(cfg.Events.HookTimeout), Log: log, DryRun: dry},
 		Log:      log,
 	}
 	for _, a := range cfg.Events.Actions {
 		if a == "shutdown" {
-			w.Shutdown = &events.Shutdown{Command: cfg.Events.ShutdownCommand, Log: log, DryRun: *dry}
+			w.Shutdown = &events.Shutdown{Command: cfg.Events.ShutdownCommand, Log: log, DryRun: dry}
 		}
 	}
 	log.Info("watching for notices", "endpoint", client.Endpoint(),

@@ -1,15 +1,18 @@
 // Command flint provisions a cloud instance at first boot and answers
 // instance metadata queries. Each subcommand lives in its own file; this
-// file holds the dispatch table and exit-code conventions only.
+// file holds the command table and the conventions every command follows.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -20,32 +23,115 @@ const (
 	exitUsage = 2
 )
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
-	// long commands cancel their context on SIGINT/SIGTERM and clean up;
-	// short ones just die, and skip the signal goroutine's start-up cost.
-	long bool
+// Command is one entry of the command table. Its help text is data:
+// `flint CMD --help` prints helpText(path, c), and the flint(8) manual is
+// generated from the same text.
+//
+// Every command follows one convention: --help and -h print its help on
+// stdout and exit 0; a bad flag, a wrong operand or an unknown subcommand
+// prints one line on stderr and exits 2; its help lists its exit codes.
+// `flint query` alone keeps ec2-metadata's command line, where -h is
+// --local-hostname.
+type Command struct {
+	Name string
+	// Usage follows "flint NAME" in the usage line: flags and operands.
+	Usage string
+	// Short is the one line of the command list.
+	Short string
+	// Long is the help's description, as paragraphs.
+	Long string
+	// Exit lists the exit codes; nil means stdExits.
+	Exit []exitCode
+	// Flags declares the command's flags. It is a function, not a built
+	// FlagSet, so that a run builds only its own command's flags.
+	Flags func(fs *flag.FlagSet)
+	// Func runs the command with the operands left after the flags.
+	Func func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	// Commands are nested subcommands; a command has these or a Func.
+	Commands []Command
+	// Raw commands get their arguments unparsed and print their own help.
+	Raw bool
+	// Help returns the help a Raw command prints for --help.
+	Help func() string
+	// Signals: the command cancels its context on SIGINT/SIGTERM and
+	// cleans up; short ones just die, and skip the signal goroutine's
+	// start-up cost.
+	Signals bool
 }
 
-// commands is the one list of subcommands, in the order `flint help` shows them.
-func commands() []command {
-	return []command{
-		{"run", "provision this instance (the boot chain)", cmdRun, true},
-		{"status", "show the last run's result; --wait for it to finish", cmdStatus, true},
-		{"analyze", "per-handler durations of the last run", cmdAnalyze, false},
-		{"config", "check the configuration and print the effective one", cmdConfig, false},
-		{"query", "ec2-metadata compatible queries (also run as ec2-metadata)", cmdQuery, false},
-		{"get", "print one metadata value or listing", cmdGet, false},
-		{"dump", "print the whole metadata tree", cmdDump, false},
-		{"userdata", "inspect user-data: its parts and the merged cloud-config", cmdUserdata, false},
-		{"network", "plan, apply or watch ENI configuration", cmdNetwork, true},
-		{"modules", "install or check the kernel-module bundle for a kernel", cmdModules, true},
-		{"ssh-keys", "print a user's SSH keys for sshd (AuthorizedKeysCommand)", cmdSSHKeys, false},
-		{"events", "print pending interruption and maintenance notices; watch for new ones", cmdEvents, true},
-		{"emulate", "serve an instance metadata emulator", cmdEmulate, true},
-		{"version", "print the version", cmdVersion, false},
+type exitCode struct {
+	code    int
+	meaning string
+}
+
+var stdExits = []exitCode{
+	{exitOK, "success"},
+	{exitFail, "failure (one line on stderr says what failed)"},
+	{exitUsage, "bad usage: an unknown flag, subcommand or operand"},
+}
+
+// table lists the top-level commands in the order `flint --help` shows
+// them. It is static data (no init-time work), and an entry is built only
+// when it runs or for help: a run pays for its own command alone, which
+// matters to the one-shot `query` and `ssh-keys`.
+var table = [...]struct {
+	name  string
+	build func() Command
+}{
+	{"run", runCommand},
+	{"status", statusCommand},
+	{"analyze", analyzeCommand},
+	{"config", configCommand},
+	{"query", queryCommand},
+	{"get", getCommand},
+	{"dump", dumpCommand},
+	{"userdata", userdataCommand},
+	{"network", networkCommand},
+	{"modules", modulesCommand},
+	{"ssh-keys", sshKeysCommand},
+	{"events", eventsCommand},
+	{"emulate", emulateCommand},
+	{"version", versionCommand},
+}
+
+// exits lists a command's exit codes: what 0 and 1 mean for it, and 2
+// for bad usage.
+func exits(ok, failed string) []exitCode {
+	return []exitCode{{exitOK, ok}, {exitFail, failed}, {exitUsage, "bad usage"}}
+}
+
+// commands builds the whole table.
+func commands() []Command {
+	out := make([]Command, len(table))
+	for i, e := range table {
+		out[i] = e.build()
+	}
+	return out
+}
+
+func versionCommand() Command {
+	return Command{
+		Name:  "version",
+		Short: "print the version",
+		Long:  "Prints \"flint\" and the version it was built as; flint --version is the same.",
+		Exit:  []exitCode{{exitOK, "always"}, {exitUsage, "bad usage"}},
+		Func:  cmdVersion,
+	}
+}
+
+// flintCommand is flint itself: the root of the table.
+func flintCommand() Command {
+	return Command{
+		Name:  "flint",
+		Short: "first-boot provisioning and instance metadata",
+		Long: "flint provisions a cloud instance at first boot (users, SSH keys, host keys, " +
+			"user-data, kernel modules, network interfaces) and answers instance metadata queries. " +
+			"Installed as ec2-metadata, it is flint query.",
+		Exit: []exitCode{
+			{exitOK, "--help or --version"},
+			{exitUsage, "no command or an unknown one"},
+		},
+		Commands: commands(),
 	}
 }
 
@@ -58,52 +144,214 @@ func main() {
 
 func dispatch(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 	if name := filepath.Base(argv[0]); name == "ec2-metadata" {
-		if q := lookup("query"); q != nil {
-			return q.run(ctx, argv[1:], stdout, stderr)
+		q := queryCommand()
+		return q.Func(ctx, argv[1:], stdout, stderr)
+	}
+	if len(argv) > 1 && argv[1] == "--version" {
+		return cmdVersion(ctx, nil, stdout, stderr)
+	}
+	if len(argv) > 2 && argv[1] == "help" {
+		// `flint help CMD...` is `flint CMD... --help`.
+		argv = append(append([]string{argv[0]}, argv[2:]...), "--help")
+	} else if len(argv) == 2 && argv[1] == "help" {
+		argv = []string{argv[0], "--help"}
+	}
+	if len(argv) > 1 {
+		for _, e := range table {
+			if e.name == argv[1] {
+				return enter(ctx, []string{"flint"}, e.build(), argv[2:], stdout, stderr)
+			}
 		}
 	}
-	if len(argv) < 2 {
-		usage(stderr)
-		return exitUsage
-	}
-	switch argv[1] {
-	case "help", "-h", "--help":
-		usage(stdout)
-		return exitOK
-	}
-	c := lookup(argv[1])
-	if c == nil {
-		fmt.Fprintf(stderr, "flint: unknown command %q (see 'flint help')\n", argv[1])
-		return exitUsage
-	}
-	if c.long {
+	return execute(ctx, nil, flintCommand(), argv[1:], stdout, stderr)
+}
+
+// enter runs sub, a subcommand of path, with the signal handling it asks for.
+func enter(ctx context.Context, path []string, sub Command, args []string, stdout, stderr io.Writer) int {
+	if sub.Signals {
 		var stop context.CancelFunc
 		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 	}
-	return c.run(ctx, argv[2:], stdout, stderr)
+	return execute(ctx, path, sub, args, stdout, stderr)
 }
 
-func lookup(name string) *command {
-	for _, c := range commands() {
-		if c.name == name {
-			return &c
+// execute runs c, reached through the commands in path, with args.
+func execute(ctx context.Context, path []string, c Command, args []string, stdout, stderr io.Writer) int {
+	path = append(path, c.Name)
+	name := strings.Join(path, " ")
+	if c.Raw {
+		return c.Func(ctx, args, stdout, stderr)
+	}
+	if c.Commands != nil {
+		if len(args) == 0 {
+			return usageError(stderr, name, "missing command")
 		}
+		switch args[0] {
+		case "-h", "--help", "-help":
+			io.WriteString(stdout, helpText(path, c))
+			return exitOK
+		}
+		for _, sub := range c.Commands {
+			if sub.Name == args[0] {
+				return enter(ctx, path, sub, args[1:], stdout, stderr)
+			}
+		}
+		if strings.HasPrefix(args[0], "-") {
+			return usageError(stderr, name, "unknown flag %s", args[0])
+		}
+		return usageError(stderr, name, "unknown command %q", args[0])
 	}
-	return nil
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// The flag package's own messages are multi-line (error, then usage);
+	// ours are one line, built below.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if c.Flags != nil {
+		c.Flags(fs)
+	}
+	operands, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		io.WriteString(stdout, helpText(path, c))
+		return exitOK
+	}
+	if err != nil {
+		return usageError(stderr, name, "%s", dashes(err.Error()))
+	}
+	return c.Func(ctx, operands, stdout, stderr)
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: flint COMMAND [flags]")
-	fmt.Fprintln(w)
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+// parseInterleaved parses flags that may come before, between or after
+// the operands ("flint userdata inspect FILE --json"); "--" ends the
+// flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var operands []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return operands, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(operands, rest...), nil
+		}
+		operands = append(operands, rest[0])
+		args = rest[1:]
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'flint COMMAND -h' for a command's flags.")
 }
 
-func cmdVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
+// dashes rewrites the flag package's "-name" in its error messages as the
+// "--name" every usage line and flag listing shows.
+func dashes(msg string) string {
+	for _, p := range []string{"defined: -", "flag -", "for -", "argument: -"} {
+		msg = strings.Replace(msg, p, p+"-", 1)
+	}
+	return strings.Replace(msg, "flag provided but not defined: ", "unknown flag ", 1)
+}
+
+// usageError prints one line for bad usage and returns exitUsage.
+func usageError(stderr io.Writer, name, format string, args ...any) int {
+	fmt.Fprintf(stderr, "%s: %s (see '%s --help')\n", name, fmt.Sprintf(format, args...), name)
+	return exitUsage
+}
+
+// helpText is the help of c, reached through path ("flint", "modules",
+// "install"): usage line, description, subcommands or flags, exit codes.
+func helpText(path []string, c Command) string {
+	if c.Help != nil {
+		return c.Help()
+	}
+	name := strings.Join(path, " ")
+	var b strings.Builder
+	switch {
+	case c.Commands != nil:
+		fmt.Fprintf(&b, "Usage: %s COMMAND [flags]\n", name)
+	case c.Usage != "":
+		fmt.Fprintf(&b, "Usage: %s %s\n", name, c.Usage)
+	default:
+		fmt.Fprintf(&b, "Usage: %s\n", name)
+	}
+	if c.Long != "" {
+		b.WriteString("\n")
+		wrap(&b, c.Long, "", 80)
+	}
+	if c.Commands != nil {
+		b.WriteString("\nCommands:\n")
+		width := 0
+		for _, sub := range c.Commands {
+			width = max(width, len(sub.Name))
+		}
+		for _, sub := range c.Commands {
+			fmt.Fprintf(&b, "  %-*s  %s\n", width, sub.Name, sub.Short)
+		}
+		if len(path) == 1 {
+			b.WriteString("\nFlags:\n  --help, -h\n      print this help\n  --version\n      print the version\n")
+		}
+		fmt.Fprintf(&b, "\nRun '%s COMMAND --help' for a command's flags and exit codes.\n", name)
+	} else {
+		b.WriteString("\nFlags:\n")
+		if c.Flags != nil {
+			fs := flag.NewFlagSet(name, flag.ContinueOnError)
+			c.Flags(fs)
+			fs.VisitAll(func(f *flag.Flag) { writeFlag(&b, f) })
+		}
+		b.WriteString("  --help, -h\n      print this help\n")
+	}
+	b.WriteString("\nExit codes:\n")
+	exits := c.Exit
+	if exits == nil {
+		exits = stdExits
+	}
+	for _, e := range exits {
+		fmt.Fprintf(&b, "  %d  %s\n", e.code, e.meaning)
+	}
+	return b.String()
+}
+
+// writeFlag lists one flag as "--name ARG", then its usage indented, in
+// the place of the flag package's "-name type" style.
+func writeFlag(b *strings.Builder, f *flag.Flag) {
+	arg, usage := flag.UnquoteUsage(f)
+	if arg != "" {
+		arg = " " + strings.ToUpper(arg)
+	}
+	fmt.Fprintf(b, "  --%s%s\n", f.Name, arg)
+	switch f.DefValue {
+	case "", "false", "0", "0s":
+	default:
+		usage += fmt.Sprintf(" (default %s)", f.DefValue)
+	}
+	wrap(b, usage, "      ", 80)
+}
+
+// wrap writes text as lines of at most width columns behind indent;
+// blank lines in text separate paragraphs and are kept.
+func wrap(b *strings.Builder, text, indent string, width int) {
+	for i, para := range strings.Split(text, "\n\n") {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		line := indent
+		for _, w := range strings.Fields(para) {
+			if len(line) > len(indent) && len(line)+1+len(w) > width {
+				b.WriteString(line + "\n")
+				line = indent
+			}
+			if len(line) > len(indent) {
+				line += " "
+			}
+			line += w
+		}
+		b.WriteString(line + "\n")
+	}
+}
+
+func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		return usageError(stderr, "flint version", "unexpected argument %q", args[0])
+	}
 	fmt.Fprintln(stdout, "flint", version)
 	return exitOK
 }

@@ -24,9 +24,9 @@ type imdsFlags struct {
 }
 
 func (f *imdsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.endpoint, "endpoint", "", "metadata endpoint URL or auto (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else auto: "+imds.DefaultEndpoint+", then "+imds.DefaultIPv6Endpoint+")")
-	fs.StringVar(&f.mode, "imds-mode", "v2-preferred", "v2-preferred, v2-only or v1")
-	fs.StringVar(&f.ttl, "token-ttl", "21600", "IMDSv2 token lifetime in seconds (1-21600)")
+	fs.StringVar(&f.endpoint, "endpoint", "", "metadata endpoint `URL` or auto (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else auto: "+imds.DefaultEndpoint+", then "+imds.DefaultIPv6Endpoint+")")
+	fs.StringVar(&f.mode, "imds-mode", "v2-preferred", "`MODE`: v2-preferred, v2-only or v1")
+	fs.StringVar(&f.ttl, "token-ttl", "21600", "IMDSv2 token lifetime in `SECONDS` (1-21600)")
 }
 
 func (f *imdsFlags) client() (*imds.Client, error) {
@@ -41,67 +41,75 @@ func (f *imdsFlags) client() (*imds.Client, error) {
 	return imds.New(imds.Options{Endpoint: f.endpoint, Mode: mode, TokenTTL: time.Duration(ttl) * time.Second})
 }
 
-// newFlagSet returns a FlagSet that reports errors on stderr and does not exit.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("flint "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+func getCommand() Command {
+	var f imdsFlags
+	return Command{
+		Name:  "get",
+		Usage: "[--endpoint URL] [--imds-mode MODE] [--token-ttl SECONDS] PATH",
+		Short: "print one metadata value or listing",
+		Long: "Prints the value or listing at PATH, relative to /latest/ (meta-data/instance-id) " +
+			"or, with a leading /, to the server root (/2021-03-23/meta-data/ami-id).",
+		Exit:  exits("the value was printed", "it is absent (404) or could not be read"),
+		Flags: f.register,
+		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) != 1 {
+				return usageError(stderr, "flint get", "want one PATH, got %d operands", len(args))
+			}
+			c, err := f.client()
+			if err != nil {
+				return fail(stderr, "%v", err)
+			}
+			b, err := c.Get(ctx, args[0])
+			if errors.Is(err, imds.ErrNotFound) {
+				return fail(stderr, "%s: not found in instance metadata", args[0])
+			}
+			if err != nil {
+				return fail(stderr, "%v", err)
+			}
+			stdout.Write(b)
+			if len(b) > 0 && b[len(b)-1] != '\n' {
+				io.WriteString(stdout, "\n")
+			}
+			return exitOK
+		},
+	}
 }
 
-func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("get", stderr)
-	var f imdsFlags
-	f.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: flint get [--endpoint URL] PATH   (PATH relative to /latest/, e.g. meta-data/instance-id)")
-		fs.PrintDefaults()
+func dumpCommand() Command {
+	var (
+		f      imdsFlags
+		asJSON bool
+	)
+	return Command{
+		Name:  "dump",
+		Usage: "[--json] [--endpoint URL] [--imds-mode MODE] [--token-ttl SECONDS] [DIR]",
+		Short: "print the whole metadata tree",
+		Long: "Walks the metadata tree, or the part under DIR, and prints one \"path: value\" line per " +
+			"value (newlines escaped, binary values as base64:...), or with --json one object nested like the tree.",
+		Exit: exits("every value was printed", "some values could not be read (each named on stderr) or the walk failed"),
+		Flags: func(fs *flag.FlagSet) {
+			f.register(fs)
+			fs.BoolVar(&asJSON, "json", false, "print a JSON object nested like the tree")
+		},
+		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) > 1 {
+				return usageError(stderr, "flint dump", "unexpected argument %q", args[1])
+			}
+			var dir string
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			return cmdDump(ctx, &f, dir, asJSON, stdout, stderr)
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
-	}
+}
+
+func cmdDump(ctx context.Context, f *imdsFlags, dir string, asJSON bool, stdout, stderr io.Writer) int {
 	c, err := f.client()
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	b, err := c.Get(ctx, fs.Arg(0))
-	if errors.Is(err, imds.ErrNotFound) {
-		return fail(stderr, "%s: not found in instance metadata", fs.Arg(0))
-	}
-	if err != nil {
-		return fail(stderr, "%v", err)
-	}
-	stdout.Write(b)
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		io.WriteString(stdout, "\n")
-	}
-	return exitOK
-}
-
-func cmdDump(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("dump", stderr)
-	var f imdsFlags
-	f.register(fs)
-	asJSON := fs.Bool("json", false, "print a JSON object nested like the tree")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: flint dump [--json] [--endpoint URL] [DIR]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	c, err := f.client()
-	if err != nil {
-		return fail(stderr, "%v", err)
-	}
-	entries, err := c.Dump(ctx, fs.Arg(0))
+	entries, err := c.Dump(ctx, dir)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
@@ -112,7 +120,7 @@ func cmdDump(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "flint: %s: %v\n", e.Path, e.Err)
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(nest(entries)); err != nil {

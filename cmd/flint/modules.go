@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,73 +14,88 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Keeps staticcheck quiet until main.go's command table lists cmdModules;
-// harmless afterwards.
-
-// cmdModules implements "flint modules install|status".
-//
-//	flint modules install [--release R] [--bundle URL --sha256 HEX] [--root DIR] [--force] [--load]
-//	flint modules status  [--release R] [--root DIR] [--json]
-//
-// install exits 0 when the tree is in place (installed now or before), 1 on
-// failure, 2 on bad usage. status exits 0 when the tree is complete, 1 when
-// it is missing or not indexed, 2 when an interrupted install left debris
-// (the next install or boot cleans it).
-func cmdModules(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: flint modules install|status [flags]")
-		return exitUsage
-	}
-	switch args[0] {
-	case "install":
-		return modulesInstall(ctx, args[1:], stdout, stderr)
-	case "status":
-		return modulesStatus(args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, "usage: flint modules install|status [flags]")
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "flint modules: unknown subcommand %q (want install or status)\n", args[0])
-	return exitUsage
-}
-
-func modulesInstall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("modules install", stderr)
+// modulesCommand is "flint modules install|status".
+func modulesCommand() Command {
 	var (
 		f                                  imdsFlags
 		root, release, bundle, sha, format string
 		configFile                         string
 		force, load, live, noMetadata      bool
+		asJSON                             bool
 	)
-	f.register(fs)
-	fs.StringVar(&root, "root", "/", "target root: the tree goes to ROOT/lib/modules/RELEASE")
-	fs.StringVar(&release, "release", "", "kernel release to install (default: the running kernel's)")
-	fs.StringVar(&bundle, "bundle", "", "bundle URL (file://, https://, http:// with --sha256, s3://) instead of the configured one")
-	fs.StringVar(&sha, "sha256", "", "expected SHA-256 of the bundle (required with --bundle)")
-	fs.StringVar(&format, "format", "", "bundle format: tar, tar.gz, tar.xz or tar.zst (default: from the name and content)")
-	fs.StringVar(&configFile, "config", "", "configuration file (default: ROOT/etc/flint/flint.yaml and its drop-ins)")
-	fs.BoolVar(&force, "force", false, "resolve the bundle even if a complete tree is present, and reinstall if its digest differs")
-	fs.BoolVar(&load, "load", false, "load the modules listed in the configuration afterwards")
-	fs.BoolVar(&live, "live", false, "with --root other than /, allow loading modules into the running kernel")
-	fs.BoolVar(&noMetadata, "no-metadata", false, "do not read instance metadata (kernel-id, region, role credentials)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	return Command{
+		Name:    "modules",
+		Short:   "install or check the kernel-module bundle for a kernel",
+		Long:    "Commands on the kernel-module tree of a kernel, ROOT/lib/modules/RELEASE, installed from a bundle.",
+		Signals: true,
+		Commands: []Command{{
+			Name:  "install",
+			Usage: "[--release R] [--bundle URL --sha256 HEX] [--format F] [--root DIR] [--config FILE] [--force] [--load [--live]] [--no-metadata]",
+			Short: "install the bundle for a kernel unless its tree is complete",
+			Long: "Resolves the kernel's bundle (from the configuration's modules section, or --bundle), " +
+				"downloads and verifies it, and installs it atomically as ROOT/lib/modules/RELEASE. " +
+				"A complete tree is left alone unless --force.",
+			Exit: exits("the tree is in place (installed now or before)", "failure"),
+			Flags: func(fs *flag.FlagSet) {
+				f.register(fs)
+				fs.StringVar(&root, "root", "/", "target root `DIR`: the tree goes to DIR/lib/modules/RELEASE")
+				fs.StringVar(&release, "release", "", "kernel `RELEASE` to install (default: the running kernel's)")
+				fs.StringVar(&bundle, "bundle", "", "bundle `URL` (file://, https://, http:// with --sha256, s3://) instead of the configured one")
+				fs.StringVar(&sha, "sha256", "", "expected SHA-256 `HEX` of the bundle (required with --bundle)")
+				fs.StringVar(&format, "format", "", "bundle `FORMAT`: tar, tar.gz, tar.xz or tar.zst (default: from the name and content)")
+				fs.StringVar(&configFile, "config", "", "configuration `FILE` (default: ROOT/etc/flint/flint.yaml and its drop-ins)")
+				fs.BoolVar(&force, "force", false, "resolve the bundle even if a complete tree is present, and reinstall if its digest differs")
+				fs.BoolVar(&load, "load", false, "load the modules listed in the configuration afterwards")
+				fs.BoolVar(&live, "live", false, "with --root other than /, allow loading modules into the running kernel")
+				fs.BoolVar(&noMetadata, "no-metadata", false, "do not read instance metadata (kernel-id, region, role credentials)")
+			},
+			Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+				if len(args) > 0 {
+					return usageError(stderr, "flint modules install", "unexpected argument %q", args[0])
+				}
+				return modulesInstall(ctx, installArgs{&f, root, release, bundle, sha, format, configFile, force, load, live, noMetadata}, stdout, stderr)
+			},
+		}, {
+			Name:  "status",
+			Usage: "[--release R] [--root DIR] [--json]",
+			Short: "report whether a kernel's module tree is complete",
+			Long:  "Reports whether ROOT/lib/modules/RELEASE is present and indexed, and the bundle flint installed it from.",
+			Exit: []exitCode{
+				{exitOK, "the tree is complete"},
+				{exitFail, "it is missing or not indexed (no modules.dep), or it could not be read"},
+				{exitUsage, "an interrupted install left debris (the next install or boot cleans it); or bad usage"},
+			},
+			Flags: func(fs *flag.FlagSet) {
+				fs.StringVar(&root, "root", "/", "root `DIR` whose lib/modules to inspect")
+				fs.StringVar(&release, "release", "", "kernel `RELEASE` (default: the running kernel's)")
+				fs.BoolVar(&asJSON, "json", false, "print JSON")
+			},
+			Func: func(_ context.Context, args []string, stdout, stderr io.Writer) int {
+				if len(args) > 0 {
+					return usageError(stderr, "flint modules status", "unexpected argument %q", args[0])
+				}
+				return modulesStatus(root, release, asJSON, stdout, stderr)
+			},
+		}},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "flint modules install: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
+}
+
+type installArgs struct {
+	f                                  *imdsFlags
+	root, release, bundle, sha, format string
+	configFile                         string
+	force, load, live, noMetadata      bool
+}
+
+func modulesInstall(ctx context.Context, in installArgs, stdout, stderr io.Writer) int {
+	f, root, release, bundle, sha, format := in.f, in.root, in.release, in.bundle, in.sha, in.format
+	configFile, force, load, live, noMetadata := in.configFile, in.force, in.load, in.live, in.noMetadata
 	if (bundle == "") != (sha == "") {
-		fmt.Fprintln(stderr, "flint modules install: --bundle and --sha256 go together")
-		return exitUsage
+		return usageError(stderr, "flint modules install", "--bundle and --sha256 go together")
 	}
 	liveRoot := root == "/" || root == ""
 	if release == "" && !liveRoot {
-		fmt.Fprintln(stderr, "flint modules install: --release is required with --root other than / (the running kernel's release says nothing about an image)")
-		return exitUsage
+		return usageError(stderr, "flint modules install", "--release is required with --root other than / (the running kernel's release says nothing about an image)")
 	}
 
 	o := modules.Options{Root: root, Release: release, Force: force, Progress: stderr, TTY: isTerminal(stderr)}
@@ -128,19 +142,7 @@ func modulesInstall(ctx context.Context, args []string, stdout, stderr io.Writer
 	return exitOK
 }
 
-func modulesStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("modules status", stderr)
-	var root, release string
-	var asJSON bool
-	fs.StringVar(&root, "root", "/", "root whose lib/modules to inspect")
-	fs.StringVar(&release, "release", "", "kernel release (default: the running kernel's)")
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
+func modulesStatus(root, release string, asJSON bool, stdout, stderr io.Writer) int {
 	if release == "" {
 		r, _, err := modules.Uname()
 		if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,72 +21,91 @@ var newNetworkMetadata = func(endpoint string) (network.Metadata, error) {
 	return imds.New(imds.Options{Endpoint: endpoint})
 }
 
-const networkUsage = `usage: flint network plan  [flags]   print the changes that would be made
-       flint network apply [flags]   make them once
-       flint network watch [flags]   make them, then follow ENIs attached or detached later`
-
-// cmdNetwork runs "flint network plan|apply|watch" against the links of
-// the current network namespace.
-func cmdNetwork(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, networkUsage)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	sub := args[0]
-	switch sub {
-	case "plan", "apply", "watch":
-	default:
-		fmt.Fprintf(stderr, "flint network: unknown subcommand %q\n%s\n", sub, networkUsage)
-		return exitUsage
-	}
-	fs := newFlagSet("network "+sub, stderr)
+// networkCommand is "flint network plan|apply|watch", on the links of the
+// current network namespace.
+func networkCommand() Command {
 	var (
-		cfg      network.Config
-		endpoint = fs.String("endpoint", "", "metadata endpoint URL or auto (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else auto: the IPv4 link-local address, then the IPv6 one)")
-		ignore   = fs.String("ignore", "", "comma-separated link name patterns to leave alone, besides docker0, veth*, lo, ...")
-		refresh  = fs.Duration("refresh", 0, "watch: also re-read metadata this often (0: only on link events)")
+		fs                     *flag.FlagSet
+		flags                  network.Config
+		endpoint, ignore, root string
+		refresh                time.Duration
 	)
-	fs.IntVar(&cfg.MTU, "mtu", 0, fmt.Sprintf("MTU for managed links (0: %d, -1: leave alone)", network.DefaultMTU))
-	fs.BoolVar(&cfg.MTUFloor, "mtu-floor", false, "only raise MTUs below --mtu, never lower one")
-	fs.BoolVar(&cfg.StaticPrimary, "static-primary", false, "no DHCP client runs on the primary: also add its first addresses and default routes")
-	fs.BoolVar(&cfg.NoPrefixRoutes, "no-prefix-routes", false, "do not add local routes for delegated prefixes (rules only)")
-	root := fs.String("root", "/", "read ROOT/etc/flint/flint.yaml (its network: and imds.endpoint settings; flags override them)")
-	// The config file sits between the flags' defaults and the flags given.
-	for i, a := range args[1:] {
-		if v, ok := strings.CutPrefix(a, "--root="); ok {
-			*root = v
-		} else if (a == "--root" || a == "-root") && i+2 < len(args) {
-			*root = args[i+2]
+	declare := func(set *flag.FlagSet) {
+		fs = set
+		set.StringVar(&endpoint, "endpoint", "", "metadata endpoint `URL` (default: imds.endpoint, AWS_EC2_METADATA_SERVICE_ENDPOINT or the link-local address)")
+		set.StringVar(&ignore, "ignore", "", "comma-separated link name `PATTERNS` to leave alone, besides docker0, veth*, lo, ...")
+		set.DurationVar(&refresh, "refresh", 0, "watch: also re-read metadata this often (0: only on link events)")
+		set.IntVar(&flags.MTU, "mtu", 0, fmt.Sprintf("`MTU` for managed links (0: %d, -1: leave alone)", network.DefaultMTU))
+		set.BoolVar(&flags.MTUFloor, "mtu-floor", false, "only raise MTUs below --mtu, never lower one")
+		set.BoolVar(&flags.StaticPrimary, "static-primary", false, "no DHCP client runs on the primary: also add its first addresses and default routes")
+		set.BoolVar(&flags.NoPrefixRoutes, "no-prefix-routes", false, "do not add local routes for delegated prefixes (rules only)")
+		set.StringVar(&root, "root", "/", "read `DIR`/etc/flint/flint.yaml (its network: and imds.endpoint settings; flags override them)")
+	}
+	sub := func(name, short, long string, exits []exitCode) Command {
+		usage := "[--root DIR] [--endpoint URL] [--mtu MTU [--mtu-floor]] [--static-primary] [--no-prefix-routes] [--ignore PATTERNS]"
+		if name == "watch" {
+			usage += " [--refresh DURATION]"
+		}
+		return Command{
+			Name: name, Usage: usage, Short: short, Long: long, Exit: exits, Flags: declare,
+			Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+				if len(args) != 0 {
+					return usageError(stderr, "flint network "+name, "unexpected argument %q", args[0])
+				}
+				return cmdNetwork(ctx, name, fs, flags, endpoint, ignore, root, refresh, stdout, stderr)
+			},
 		}
 	}
-	fileCfg, err := builtin.Catalog().LoadConfig(*root, "")
+	const common = "Configures the links of the network interfaces (ENIs) attached to this instance from " +
+		"instance metadata: addresses, per-ENI routing tables, source-based policy rules, delegated prefixes " +
+		"and MTU. What the OS's DHCP client manages on the primary is left to it unless --static-primary; " +
+		"routes and rules flint did not add are never removed."
+	return Command{
+		Name:    "network",
+		Short:   "plan, apply or watch ENI configuration",
+		Long:    common,
+		Signals: true,
+		Commands: []Command{
+			sub("plan", "print the changes that would be made", common+"\n\nplan prints the changes and makes none.", exits("the changes (or \"no changes\") were printed", "failure")),
+			sub("apply", "make them once", common+"\n\napply makes the changes once and prints them.", nil),
+			sub("watch", "make them, then follow ENIs attached or detached later", common+
+				"\n\nwatch applies, then follows links appearing and disappearing (and re-reads metadata every --refresh) until interrupted.",
+				exits("interrupted (SIGINT or SIGTERM)", "failure")),
+		},
+	}
+}
+
+// cmdNetwork runs one of plan, apply and watch. The configuration file
+// sits between the flags' defaults and the flags given.
+func cmdNetwork(ctx context.Context, sub string, fs *flag.FlagSet, flags network.Config, endpoint, ignore, root string, refresh time.Duration, stdout, stderr io.Writer) int {
+	fileCfg, err := builtin.Catalog().LoadConfig(root, "")
 	if err != nil {
 		return fail(stderr, "network: %v", err)
 	}
+	var cfg network.Config
 	if _, err := fileCfg.Section("network", &cfg); err != nil {
 		return fail(stderr, "network: %v", err)
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "mtu":
+			cfg.MTU = flags.MTU
+		case "mtu-floor":
+			cfg.MTUFloor = flags.MTUFloor
+		case "static-primary":
+			cfg.StaticPrimary = flags.StaticPrimary
+		case "no-prefix-routes":
+			cfg.NoPrefixRoutes = flags.NoPrefixRoutes
 		}
-		return exitUsage
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "flint network %s: unexpected argument %q\n", sub, fs.Arg(0))
-		return exitUsage
-	}
-	cfg.Ignore = append(cfg.Ignore, splitList(*ignore)...)
+	})
+	cfg.Ignore = append(cfg.Ignore, splitList(ignore)...)
 	if err := cfg.Validate(); err != nil {
 		return fail(stderr, "network: %v", err)
 	}
-	if *endpoint == "" {
-		*endpoint = fileCfg.IMDS.Endpoint
+	if endpoint == "" {
+		endpoint = fileCfg.IMDS.Endpoint
 	}
-	md, err := newNetworkMetadata(*endpoint)
+	md, err := newNetworkMetadata(endpoint)
 	if err != nil {
 		return fail(stderr, "network: %v", err)
 	}
@@ -100,7 +118,7 @@ func cmdNetwork(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if sub == "watch" {
 		err := network.Watch(ctx, h, md, network.WatchOptions{
 			Config:  cfg,
-			Refresh: *refresh,
+			Refresh: refresh,
 			Logf: func(format string, a ...any) {
 				fmt.Fprintf(stderr, time.Now().UTC().Format(time.RFC3339)+" "+format+"\n", a...)
 			},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,57 +28,98 @@ func splitList(s string) []string {
 	return out
 }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", stderr)
-	root := fs.String("root", "/", "provision this directory instead of /")
-	live := fs.Bool("live", false, "with --root other than /, also make live changes (hostname, netlink, modules, scripts)")
-	cfg := fs.String("config", "", "config file (default ROOT/etc/flint/flint.yaml and flint.d/*.yaml)")
-	endpoint := fs.String("endpoint", "", "metadata endpoint URL (overrides config and environment)")
-	only := fs.String("only", "", "comma-separated handlers to run")
-	skip := fs.String("skip", "", "comma-separated handlers not to run")
-	force := fs.Bool("force", false, "run handlers even if they already ran at their frequency")
-	dry := fs.Bool("dry-run", false, "print what would be done; change and write nothing")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: flint run [--root DIR [--live]] [--config F] [--only a,b] [--skip a,b] [--force] [--dry-run]")
-		fs.PrintDefaults()
+func runCommand() Command {
+	var (
+		root, cfg, endpoint, only, skip string
+		live, force, dry                bool
+	)
+	return Command{
+		Name:  "run",
+		Usage: "[--root DIR [--live]] [--config FILE] [--endpoint URL] [--only A,B] [--skip A,B] [--force] [--dry-run]",
+		Short: "provision this instance (the boot chain)",
+		Long: "Runs the chain of handlers once, as at boot: each handler that has not yet run at its " +
+			"frequency for this instance, then the executables in handlers.exec_dir. The result is " +
+			"recorded in /run/flint/status.json (see flint status).",
+		Exit: []exitCode{
+			{exitOK, "every handler succeeded or was skipped (and always with --dry-run)"},
+			{exitFail, "the run failed: a handler that others need, the configuration or the metadata"},
+			{exitUsage, "degraded: some handlers failed and the rest ran; or bad usage"},
+		},
+		Signals: true,
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&root, "root", "/", "provision `DIR` instead of /")
+			fs.BoolVar(&live, "live", false, "with --root other than /, also make live changes (hostname, netlink, modules, scripts)")
+			fs.StringVar(&cfg, "config", "", "config `FILE` (default ROOT/etc/flint/flint.yaml and flint.d/*.yaml)")
+			fs.StringVar(&endpoint, "endpoint", "", "metadata endpoint `URL` (overrides config and environment)")
+			fs.StringVar(&only, "only", "", "comma-separated `HANDLERS` to run")
+			fs.StringVar(&skip, "skip", "", "comma-separated `HANDLERS` not to run")
+			fs.BoolVar(&force, "force", false, "run handlers even if they already ran at their frequency")
+			fs.BoolVar(&dry, "dry-run", false, "print what would be done; change and write nothing")
+		},
+		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) > 0 {
+				return usageError(stderr, "flint run", "unexpected argument %q", args[0])
+			}
+			st, err := handlers.Execute(ctx, handlers.Setup{
+				Root: root, Live: live, DryRun: dry, ConfigFile: cfg, Endpoint: endpoint,
+				Only: splitList(only), Skip: splitList(skip), Force: force,
+				Catalog: builtin.Catalog(), Stderr: stderr, Stdout: stdout,
+				Notify: func(s string) { daemon.SdNotify(false, s) },
+			})
+			if err != nil {
+				return fail(stderr, "%v", err)
+			}
+			if dry {
+				return exitOK
+			}
+			return st.ExitCode()
+		},
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return exitUsage
-	}
-	st, err := handlers.Execute(ctx, handlers.Setup{
-		Root: *root, Live: *live, DryRun: *dry, ConfigFile: *cfg, Endpoint: *endpoint,
-		Only: splitList(*only), Skip: splitList(*skip), Force: *force,
-		Catalog: builtin.Catalog(), Stderr: stderr, Stdout: stdout,
-		Notify: func(s string) { daemon.SdNotify(false, s) },
-	})
-	if err != nil {
-		return fail(stderr, "%v", err)
-	}
-	if *dry {
-		return exitOK
-	}
-	return st.ExitCode()
 }
 
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", stderr)
-	root := fs.String("root", "/", "the root whose status to read")
-	wait := fs.Bool("wait", false, "wait until the run has finished (also if it has not started yet)")
-	timeout := fs.Duration("timeout", 0, "with --wait, give up after this long (0: never)")
-	asJSON := fs.Bool("json", false, "print the status file as JSON")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return exitUsage
+func statusCommand() Command {
+	var (
+		root         string
+		wait, asJSON bool
+		timeout      time.Duration
+	)
+	return Command{
+		Name:  "status",
+		Usage: "[--root DIR] [--wait [--timeout DURATION]] [--json]",
+		Short: "show the last run's result; --wait for it to finish",
+		Long:  "Prints the state of the last run and the handlers that failed or only planned their changes.",
+		Exit: []exitCode{
+			{exitOK, "the run is done and every handler succeeded"},
+			{exitFail, "the run failed, is still running, or none is recorded"},
+			{exitUsage, "degraded: some handlers failed; or bad usage"},
+		},
+		Signals: true,
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&root, "root", "/", "the root `DIR` whose status to read")
+			fs.BoolVar(&wait, "wait", false, "wait until the run has finished (also if it has not started yet)")
+			fs.DurationVar(&timeout, "timeout", 0, "with --wait, give up after this long (0: never)")
+			fs.BoolVar(&asJSON, "json", false, "print the status file as JSON")
+		},
+		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) > 0 {
+				return usageError(stderr, "flint status", "unexpected argument %q", args[0])
+			}
+			return cmdStatus(ctx, root, wait, timeout, asJSON, stdout, stderr)
+		},
 	}
-	r, err := rootfs.Open(*root)
+}
+
+func cmdStatus(ctx context.Context, root string, wait bool, timeout time.Duration, asJSON bool, stdout, stderr io.Writer) int {
+	r, err := rootfs.Open(root)
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
 	defer r.Close()
 	var st *handlers.Status
-	if *wait {
-		if *timeout > 0 {
+	if wait {
+		if timeout > 0 {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, *timeout)
+			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
 		st, err = handlers.WaitStatus(ctx, r, 50*time.Millisecond)
@@ -90,7 +132,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
@@ -111,45 +153,72 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return st.ExitCode()
 }
 
-func cmdAnalyze(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("analyze", stderr)
-	root := fs.String("root", "/", "the root whose last run to analyze")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return exitUsage
+func analyzeCommand() Command {
+	var root string
+	return Command{
+		Name:  "analyze",
+		Usage: "[--root DIR]",
+		Short: "per-handler durations of the last run",
+		Long:  "Prints each handler's time in the last run, slowest first, and the totals.",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&root, "root", "/", "the root `DIR` whose last run to analyze")
+		},
+		Func: func(_ context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) > 0 {
+				return usageError(stderr, "flint analyze", "unexpected argument %q", args[0])
+			}
+			r, err := rootfs.Open(root)
+			if err != nil {
+				return fail(stderr, "%v", err)
+			}
+			defer r.Close()
+			st, err := handlers.ReadStatus(r)
+			if err != nil {
+				return fail(stderr, "no run to analyze: %v", err)
+			}
+			fmt.Fprint(stdout, handlers.Blame(st))
+			return exitOK
+		},
 	}
-	r, err := rootfs.Open(*root)
-	if err != nil {
-		return fail(stderr, "%v", err)
-	}
-	defer r.Close()
-	st, err := handlers.ReadStatus(r)
-	if err != nil {
-		return fail(stderr, "no run to analyze: %v", err)
-	}
-	fmt.Fprint(stdout, handlers.Blame(st))
-	return exitOK
 }
 
-func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: flint config check [--root DIR] [FILE]")
-		return exitUsage
+func configCommand() Command {
+	var root string
+	return Command{
+		Name:  "config",
+		Short: "check the configuration and print the effective one",
+		Long:  "Commands on flint's own configuration, /etc/flint/flint.yaml and its drop-ins.",
+		Commands: []Command{{
+			Name:  "check",
+			Usage: "[--root DIR] [FILE]",
+			Short: "check the configuration and print the effective one",
+			Long: "Reads FILE, or ROOT/etc/flint/flint.yaml and its drop-ins, strictly (an unknown key " +
+				"is an error naming its file and line), checks every section and prints the merged result.",
+			Exit: exits("the configuration is valid", "it is not (one line says where and why)"),
+			Flags: func(fs *flag.FlagSet) {
+				fs.StringVar(&root, "root", "/", "read `DIR`/etc/flint/flint.yaml and its drop-ins")
+			},
+			Func: func(_ context.Context, args []string, stdout, stderr io.Writer) int {
+				if len(args) > 1 {
+					return usageError(stderr, "flint config check", "unexpected argument %q", args[1])
+				}
+				var file string
+				if len(args) == 1 {
+					file = args[0]
+				}
+				cfg, err := builtin.Catalog().LoadConfig(root, file)
+				if err != nil {
+					return fail(stderr, "%v", err)
+				}
+				if err := builtin.Catalog().ValidateSections(cfg); err != nil {
+					return fail(stderr, "%v", err)
+				}
+				fmt.Fprintf(stdout, "# effective configuration from: %s\n", strings.Join(cfg.Files(), ", "))
+				enc := yaml.NewEncoder(stdout)
+				enc.SetIndent(2)
+				enc.Encode(cfg)
+				return exitOK
+			},
+		}},
 	}
-	fs := newFlagSet("config check", stderr)
-	root := fs.String("root", "/", "read ROOT/etc/flint/flint.yaml and its drop-ins")
-	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 1 {
-		return exitUsage
-	}
-	cfg, err := builtin.Catalog().LoadConfig(*root, fs.Arg(0))
-	if err != nil {
-		return fail(stderr, "%v", err)
-	}
-	if err := builtin.Catalog().ValidateSections(cfg); err != nil {
-		return fail(stderr, "%v", err)
-	}
-	fmt.Fprintf(stdout, "# effective configuration from: %s\n", strings.Join(cfg.Files(), ", "))
-	enc := yaml.NewEncoder(stdout)
-	enc.SetIndent(2)
-	enc.Encode(cfg)
-	return exitOK
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -18,29 +19,39 @@ import (
 // person waits for sshd.
 const sshKeysDeadline = 3 * time.Second
 
-// cmdSSHKeys is `flint ssh-keys USER`, an sshd AuthorizedKeysCommand. It
-// prints the user's keys and always exits 0 once its arguments are
+// sshKeysCommand is `flint ssh-keys USER`, an sshd AuthorizedKeysCommand.
+// It prints the user's keys and always exits 0 once its arguments are
 // right: when metadata cannot be read it prints nothing and logs one line,
 // and sshd falls back to the AuthorizedKeysFile.
-func cmdSSHKeys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ssh-keys", stderr)
-	root := fs.String("root", "/", "read the configuration and CA bundle below this directory")
-	endpoint := fs.String("endpoint", "", "metadata endpoint URL (overrides config and environment)")
-	caBundle := fs.String("ca-bundle", "", "trusted CA bundle for EC2 Instance Connect (default: config ssh_keys.ca_bundle, then the system bundle)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: flint ssh-keys [--root DIR] [--endpoint URL] [--ca-bundle FILE] USER")
-		fs.PrintDefaults()
+func sshKeysCommand() Command {
+	var root, endpoint, caBundle string
+	return Command{
+		Name:  "ssh-keys",
+		Usage: "[--root DIR] [--endpoint URL] [--ca-bundle FILE] USER",
+		Short: "print a user's SSH keys for sshd (AuthorizedKeysCommand)",
+		Long: "Prints USER's authorized keys from instance metadata (the launch key, and keys pushed " +
+			"by EC2 Instance Connect, verified against the CA bundle) for sshd's AuthorizedKeysCommand. " +
+			"When metadata cannot be read it prints nothing and one line on stderr, and sshd falls back " +
+			"to the AuthorizedKeysFile. It gives up after 3 seconds.",
+		Exit: exits("keys printed, or none (also when metadata could not be read)", "the metadata endpoint is misconfigured"),
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&root, "root", "/", "read the configuration and CA bundle below `DIR`")
+			fs.StringVar(&endpoint, "endpoint", "", "metadata endpoint `URL` (overrides config and environment)")
+			fs.StringVar(&caBundle, "ca-bundle", "", "trusted CA bundle `FILE` for EC2 Instance Connect (default: config ssh_keys.ca_bundle, then the system bundle)")
+		},
+		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) != 1 {
+				return usageError(stderr, "flint ssh-keys", "want one USER, got %d operands", len(args))
+			}
+			return cmdSSHKeys(ctx, args[0], root, endpoint, caBundle, stdout, stderr)
+		},
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		if err == nil {
-			fs.Usage()
-		}
-		return exitUsage
-	}
-	user := fs.Arg(0)
+}
+
+func cmdSSHKeys(ctx context.Context, user, root, endpoint, caBundle string, stdout, stderr io.Writer) int {
 	// Only the sections read here are decoded (strictly); `flint config
 	// check` and boots validate the rest.
-	cfg, err := loadSSHKeysConfig(*root)
+	cfg, err := loadSSHKeysConfig(root)
 	if err != nil {
 		// A broken config must not lock people out: Instance Connect keys
 		// still work without it.
@@ -53,22 +64,22 @@ func cmdSSHKeys(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if lookup, err = builtin.SSHKeysLookup(cfg); err != nil {
 			fmt.Fprintf(stderr, "flint ssh-keys: configuration: %v\n", err)
 		}
-		if *endpoint == "" {
-			*endpoint = cfg.IMDS.Endpoint
+		if endpoint == "" {
+			endpoint = cfg.IMDS.Endpoint
 		}
 		mode, _ = imds.ParseMode(cfg.IMDS.Mode)
 	}
 	switch {
-	case *caBundle != "":
-		lookup.CABundle = *caBundle
+	case caBundle != "":
+		lookup.CABundle = caBundle
 	case lookup.CABundle != "":
-		lookup.CABundle = filepath.Join(*root, lookup.CABundle)
+		lookup.CABundle = filepath.Join(root, lookup.CABundle)
 	default:
-		lookup.CARoot = *root
+		lookup.CARoot = root
 	}
 	lookup.Logf = func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
 	client, err := imds.New(imds.Options{
-		Endpoint: *endpoint, Mode: mode,
+		Endpoint: endpoint, Mode: mode,
 		AttemptTimeout: time.Second, TokenTimeout: time.Second,
 		MaxAttempts: 2, MaxBackoff: 100 * time.Millisecond,
 	})

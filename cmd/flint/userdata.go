@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -19,55 +20,40 @@ import (
 // The final message shows the version the binary was built with.
 func init() { builtin.Version = version }
 
-func cmdUserdata(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	usage := func(w io.Writer) {
-		fmt.Fprintln(w, "usage: flint userdata inspect [FILE|-] [--json] [--no-include] [--endpoint URL]")
-		fmt.Fprintln(w, "  Lists the parts of user-data (FILE, - for stdin, else this instance's")
-		fmt.Fprintln(w, "  from the metadata service) and the merged cloud-config.")
+func userdataCommand() Command {
+	var (
+		f                 imdsFlags
+		asJSON, noInclude bool
+	)
+	return Command{
+		Name:  "userdata",
+		Short: "inspect user-data: its parts and the merged cloud-config",
+		Long:  "Commands on user-data, read as flint and cloud-init read it at boot.",
+		Commands: []Command{{
+			Name:  "inspect",
+			Usage: "[FILE|-] [--json] [--no-include] [--endpoint URL] [--imds-mode MODE] [--token-ttl SECONDS]",
+			Short: "list the parts of user-data and print the merged cloud-config",
+			Long: "Lists the parts of user-data (FILE, - for stdin, else this instance's from the metadata " +
+				"service) and the merged cloud-config. Warnings (parts flint does not handle, includes " +
+				"not fetched) go to stderr.",
+			Exit: exits("the user-data was read (warnings or not)", "it could not be read or decoded"),
+			Flags: func(fs *flag.FlagSet) {
+				f.register(fs)
+				fs.BoolVar(&asJSON, "json", false, `print {"parts":[{"content_type","filename","size","sha256"}],"cloud_config":{...}}`)
+				fs.BoolVar(&noInclude, "no-include", false, "do not fetch #include URLs (report them as warnings)")
+			},
+			Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+				if len(args) > 1 {
+					return usageError(stderr, "flint userdata inspect", "unexpected argument %q", args[1])
+				}
+				return cmdUserdataInspect(ctx, &f, args, asJSON, noInclude, stdout, stderr)
+			},
+		}},
 	}
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "inspect":
-		return cmdUserdataInspect(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		usage(stdout)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "flint userdata: unknown subcommand %q\n", args[0])
-	usage(stderr)
-	return exitUsage
 }
 
-func cmdUserdataInspect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("userdata inspect", stderr)
-	var f imdsFlags
-	f.register(fs)
-	asJSON := fs.Bool("json", false, `print {"parts":[{"content_type","filename","size","sha256"}],"cloud_config":{...}}`)
-	noInclude := fs.Bool("no-include", false, "do not fetch #include URLs (report them as warnings)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: flint userdata inspect [FILE|-] [--json] [--no-include] [--endpoint URL]")
-		fs.PrintDefaults()
-	}
-	// Flags may follow the file, as in the documented form.
-	var pos []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if len(pos) > 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	opts := userdata.Options{NoInclude: *noInclude}
+func cmdUserdataInspect(ctx context.Context, f *imdsFlags, pos []string, asJSON, noInclude bool, stdout, stderr io.Writer) int {
+	opts := userdata.Options{NoInclude: noInclude}
 	var raw []byte
 	var err error
 	switch {
@@ -76,7 +62,7 @@ func cmdUserdataInspect(ctx context.Context, args []string, stdout, stderr io.Wr
 	case len(pos) == 1:
 		raw, err = readCapped(pos[0], userdata.DefaultMaxSize+1)
 	default:
-		raw, err = instanceUserData(ctx, &f, &opts)
+		raw, err = instanceUserData(ctx, f, &opts)
 	}
 	if err != nil {
 		return fail(stderr, "%v", err)
@@ -92,7 +78,7 @@ func cmdUserdataInspect(ctx context.Context, args []string, stdout, stderr io.Wr
 	for _, w := range ins.Warnings {
 		fmt.Fprintf(stderr, "flint: warning: %s\n", w)
 	}
-	if *asJSON {
+	if asJSON {
 		if ins.CloudConfig == nil {
 			ins.CloudConfig = map[string]any{}
 		}
