@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -40,12 +41,16 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 		if b.DryRun {
 			return
 		}
+		if b.notes != nil {
+			st.Warnings = b.notes.list()
+		}
 		if err := WriteStatus(b.Root, st); err != nil {
 			b.Log.Error("cannot write status", "error", err)
 		}
 	}
 	save()
 	failed := map[string]bool{}
+	partial := false
 	stopped := ""
 	for i, h := range hs {
 		if i > 0 && hs[i-1].Name() == opts.ReadyAfter && opts.Notify != nil {
@@ -97,6 +102,10 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 		err := runOne(ctx, b.forHandler(h, r, log), h)
 		r.DurationMS = float64(time.Since(r.Started).Microseconds()) / 1000
 		switch {
+		case err == nil && len(r.partial) > 0:
+			// Not marked done: a later boot does the rest.
+			r.Status, r.Reason = ResultPartial, strings.Join(r.partial, "; ")
+			partial = true
 		case err == nil && b.DryRun:
 			r.Status = ResultPlanned
 		case err == nil:
@@ -106,6 +115,10 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 			}
 		case errors.Is(err, ErrNotLive):
 			r.Status, r.Reason = ResultPlanned, err.Error()
+		case errors.Is(err, ErrUserDataUnavailable):
+			// Reported once in the run's warnings, not once a handler.
+			r.Status, r.Reason = ResultNotRun, "waits for user-data, which could not be read (see warnings)"
+			partial = true
 		default:
 			r.Status, r.Reason = ResultFailed, err.Error()
 		}
@@ -128,7 +141,10 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	st.Finished = time.Now()
 	st.DurationMS = float64(st.Finished.Sub(st.Started).Microseconds()) / 1000
 	st.State = StateDone
-	if len(failed) > 0 {
+	if b.notes != nil {
+		st.Warnings = b.notes.list()
+	}
+	if len(failed) > 0 || partial || len(st.Warnings) > 0 {
 		st.State = StateDegraded
 	}
 	if stopped != "" {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,73 @@ type Boot struct {
 	ud      *lazyUserData
 	result  *Result
 	builtin *Builtin // the running handler's description, if built in
+	notes   *runNotes
+}
+
+// runNotes are the run's warnings, shared by every handler's Boot.
+type runNotes struct {
+	mu       sync.Mutex
+	warnings []string
+}
+
+// add records w once however often it is given.
+func (n *runNotes) add(w string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !slices.Contains(n.warnings, w) {
+		n.warnings = append(n.warnings, w)
+	}
+}
+
+func (n *runNotes) list() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.warnings)
+}
+
+// ErrUserDataUnavailable is wrapped by UserData and CloudConfig when the
+// instance's user-data could not be read or parsed. The engine reports
+// it once for the run, and a handler that returns it waits for a boot
+// that can read the user-data instead of failing.
+var ErrUserDataUnavailable = errors.New("user-data could not be read")
+
+// Warn records a warning for the whole run: shown by `flint status` and
+// kept in status.json, once however often it is given. A run with
+// warnings is degraded, not done: warnings say what was asked and
+// dropped (a user-data part, a key, a template).
+func (b *Boot) Warn(format string, args ...any) {
+	w := fmt.Sprintf(format, args...)
+	if b.notes == nil {
+		b.notes = &runNotes{}
+	}
+	b.notes.add(w)
+}
+
+// Partial records that the running handler did what it could but not
+// all it was asked (a public key that could not be read, the users of
+// user-data that could not be read). The handler is not marked done, so
+// a later boot does the rest; the run is degraded. The line says what
+// was kept.
+func (b *Boot) Partial(format string, args ...any) {
+	if b.result != nil {
+		b.result.partial = append(b.result.partial, fmt.Sprintf(format, args...))
+	}
+}
+
+// CloudConfigOrNone is CloudConfig for the handlers that make an
+// instance reachable (the default user, the metadata keys, host keys,
+// the host name): when the user-data cannot be read they go on with an
+// empty cloud-config and the empty user-data, and their run is partial,
+// so what user-data asks of them is done by a later boot that can read
+// it.
+func (b *Boot) CloudConfigOrNone(ctx context.Context) (*userdata.CloudConfig, *userdata.UserData) {
+	ud, err := b.UserData(ctx)
+	if err != nil {
+		b.Partial("done without user-data (it could not be read); what it asks waits for a boot that can read it")
+		return &userdata.CloudConfig{}, &userdata.UserData{Config: map[string]any{}}
+	}
+	cc, _ := b.CloudConfig(ctx)
+	return cc, ud
 }
 
 type lazyUserData struct {
@@ -90,7 +158,8 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 			raw, err = nil, nil
 		}
 		if err != nil {
-			b.ud.err = fmt.Errorf("reading user-data: %w", err)
+			b.ud.err = fmt.Errorf("%w: %w", ErrUserDataUnavailable, err)
+			b.Warn("%v; users, keys, files and scripts from user-data wait for a boot that can read it", b.ud.err)
 			return
 		}
 		if b.State != nil && b.State.Instance() != "" && !b.DryRun && raw != nil {
@@ -111,10 +180,14 @@ func (b *Boot) UserData(ctx context.Context) (*userdata.UserData, error) {
 		// user-data that uses them.
 		opts.Lookup = b.lookupInstanceData
 		b.ud.ud, b.ud.err = userdata.Parse(ctx, raw, opts)
-		if b.ud.err == nil {
-			for _, w := range b.ud.ud.Warnings {
-				b.Log.Warn("user-data: " + w)
-			}
+		if b.ud.err != nil {
+			b.ud.err = fmt.Errorf("%w: %w", ErrUserDataUnavailable, b.ud.err)
+			b.Warn("%v; users, keys, files and scripts from user-data wait for a boot that can read it", b.ud.err)
+			return
+		}
+		for _, w := range b.ud.ud.Warnings {
+			b.Log.Warn("user-data: " + w)
+			b.Warn("user-data: %s", w)
 		}
 	})
 	return b.ud.ud, b.ud.err
@@ -190,6 +263,9 @@ func (b *Boot) Section(name string, v any) error {
 func (b *Boot) forHandler(h Handler, r *Result, log *slog.Logger) *Boot {
 	if b.ud == nil {
 		b.ud = &lazyUserData{}
+	}
+	if b.notes == nil {
+		b.notes = &runNotes{}
 	}
 	c := *b
 	c.result = r

@@ -28,7 +28,8 @@ const (
 	ResultFailed  = "failed"
 	ResultSkipped = "skipped" // already ran at its frequency, or disabled
 	ResultPlanned = "planned" // live change not made (--root without --live, or --dry-run)
-	ResultNotRun  = "not-run" // the chain stopped before it, or a handler it needs failed
+	ResultNotRun  = "not-run" // the chain stopped before it, a handler it needs failed, or it waits for user-data
+	ResultPartial = "partial" // did what it could; not marked done, a later boot does the rest
 	ResultPending = "pending"
 )
 
@@ -41,6 +42,8 @@ type Result struct {
 	Started    time.Time `json:"started,omitzero"`
 	DurationMS float64   `json:"duration_ms"`
 	Notes      []string  `json:"notes,omitempty"`
+
+	partial []string // Boot.Partial's lines
 }
 
 // Status is /run/flint/status.json.
@@ -52,7 +55,11 @@ type Status struct {
 	Finished   time.Time `json:"finished,omitzero"`
 	DurationMS float64   `json:"duration_ms"`
 	Error      string    `json:"error,omitempty"`
-	Handlers   []Result  `json:"handlers"`
+	// Warnings are the run's, each once: what was asked and dropped
+	// (user-data that could not be read, a part or key not supported, a
+	// template that did not render). A run with warnings is degraded.
+	Warnings []string `json:"warnings,omitempty"`
+	Handlers []Result `json:"handlers"`
 }
 
 // Final reports whether the run has ended.

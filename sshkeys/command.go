@@ -76,6 +76,12 @@ func AuthorizedKeysFor(ctx context.Context, r imds.Reader, user string, o Lookup
 			for _, p := range probs {
 				o.Logf("flint ssh-keys: skipped %s", p)
 			}
+			var unread *UnreadableKeysError
+			if errors.As(mdErr, &unread) && len(mdKeys) > 0 {
+				// sshd gets the keys that were read.
+				o.Logf("flint ssh-keys: %v; printing the %d that were read", mdErr, len(mdKeys))
+				mdErr = nil
+			}
 		}()
 	}
 	if !o.NoInstanceConnect {
@@ -153,13 +159,15 @@ func MetadataKeys(ctx context.Context, r imds.Reader) ([]Key, []Problem, error) 
 	wg.Wait()
 	var keys []Key
 	var probs []Problem
+	var unread []error
 	seen := map[string]bool{}
 	for j, i := range idx {
 		if errors.Is(errs[j], imds.ErrNotFound) {
 			continue
 		}
 		if errs[j] != nil {
-			return nil, nil, errs[j]
+			unread = append(unread, errs[j])
+			continue
 		}
 		ks, ps := Parse(fmt.Sprintf("meta-data/public-keys/%d", i), string(bodies[j]))
 		probs = append(probs, ps...)
@@ -170,8 +178,28 @@ func MetadataKeys(ctx context.Context, r imds.Reader) ([]Key, []Problem, error) 
 			}
 		}
 	}
+	if len(unread) > 0 {
+		return keys, probs, &UnreadableKeysError{Errs: unread}
+	}
 	return keys, probs, nil
 }
+
+// UnreadableKeysError is MetadataKeys' error when some keys of the
+// listing could not be read: the keys returned beside it were read and
+// are good to use. One unreadable key drops that key, not the set.
+type UnreadableKeysError struct {
+	Errs []error
+}
+
+func (e *UnreadableKeysError) Error() string {
+	if len(e.Errs) == 1 {
+		return fmt.Sprintf("a public key could not be read: %v", e.Errs[0])
+	}
+	return fmt.Sprintf("%d public keys could not be read, the first: %v", len(e.Errs), e.Errs[0])
+}
+
+// Unwrap returns the errors of the keys that could not be read.
+func (e *UnreadableKeysError) Unwrap() []error { return e.Errs }
 
 // stapleName reports a staple name that is a SHA-1 fingerprint in hex.
 func stapleName(s string) bool {

@@ -112,10 +112,7 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 	if err := b.Settings(&cfg); err != nil {
 		return err
 	}
-	cc, err := b.CloudConfig(ctx)
-	if err != nil {
-		return err
-	}
+	cc, _ := b.CloudConfigOrNone(ctx)
 	if !hasSSHD(b.Root) {
 		if _, err := planHostKeys(cfg, cc, nil); err != nil {
 			return err

@@ -81,10 +81,7 @@ func runHostname(ctx context.Context, b *handlers.Boot) error {
 	if err := b.Settings(&cfg); err != nil {
 		return err
 	}
-	cc, err := b.CloudConfig(ctx)
-	if err != nil {
-		return err
-	}
+	cc, ud := b.CloudConfigOrNone(ctx)
 	local := ""
 	if v, err := b.Metadata.Get(ctx, "meta-data/local-hostname"); err == nil {
 		local = strings.TrimSpace(string(v))
@@ -96,12 +93,10 @@ func runHostname(ctx context.Context, b *handlers.Boot) error {
 		return err
 	}
 	manageHosts := cfg.ManageEtcHosts == nil || *cfg.ManageEtcHosts
-	if ud, err := b.UserData(ctx); err == nil {
-		// cloud-config decides when it says anything: false turns the
-		// /etc/hosts line off, true/template/localhost on.
-		if v, set := ud.Config["manage_etc_hosts"]; set {
-			manageHosts = v != false && v != nil && v != "false"
-		}
+	// cloud-config decides when it says anything: false turns the
+	// /etc/hosts line off, true/template/localhost on.
+	if v, set := ud.Config["manage_etc_hosts"]; set {
+		manageHosts = v != false && v != nil && v != "false"
 	}
 	b.Note("host name %s (fqdn %s)", names.Hostname, names.FQDN)
 	if b.DryRun {

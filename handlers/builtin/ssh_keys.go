@@ -153,6 +153,14 @@ func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 		return err
 	}
 	mdKeys, mdProbs, err := sshkeys.MetadataKeys(ctx, b.Metadata)
+	var unread *sshkeys.UnreadableKeysError
+	if errors.As(err, &unread) {
+		// The keys that were read are installed; the rest wait for the
+		// next boot, which runs this handler again.
+		b.Partial("%v; the %d keys that were read are installed", err, len(mdKeys))
+		b.Log.Warn("some public keys could not be read", "error", err, "kept", len(mdKeys))
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("reading the instance's public keys: %w", err)
 	}

@@ -248,14 +248,9 @@ func decidedUsers(ctx context.Context, b *handlers.Boot) (*userdata.CloudConfig,
 	if err := b.Section(usersSection, &cfg); err != nil {
 		return nil, nil, err
 	}
-	ud, err := b.UserData(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	cc, err := b.CloudConfig(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
+	// The default user and the metadata keys make the instance
+	// reachable: they do not wait for user-data that cannot be read.
+	cc, ud := b.CloudConfigOrNone(ctx)
 	_, usersSet := ud.Config["users"]
 	specs, err := decideUsers(effectiveDefaultUser(cfg.DefaultUser, ud.Config["user"]), cc, usersSet)
 	return cc, specs, err

@@ -140,6 +140,13 @@ func (s *Server) AddFault(f Fault) {
 	s.mu.Unlock()
 }
 
+// ClearFaults removes every fault: the service recovers.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	s.faults = nil
+	s.mu.Unlock()
+}
+
 // Set changes or adds a leaf (path below the version root, e.g.
 // "meta-data/instance-id").
 func (s *Server) Set(path string, value []byte) {
