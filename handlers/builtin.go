@@ -112,14 +112,18 @@ func (c Catalog) ValidateSections(cfg interface {
 // replaces <root>/etc/flint/flint.yaml and its drop-ins) and validates
 // the handlers' sections.
 func (c Catalog) LoadConfig(root, file string) (*config.Config, error) {
-	paths := []string{file}
-	if file == "" {
-		var err error
+	var cfg *config.Config
+	var err error
+	if file != "" {
+		// A file a person named must exist: never a run on the defaults.
+		cfg, err = config.LoadFile(file, c.Sections())
+	} else {
+		var paths []string
 		if paths, err = config.Paths(root, ConfigPath); err != nil {
 			return nil, err
 		}
+		cfg, err = config.Load(paths, c.Sections())
 	}
-	cfg, err := config.Load(paths, c.Sections())
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,9 @@ const (
 	exitOK    = 0
 	exitFail  = 1
 	exitUsage = 2
+	// exitTimeout: `flint status --wait --timeout` gave up before the
+	// run finished; distinct from a finished run's codes.
+	exitTimeout = 3
 )
 
 // Command is one entry of the command table. Its help text is data:

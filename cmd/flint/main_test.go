@@ -109,3 +109,88 @@ func TestNetworkReadsTheConfigFile(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q: the network section of ROOT/etc/flint/flint.yaml was not read strictly", code, stderr)
 	}
 }
+
+func TestRoleCredentialsAreRedactedUnlessShowSecrets(t *testing.T) {
+	_, url := emulator(t)
+	const secret, token = "exampleSecretKeyDoNotUse", "exampleSessionTokenDoNotUse"
+	for _, args := range [][]string{
+		{"get", "--endpoint", url, "meta-data/iam/security-credentials/web-role"},
+		{"dump", "--endpoint", url},
+		{"dump", "--json", "--endpoint", url},
+		{"dump", "--endpoint", url, "meta-data/iam/"},
+		{"query", "--endpoint", url, "--path", "meta-data/iam/security-credentials/web-role"},
+	} {
+		code, out, _ := run(args...)
+		if code != 0 || strings.Contains(out, secret) || strings.Contains(out, token) {
+			t.Errorf("%v: exit %d, a secret is shown:\n%s", args, code, out)
+		}
+		if !strings.Contains(out, "ASIAEXAMPLEKEYID0001") || !strings.Contains(out, "redacted") {
+			t.Errorf("%v: the key id should stay and the secrets be marked redacted:\n%s", args, out)
+		}
+		code, out, _ = run(append(args, "--show-secrets")...)
+		if code != 0 || !strings.Contains(out, secret) || !strings.Contains(out, token) {
+			t.Errorf("%v --show-secrets: exit %d, secrets not shown:\n%s", args, code, out)
+		}
+	}
+}
+
+func TestUserdataInspectRedactsPasswordsAndKeys(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "ud")
+	doc := "#cloud-config\nchpasswd:\n  list: |\n    root:hunter2-secret\nusers:\n  - name: bob\n    passwd: $6$hash-secret\n" +
+		"write_files:\n  - path: /etc/k\n    content: |\n      -----BEGIN PRIVATE KEY-----\n      key-secret\n      -----END PRIVATE KEY-----\n"
+	os.WriteFile(f, []byte(doc), 0o600)
+	for _, args := range [][]string{{"userdata", "inspect", f}, {"userdata", "inspect", "--json", f}} {
+		code, out, _ := run(args...)
+		if code != 0 || strings.Contains(out, "-secret") || !strings.Contains(out, "bob") {
+			t.Errorf("%v: exit %d:\n%s", args, code, out)
+		}
+	}
+	if _, out, _ := run("userdata", "inspect", "--show-secrets", f); !strings.Contains(out, "hunter2-secret") {
+		t.Errorf("--show-secrets: %s", out)
+	}
+}
+
+func TestADryRunExitsAsTheRealRunWouldEnd(t *testing.T) {
+	emu, url := emulator(t)
+	emu.AddFault(imdstest.Fault{Path: "user-data", Status: 500})
+	root := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "flint.yaml")
+	os.WriteFile(cfg, []byte("imds:\n  deadline: 1s\n"), 0o644)
+	args := []string{"run", "--root", root, "--config", cfg, "--endpoint", url, "--skip", "network,kernel-modules"}
+	dry, _, dryErr := run(append(args, "--dry-run")...)
+	real, _, realErr := run(args...)
+	if dry != 2 || real != 2 {
+		t.Fatalf("dry run exit %d, real run exit %d, want 2 (degraded) for both\n%s\n%s", dry, real, dryErr, realErr)
+	}
+	code, out, _ := run("status", "--root", root)
+	if code != 2 || strings.Count(out, "user-data could not be read") != 1 || !strings.Contains(out, "warning: ") {
+		t.Fatalf("status: exit %d, want 2 and the user-data failure once as a warning:\n%s", code, out)
+	}
+}
+
+func TestStatusWaitTimingOutHasItsOwnExitCode(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "run/flint"), 0o755)
+	os.WriteFile(filepath.Join(root, "run/flint/status.json"), []byte(`{"state":"running","started":"2026-01-01T00:00:00Z","handlers":[]}`), 0o644)
+	code, _, stderr := run("status", "--root", root, "--wait", "--timeout", "200ms")
+	if code != exitTimeout || !strings.Contains(stderr, "has not finished after 200ms (state: running)") {
+		t.Fatalf("exit %d, stderr %q; want %d and one line", code, stderr, exitTimeout)
+	}
+	if code, _, _ := run("status", "--root", root); code != exitFail {
+		t.Fatalf("status without --wait of a running run: exit %d, want %d", code, exitFail)
+	}
+}
+
+func TestANamedConfigFileThatIsMissingIsAnError(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	for _, args := range [][]string{
+		{"run", "--root", t.TempDir(), "--config", missing, "--dry-run", "--endpoint", "http://127.0.0.1:9"},
+		{"config", "check", missing},
+		{"events", "--config", missing, "--endpoint", "http://127.0.0.1:9"},
+	} {
+		code, _, stderr := run(args...)
+		if code != exitFail || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, missing+" does not exist") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}

@@ -41,16 +41,26 @@ func (f *imdsFlags) client() (*imds.Client, error) {
 	return imds.New(imds.Options{Endpoint: f.endpoint, Mode: mode, TokenTTL: time.Duration(ttl) * time.Second})
 }
 
+// showSecretsHelp is the --show-secrets flag's line, the same for every
+// command that prints metadata values.
+const showSecretsHelp = "print role credentials' secret key and token as the service sends them (default: redacted)"
+
 func getCommand() Command {
-	var f imdsFlags
+	var (
+		f    imdsFlags
+		show bool
+	)
 	return Command{
 		Name:  "get",
-		Usage: "[--endpoint URL] [--imds-mode MODE] [--token-ttl SECONDS] PATH",
+		Usage: "[--show-secrets] [--endpoint URL] [--imds-mode MODE] [--token-ttl SECONDS] PATH",
 		Short: "print one metadata value or listing",
 		Long: "Prints the value or listing at PATH, relative to /latest/ (meta-data/instance-id) " +
 			"or, with a leading /, to the server root (/2021-03-23/meta-data/ami-id).",
-		Exit:  exits("the value was printed", "it is absent (404) or could not be read"),
-		Flags: f.register,
+		Exit: exits("the value was printed", "it is absent (404) or could not be read"),
+		Flags: func(fs *flag.FlagSet) {
+			f.register(fs)
+			fs.BoolVar(&show, "show-secrets", false, showSecretsHelp)
+		},
 		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if len(args) != 1 {
 				return usageError(stderr, "flint get", "want one PATH, got %d operands", len(args))
@@ -66,6 +76,9 @@ func getCommand() Command {
 			if err != nil {
 				return fail(stderr, "%v", err)
 			}
+			if !show {
+				b = imds.RedactValue(args[0], b)
+			}
 			stdout.Write(b)
 			if len(b) > 0 && b[len(b)-1] != '\n' {
 				io.WriteString(stdout, "\n")
@@ -77,12 +90,12 @@ func getCommand() Command {
 
 func dumpCommand() Command {
 	var (
-		f      imdsFlags
-		asJSON bool
+		f            imdsFlags
+		asJSON, show bool
 	)
 	return Command{
 		Name:  "dump",
-		Usage: "[--json] [--endpoint URL] [--imds-mode MODE] [--token-ttl SECONDS] [DIR]",
+		Usage: "[--json] [--show-secrets] [--endpoint URL] [--imds-mode MODE] [--token-ttl SECONDS] [DIR]",
 		Short: "print the whole metadata tree",
 		Long: "Walks the metadata tree, or the part under DIR, and prints one \"path: value\" line per " +
 			"value (newlines escaped, binary values as base64:...), or with --json one object nested like the tree.",
@@ -90,6 +103,7 @@ func dumpCommand() Command {
 		Flags: func(fs *flag.FlagSet) {
 			f.register(fs)
 			fs.BoolVar(&asJSON, "json", false, "print a JSON object nested like the tree")
+			fs.BoolVar(&show, "show-secrets", false, showSecretsHelp)
 		},
 		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if len(args) > 1 {
@@ -99,12 +113,12 @@ func dumpCommand() Command {
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return cmdDump(ctx, &f, dir, asJSON, stdout, stderr)
+			return cmdDump(ctx, &f, dir, asJSON, show, stdout, stderr)
 		},
 	}
 }
 
-func cmdDump(ctx context.Context, f *imdsFlags, dir string, asJSON bool, stdout, stderr io.Writer) int {
+func cmdDump(ctx context.Context, f *imdsFlags, dir string, asJSON, showSecrets bool, stdout, stderr io.Writer) int {
 	c, err := f.client()
 	if err != nil {
 		return fail(stderr, "%v", err)
@@ -114,7 +128,10 @@ func cmdDump(ctx context.Context, f *imdsFlags, dir string, asJSON bool, stdout,
 		return fail(stderr, "%v", err)
 	}
 	failed := 0
-	for _, e := range entries {
+	for i, e := range entries {
+		if !showSecrets && e.Err == nil {
+			entries[i].Value = imds.RedactValue(e.Path, e.Value)
+		}
 		if e.Err != nil {
 			failed++
 			fmt.Fprintf(stderr, "flint: %s: %v\n", e.Path, e.Err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,9 +42,10 @@ func runCommand() Command {
 			"frequency for this instance, then the executables in handlers.exec_dir. The result is " +
 			"recorded in /run/flint/status.json (see flint status).",
 		Exit: []exitCode{
-			{exitOK, "every handler succeeded or was skipped (and always with --dry-run)"},
-			{exitFail, "the run failed: a handler that others need, the configuration or the metadata"},
-			{exitUsage, "degraded: some handlers failed and the rest ran; or bad usage"},
+			{exitOK, "done: every handler succeeded, was skipped or (with --dry-run or without --live) planned"},
+			{exitFail, "the run failed: a required handler, the configuration or the metadata"},
+			{exitUsage, "degraded: a handler failed or did only part of its work, or user-data asked for " +
+				"something that was dropped (see flint status); the rest ran. Also bad usage"},
 		},
 		Signals: true,
 		Flags: func(fs *flag.FlagSet) {
@@ -69,9 +71,7 @@ func runCommand() Command {
 			if err != nil {
 				return fail(stderr, "%v", err)
 			}
-			if dry {
-				return exitOK
-			}
+			// A dry run exits as the real run would end.
 			return st.ExitCode()
 		},
 	}
@@ -87,11 +87,14 @@ func statusCommand() Command {
 		Name:  "status",
 		Usage: "[--root DIR] [--wait [--timeout DURATION]] [--json]",
 		Short: "show the last run's result; --wait for it to finish",
-		Long:  "Prints the state of the last run and the handlers that failed or only planned their changes.",
+		Long: "Prints the state of the last run, its warnings (what user-data asked for that was dropped, " +
+			"user-data that could not be read) and the handlers that failed, did part of their work, " +
+			"wait for user-data or only planned their changes.",
 		Exit: []exitCode{
 			{exitOK, "the run is done and every handler succeeded"},
-			{exitFail, "the run failed, is still running, or none is recorded"},
-			{exitUsage, "degraded: some handlers failed; or bad usage"},
+			{exitFail, "the run failed, is still running (without --wait), or none is recorded"},
+			{exitUsage, "degraded: a handler failed or did part of its work, or the run has warnings; or bad usage"},
+			{exitTimeout, "--wait --timeout ran out before the run finished"},
 		},
 		Signals: true,
 		Flags: func(fs *flag.FlagSet) {
@@ -123,6 +126,14 @@ func cmdStatus(ctx context.Context, root string, wait bool, timeout time.Duratio
 			defer cancel()
 		}
 		st, err = handlers.WaitStatus(ctx, r, 50*time.Millisecond)
+		if errors.Is(err, context.DeadlineExceeded) {
+			state := "not started"
+			if st != nil {
+				state = st.State
+			}
+			fmt.Fprintf(stderr, "flint: the run has not finished after %s (state: %s)\n", timeout, state)
+			return exitTimeout
+		}
 	} else {
 		st, err = handlers.ReadStatus(r)
 	}
@@ -144,8 +155,12 @@ func cmdStatus(ctx context.Context, root string, wait bool, timeout time.Duratio
 		if st.Error != "" {
 			fmt.Fprintf(stdout, "error: %s\n", st.Error)
 		}
+		for _, w := range st.Warnings {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
 		for _, h := range st.Handlers {
-			if h.Status == handlers.ResultFailed || h.Status == handlers.ResultPlanned {
+			switch h.Status {
+			case handlers.ResultFailed, handlers.ResultPlanned, handlers.ResultPartial, handlers.ResultNotRun:
 				fmt.Fprintf(stdout, "%s: %s: %s\n", h.Name, h.Status, h.Reason)
 			}
 		}

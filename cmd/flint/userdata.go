@@ -22,8 +22,8 @@ func init() { builtin.Version = version }
 
 func userdataCommand() Command {
 	var (
-		f                 imdsFlags
-		asJSON, noInclude bool
+		f                       imdsFlags
+		asJSON, noInclude, show bool
 	)
 	return Command{
 		Name:  "userdata",
@@ -31,28 +31,29 @@ func userdataCommand() Command {
 		Long:  "Commands on user-data, read as flint and cloud-init read it at boot.",
 		Commands: []Command{{
 			Name:  "inspect",
-			Usage: "[FILE|-] [--json] [--no-include] [--endpoint URL] [--imds-mode MODE] [--token-ttl SECONDS]",
+			Usage: "[FILE|-] [--json] [--no-include] [--show-secrets] [--endpoint URL] [--imds-mode MODE] [--token-ttl SECONDS]",
 			Short: "list the parts of user-data and print the merged cloud-config",
 			Long: "Lists the parts of user-data (FILE, - for stdin, else this instance's from the metadata " +
-				"service) and the merged cloud-config. Warnings (parts flint does not handle, includes " +
-				"not fetched) go to stderr.",
+				"service) and the merged cloud-config, with passwords, tokens and private keys redacted " +
+				"unless --show-secrets. Warnings (parts flint does not handle, includes not fetched) go to stderr.",
 			Exit: exits("the user-data was read (warnings or not)", "it could not be read or decoded"),
 			Flags: func(fs *flag.FlagSet) {
 				f.register(fs)
 				fs.BoolVar(&asJSON, "json", false, `print {"parts":[{"content_type","filename","size","sha256"}],"cloud_config":{...}}`)
 				fs.BoolVar(&noInclude, "no-include", false, "do not fetch #include URLs (report them as warnings)")
+				fs.BoolVar(&show, "show-secrets", false, "print passwords, tokens and private keys of the cloud-config (default: redacted)")
 			},
 			Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				if len(args) > 1 {
 					return usageError(stderr, "flint userdata inspect", "unexpected argument %q", args[1])
 				}
-				return cmdUserdataInspect(ctx, &f, args, asJSON, noInclude, stdout, stderr)
+				return cmdUserdataInspect(ctx, &f, args, asJSON, noInclude, show, stdout, stderr)
 			},
 		}},
 	}
 }
 
-func cmdUserdataInspect(ctx context.Context, f *imdsFlags, pos []string, asJSON, noInclude bool, stdout, stderr io.Writer) int {
+func cmdUserdataInspect(ctx context.Context, f *imdsFlags, pos []string, asJSON, noInclude, showSecrets bool, stdout, stderr io.Writer) int {
 	opts := userdata.Options{NoInclude: noInclude}
 	var raw []byte
 	var err error
@@ -77,6 +78,9 @@ func cmdUserdataInspect(ctx context.Context, f *imdsFlags, pos []string, asJSON,
 	}
 	for _, w := range ins.Warnings {
 		fmt.Fprintf(stderr, "flint: warning: %s\n", w)
+	}
+	if !showSecrets {
+		ins.CloudConfig = userdata.Redact(ins.CloudConfig)
 	}
 	if asJSON {
 		if ins.CloudConfig == nil {
