@@ -223,8 +223,11 @@ func (in *Installer) Install(ctx context.Context, b Bundle) (Result, error) {
 	stepHook("verify")
 	target := filepath.Join(dir, in.Release)
 	if got, ok := installed(dir, in.Release); !ok || got.SHA256 != want {
-		rollback(dir, in.Release)
-		return res, fmt.Errorf("install modules for %s: %s does not verify after the swap; previous tree restored", in.Release, target)
+		what, err := rollback(dir, in.Release)
+		if err != nil {
+			return res, fmt.Errorf("install modules for %s: %s does not verify after the swap, and rolling back failed: %w", in.Release, target, err)
+		}
+		return res, fmt.Errorf("install modules for %s: %s does not verify after the swap; %s", in.Release, target, what)
 	}
 	stepHook("cleanup")
 	if replaced {
@@ -494,8 +497,10 @@ func swapIn(dir, release, tree string, d durable) (replaced bool, err error) {
 		}
 		stepHook("between")
 		if err := os.Rename(tree, target); err != nil {
-			os.Rename(old, target)
-			return false, fmt.Errorf("move new tree into %s: %w", target, err)
+			if rerr := os.Rename(old, target); rerr != nil {
+				return false, fmt.Errorf("move new tree into %s: %w; putting the previous tree back from %s also failed: %v (the next install or boot restores it)", target, err, old, rerr)
+			}
+			return false, fmt.Errorf("move new tree into %s: %w; previous tree kept", target, err)
 		}
 		return true, d.dir(dir)
 	}
@@ -521,41 +526,60 @@ func touchSync(name string, d durable) error {
 	return d.dir(filepath.Dir(name))
 }
 
-// rollback puts <release>.flint-old back in place of a tree that failed
-// verification.
-func rollback(dir, release string) {
+// rollback takes a tree that failed verification out of the live name
+// and says what is live instead: <release>.flint-old put back, or, on a
+// first install with no previous tree, nothing (a tree that failed its
+// check never stays live). An error means the live tree is still the one
+// that failed.
+func rollback(dir, release string) (string, error) {
 	target := filepath.Join(dir, release)
 	old := target + oldSuffix
-	if _, err := os.Lstat(old); err != nil {
-		return
+	if _, err := os.Lstat(old); errors.Is(err, fs.ErrNotExist) {
+		if err := discard(dir, target); err != nil {
+			return "", fmt.Errorf("remove %s: %w", target, err)
+		}
+		if err := syncDir(dir); err != nil {
+			return "", err
+		}
+		return "it was removed (there was no previous tree to restore)", nil
+	} else if err != nil {
+		return "", fmt.Errorf("inspect %s: %w", old, err)
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, target, unix.RENAME_EXCHANGE); err != nil {
-		return
+		return "", fmt.Errorf("put the previous tree %s back: %w", old, err)
 	}
-	os.Remove(filepath.Join(target, retiredName))
-	syncDir(dir)
+	if err := os.Remove(filepath.Join(target, retiredName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("previous tree restored, but its mark stays: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return "", err
+	}
+	// The failed tree now sits under the old name: leftovers of a failed
+	// removal are removed by the next Recover.
 	discard(dir, old)
+	return "previous tree restored", nil
 }
 
 // discard removes a directory of ours without ever leaving it half-removed
 // under a name Recover would trust: it is renamed to a trash name first.
-func discard(dir, p string) {
-	if _, err := os.Lstat(p); err != nil {
-		return
+// The error says whether p is gone from its name; what is left in the
+// trash is removed by the next Recover.
+func discard(dir, p string) error {
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
 	trash, err := os.MkdirTemp(dir, "."+strings.TrimPrefix(filepath.Base(p), ".")+trashTag)
 	if err != nil {
-		os.RemoveAll(p)
-		return
+		return os.RemoveAll(p)
 	}
 	dest := filepath.Join(trash, "t")
 	if err := os.Rename(p, dest); err != nil {
 		os.RemoveAll(trash)
-		os.RemoveAll(p)
-		return
+		return os.RemoveAll(p)
 	}
 	stepHook("discard")
 	os.RemoveAll(trash)
+	return nil
 }
 
 // Recover finishes or rolls back an install of release into dir
@@ -609,8 +633,8 @@ func Recover(dir, release string) error {
 			os.Remove(filepath.Join(target, retiredName))
 		} else if _, ok := installed(dir, release); ok {
 			discard(dir, old)
-		} else {
-			rollback(dir, release)
+		} else if _, err := rollback(dir, release); err != nil {
+			return fmt.Errorf("recover %s: %w", target, err)
 		}
 	}
 	// Marked but never swapped, or swapped back by a rollback.

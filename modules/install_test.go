@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -347,5 +348,53 @@ func TestConcurrentInstallsOfOneReleaseAreSerialised(t *testing.T) {
 	want, _ := treeState(t, ref)
 	if d := diffSnapshots(want, got); d != "" {
 		t.Fatalf("the tree mixes bundles:\n%s", d)
+	}
+}
+
+// breakAtVerify makes the installed tree fail the check after the swap,
+// as a disk that lost the record would.
+func breakAtVerify(t *testing.T, root string) {
+	t.Helper()
+	old := stepHook
+	stepHook = func(s string) {
+		if s == "verify" {
+			os.Remove(filepath.Join(root, "lib/modules", rel, "modules.dep"))
+		}
+	}
+	t.Cleanup(func() { stepHook = old })
+}
+
+func TestAFirstInstallThatFailsItsCheckLeavesNoTreeLive(t *testing.T) {
+	top := t.TempDir()
+	root := filepath.Join(top, "root")
+	in := &Installer{Root: root, Release: rel, Depmod: fakeDepmod}
+	b := writeBundle(t, top, "b.tar.gz", compress(t, FormatTarGz, makeTar(t, goodTree(rel, "new"))))
+	breakAtVerify(t, root)
+	_, err := in.Install(context.Background(), b)
+	if err == nil || !strings.Contains(err.Error(), "it was removed (there was no previous tree to restore)") || strings.Contains(err.Error(), "previous tree restored") {
+		t.Fatalf("Install = %v, want an error saying the failed tree was removed", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "lib/modules", rel)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the tree that failed its check is still live: %v", err)
+	}
+}
+
+func TestAReplacementThatFailsItsCheckRestoresThePreviousTree(t *testing.T) {
+	top := t.TempDir()
+	root := filepath.Join(top, "root")
+	in := &Installer{Root: root, Release: rel, Depmod: fakeDepmod}
+	old := writeBundle(t, top, "old.tar.gz", compress(t, FormatTarGz, makeTar(t, goodTree(rel, "old"))))
+	nw := writeBundle(t, top, "new.tar.gz", compress(t, FormatTarGz, makeTar(t, goodTree(rel, "new"))))
+	if _, err := in.Install(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	breakAtVerify(t, root)
+	_, err := in.Install(context.Background(), nw)
+	if err == nil || !strings.Contains(err.Error(), "previous tree restored") {
+		t.Fatalf("Install = %v", err)
+	}
+	st, err := ReadStatus(root, rel)
+	if err != nil || !st.Installed(old.SHA256) {
+		t.Fatalf("status after the failed replacement: %+v, %v; want the old bundle live", st, err)
 	}
 }
