@@ -101,18 +101,16 @@ func runSSHKeys(ctx context.Context, b *Boot) error {
 	if cc.DisableRoot != nil {
 		disableRoot = *cc.DisableRoot
 	}
-	if len(shared) > 0 {
+	if len(shared) > 0 && disableRoot && defaultUser == "" {
+		skipRootKeys(b, len(shared))
+	} else if len(shared) > 0 {
 		rootKeys := shared
 		if disableRoot {
 			opts := cfg.DisableRootOpts
 			if opts == "" {
 				opts = DefaultDisableRootOpts
 			}
-			u := defaultUser
-			if u == "" {
-				u = "NONE"
-			}
-			opts = strings.ReplaceAll(strings.ReplaceAll(opts, "$USER", u), "$DISABLE_USER", "root")
+			opts = strings.ReplaceAll(strings.ReplaceAll(opts, "$USER", defaultUser), "$DISABLE_USER", "root")
 			rootKeys = nil
 			for _, k := range shared {
 				rk, err := sshkeys.WithOptions(k, opts)

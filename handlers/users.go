@@ -322,6 +322,9 @@ func decidedUsers(ctx context.Context, b *Boot) (*userdata.CloudConfig, []UserSp
 		return nil, nil, err
 	}
 	_, usersSet := ud.Config["users"]
+	if cfg.DefaultUser == nil {
+		cfg.DefaultUser = imageDefaultUser(b)
+	}
 	specs, err := DecideUsers(EffectiveDefaultUser(cfg.DefaultUser, ud.Config["user"]), cc, usersSet)
 	return cc, specs, err
 }
