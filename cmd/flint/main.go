@@ -40,6 +40,7 @@ func commands() []command {
 		{"get", "print one metadata value or listing", cmdGet, false},
 		{"dump", "print the whole metadata tree", cmdDump, false},
 		{"userdata", "inspect user-data: its parts and the merged cloud-config", cmdUserdata, false},
+		{"local", "early boot: fallback DHCP for an unconfigured primary interface", cmdLocal, true},
 		{"network", "plan, apply or watch ENI configuration", cmdNetwork, true},
 		{"modules", "install or check the kernel-module bundle for a kernel", cmdModules, true},
 		{"ssh-keys", "print a user's SSH keys for sshd (AuthorizedKeysCommand)", cmdSSHKeys, false},
