@@ -317,17 +317,17 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	t.Logf("kernel start to first SSH login (flint): %v", time.Since(v.started).Round(100*time.Millisecond))
 
 	t.Run("flint.service ran as Type=notify, did not fail, and sshd started after it", func(t *testing.T) {
-		show := v.must(t, "systemctl show flint -p Type -p Result -p ActiveState -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic")
+		show := v.must(t, "sudo -n systemctl show flint -p Type -p Result -p ActiveState -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic")
 		props := parseProps(show)
 		if props["Type"] != "notify" || props["Result"] != "success" || props["ActiveState"] != "active" {
 			t.Errorf("flint.service: %v", props)
 		}
-		if out, _ := v.ssh("systemctl is-failed flint"); strings.TrimSpace(out) != "active" {
+		if out, _ := v.ssh("sudo -n systemctl is-failed flint"); strings.TrimSpace(out) != "active" {
 			t.Errorf("systemctl is-failed flint: %q", out)
 		}
 		ready, _ := strconv.ParseInt(props["ActiveEnterTimestampMonotonic"], 10, 64)
 		start, _ := strconv.ParseInt(props["ExecMainStartTimestampMonotonic"], 10, 64)
-		ssh := parseProps(v.must(t, "systemctl show ssh -p ExecMainStartTimestampMonotonic"))
+		ssh := parseProps(v.must(t, "sudo -n systemctl show ssh -p ExecMainStartTimestampMonotonic"))
 		sshStart, _ := strconv.ParseInt(ssh["ExecMainStartTimestampMonotonic"], 10, 64)
 		if ready == 0 || sshStart < ready {
 			t.Errorf("sshd started at %dµs, flint was ready at %dµs", sshStart, ready)
@@ -343,7 +343,7 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 		}
 	})
 	t.Run("the primary interface came up through flint's fallback configuration", func(t *testing.T) {
-		out := v.must(t, "cat /etc/systemd/network/10-flint-primary.network; systemctl show flint-local -p Result; ip -o -4 addr show")
+		out := v.must(t, "cat /etc/systemd/network/10-flint-primary.network; sudo -n systemctl show flint-local -p Result; ip -o -4 addr show")
 		for _, want := range []string{"MACAddress=" + primaryMAC, "Result=success", "169.254.0.15/16"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("no %q in:\n%s", want, out)
@@ -398,7 +398,7 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	if k := v.must(t, "cat /etc/ssh/ssh_host_ed25519_key.pub"); k == hostKey1 {
 		t.Errorf("a new instance kept its host key")
 	}
-	if out := v.must(t, "sudo -n flint status --wait >/dev/null; echo rc=$?; systemctl is-failed flint"); !strings.Contains(out, "rc=0") {
+	if out := v.must(t, "sudo -n flint status --wait >/dev/null; echo rc=$?; sudo -n systemctl is-failed flint"); !strings.Contains(out, "rc=0") {
 		t.Errorf("status after a new instance-id: %s", out)
 	}
 
