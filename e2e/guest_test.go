@@ -242,6 +242,15 @@ func startVM(t *testing.T, k kernel, disk string, forward map[string]string, key
 	return v
 }
 
+// ready is flint.service's time from the start of its process to READY=1.
+func (v *vm) ready(t *testing.T) time.Duration {
+	t.Helper()
+	p := parseProps(v.must(t, "sudo -n systemctl show flint -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic"))
+	start, _ := strconv.ParseInt(p["ExecMainStartTimestampMonotonic"], 10, 64)
+	ready, _ := strconv.ParseInt(p["ActiveEnterTimestampMonotonic"], 10, 64)
+	return time.Duration(ready-start) * time.Microsecond
+}
+
 // poweroff shuts the guest down from inside and waits for QEMU to exit.
 // A reboot is a power-off and a new QEMU on the same disk: an in-place
 // reboot of a directly loaded kernel under TCG hung in soft lockups on a
@@ -436,6 +445,7 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	v.poweroff(t)
 	v = startVM(t, k, disk, srv.forward, key, guestUser)
 	boot2 := v.waitSSH(t, boot1, 10*time.Minute)
+	t.Logf("reboot: kernel start to SSH %v; flint.service start to READY %v", time.Since(v.started).Round(100*time.Millisecond), v.ready(t))
 	if c := counts(); c != "2 1" {
 		t.Errorf("after a reboot: bootcmd, runcmd ran %s times, want 2 1", c)
 	}
@@ -447,6 +457,7 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	v.poweroff(t)
 	v = startVM(t, k, disk, srv.forward, key, guestUser)
 	v.waitSSH(t, boot2, 10*time.Minute)
+	t.Logf("new instance-id, bundle installed: kernel start to SSH %v; flint.service start to READY %v", time.Since(v.started).Round(100*time.Millisecond), v.ready(t))
 	if c := counts(); c != "3 2" {
 		t.Errorf("after a new instance-id: bootcmd, runcmd ran %s times, want 3 2", c)
 	}
