@@ -12,9 +12,9 @@ export FLINT_CACHE ?= $(HOME)/.cache/flint
 # Debian packages the tests use as peers and parts (see docs/testing.md).
 APT_PACKAGES := cloud-init amazon-ec2-utils openssh-server openssh-client qemu-system-x86 \
 	kmod busybox-static hyperfine iproute2 sudo passwd xz-utils zstd curl systemd \
-	ca-certificates tar gzip fdisk e2fsprogs xfsprogs btrfs-progs util-linux
+	ca-certificates tar gzip debootstrap fdisk e2fsprogs xfsprogs btrfs-progs util-linux
 
-.PHONY: all build deps apt gomod test lint unit run bench clean
+.PHONY: all build deps apt gomod test lint unit run bench clean guest-test
 
 all: build
 
@@ -44,6 +44,11 @@ lint:
 # nothing a test does can reach 169.254.169.254 or any other real address.
 test: deps build lint
 	FLINT_BIN=$(CURDIR)/$(BIN) unshare -n sh -c 'ip link set lo up && GOPROXY=off CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...'
+
+# The systemd guest alone (make test runs it too): a Debian 12 image with
+# flint installed, booted under QEMU, logged into over SSH.
+guest-test: deps build
+	FLINT_BIN=$(CURDIR)/$(BIN) unshare -n sh -c 'ip link set lo up && GOPROXY=off $(GO) test -count=1 -v -timeout 20m -run TestARealSystemdGuest ./e2e/'
 
 # Quick loop for developers: no apt, no namespace, no race detector.
 unit:

@@ -27,6 +27,19 @@ var bundleModules = []string{
 	"kernel/net/ipv6/ip6_udp_tunnel.ko",
 }
 
+// bundleConfig is the flint.yaml part that points the guest at the
+// bundle served at 169.254.0.100:8080, by digest.
+func bundleConfig(sum []byte) string {
+	return fmt.Sprintf(`network:
+  # slirp's link is the instance's link here: leave its MTU alone.
+  mtu: -1
+modules:
+  url: http://169.254.0.100:8080/bundles/{release}/{arch}/{kernel_id}.tar.gz
+  sha256: %s
+  load: [dummy, vxlan]
+`, hex.EncodeToString(sum))
+}
+
 // makeBundle tars lib/modules/<release>/{those modules, modules.order,
 // modules.builtin*} from Debian's package, gzip'd, as a bundle publisher
 // would (without modules.dep: flint runs depmod).
@@ -90,14 +103,7 @@ func TestFirstBootInAGuestInstallsAndLoadsTheKernelsModules(t *testing.T) {
 handlers:
   # A busybox initramfs has no useradd, sshd or package manager.
   disable: [users, ssh-keys, host-keys, packages]
-network:
-  # slirp's link is the instance's link here: leave its MTU alone.
-  mtu: -1
-modules:
-  url: http://169.254.0.100:8080/bundles/{release}/{arch}/{kernel_id}.tar.gz
-  sha256: %s
-  load: [dummy, vxlan]
-`, hex.EncodeToString(sum[:]))))
+%s`, bundleConfig(sum[:]))))
 	console := g.boot(t, `
 flint run; echo "run-exit=$?"
 echo ==status==; flint status --json; echo ==end==

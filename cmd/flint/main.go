@@ -82,6 +82,7 @@ var table = [...]struct {
 	build func() Command
 }{
 	{"run", runCommand},
+	{"local", localCommand},
 	{"status", statusCommand},
 	{"analyze", analyzeCommand},
 	{"config", configCommand},

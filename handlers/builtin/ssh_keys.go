@@ -82,6 +82,10 @@ type keysPlan struct {
 	probs []sshkeys.Problem
 	// importIDs are users whose ssh_import_id is not honoured.
 	importIDs []string
+	// rootSkipped counts the shared keys root did not get: with
+	// disable_root and no default user, root's file would only hold a
+	// forced command that sends everyone to a user that does not exist.
+	rootSkipped int
 }
 
 // planKeys decides the keys: the default user gets the instance's
@@ -117,17 +121,17 @@ func planKeys(cfg sshKeysConfig, cc *userdata.CloudConfig, specs []userSpec, mdK
 	if len(shared) == 0 {
 		return p, nil
 	}
+	if disableRoot && defaultUser == "" {
+		p.rootSkipped = len(shared)
+		return p, nil
+	}
 	rootKeys := shared
 	if disableRoot {
 		opts := cfg.DisableRootOpts
 		if opts == "" {
 			opts = defaultDisableRootOpts
 		}
-		u := defaultUser
-		if u == "" {
-			u = "NONE"
-		}
-		opts = strings.ReplaceAll(strings.ReplaceAll(opts, "$USER", u), "$DISABLE_USER", "root")
+		opts = strings.ReplaceAll(strings.ReplaceAll(opts, "$USER", defaultUser), "$DISABLE_USER", "root")
 		rootKeys = nil
 		for _, k := range shared {
 			rk, err := sshkeys.WithOptions(k, opts)
@@ -175,6 +179,12 @@ func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 	for _, pr := range plan.probs {
 		b.Note("skipped a key: %s", pr)
 		b.Log.Warn("skipped a key", "problem", pr.String())
+	}
+	if plan.rootSkipped > 0 {
+		msg := fmt.Sprintf("root: %d instance keys not installed: there is no default user to send root's logins to "+
+			"(set users.default_user, or disable_root: false to log in as root)", plan.rootSkipped)
+		b.Note("%s", msg)
+		b.Warn("%s", msg)
 	}
 	var errs []error
 	planned := 0

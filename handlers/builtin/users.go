@@ -252,6 +252,9 @@ func decidedUsers(ctx context.Context, b *handlers.Boot) (*userdata.CloudConfig,
 	// reachable: they do not wait for user-data that cannot be read.
 	cc, ud := b.CloudConfigOrNone(ctx)
 	_, usersSet := ud.Config["users"]
+	if cfg.DefaultUser == nil {
+		cfg.DefaultUser = imageDefaultUser(b)
+	}
 	specs, err := decideUsers(effectiveDefaultUser(cfg.DefaultUser, ud.Config["user"]), cc, usersSet)
 	return cc, specs, err
 }

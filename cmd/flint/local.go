@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/flint-dev/flint/internal/rootfs"
+	"github.com/flint-dev/flint/network/fallback"
+)
+
+func localCommand() Command {
+	var (
+		root   string
+		wait   time.Duration
+		dryRun bool
+	)
+	return Command{
+		Name:  "local",
+		Usage: "[--root DIR] [--wait DURATION] [--dry-run]",
+		Short: "the early stage: bring the primary interface up where the image configures nothing",
+		Long: "Run by flint-local.service before network-pre.target. On an image that has no network " +
+			"configuration for the primary interface (the physical Ethernet interface the kernel registered " +
+			"first), writes IPv4 DHCP with IPv6 router advertisements accepted for the image's network stack " +
+			"(netplan, NetworkManager, ifupdown or systemd-networkd). An interface the image configures is left alone.",
+		Exit:    exits("the interface is configured (now or before)", "no interface, no known network stack, or a write failed"),
+		Signals: true,
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&root, "root", "/", "the image's root `DIR`")
+			fs.DurationVar(&wait, "wait", 10*time.Second, "how long to wait for the primary interface to appear and for udev to name it")
+			fs.BoolVar(&dryRun, "dry-run", false, "print the plan, write nothing")
+		},
+		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			if len(args) > 0 {
+				return usageError(stderr, "flint local", "unexpected argument %q", args[0])
+			}
+			return cmdLocal(ctx, root, wait, dryRun, stdout, stderr)
+		},
+	}
+}
+
+// cmdLocal is flint's early stage (flint-local.service, before
+// network-pre.target): on an image with no network configuration for the
+// primary interface, write the fallback DHCP configuration for the image's
+// network stack, so that the primary interface is up for IMDS.
+func cmdLocal(ctx context.Context, rootDir string, waitFor time.Duration, dry bool, stdout, stderr io.Writer) int {
+	root, wait, dryRun := &rootDir, &waitFor, &dry
+	r, err := rootfs.Open(*root)
+	if err != nil {
+		return fail(stderr, "local: %v", err)
+	}
+	defer r.Close()
+
+	links, err := primaryLinks(ctx, *wait)
+	if err != nil {
+		return fail(stderr, "local: %v", err)
+	}
+	p, err := fallback.Decide(fallback.RootFS(r), links)
+	switch {
+	case errors.Is(err, fallback.ErrNoStack):
+		return fail(stderr, "local: %s: %v; nothing written", p.Link.Name, err)
+	case err != nil:
+		return fail(stderr, "local: %v; nothing written", err)
+	case p.Configured != "":
+		fmt.Fprintf(stdout, "flint local: %s (%s) is configured by %s; left alone\n", p.Link.Name, p.Link.MAC, p.Configured)
+		return exitOK
+	}
+	for _, f := range p.Files {
+		if *dryRun {
+			fmt.Fprintf(stdout, "flint local: would write /%s for %s (%s) [%s]:\n%s", f.Path, p.Link.Name, p.Link.MAC, p.Stack, f.Data)
+			continue
+		}
+		if err := r.WriteFile(f.Path, f.Data, rootfs.WriteOptions{Perm: f.Mode, MkdirPerm: 0o755}); err != nil {
+			return fail(stderr, "local: %v", err)
+		}
+		fmt.Fprintf(stdout, "flint local: %s (%s) had no network configuration: wrote /%s [%s]\n", p.Link.Name, p.Link.MAC, f.Path, p.Stack)
+	}
+	for _, c := range p.Commands {
+		if *dryRun || !r.IsHost() {
+			fmt.Fprintf(stdout, "flint local: run in the image: %s\n", strings.Join(c, " "))
+			continue
+		}
+		if out, err := exec.CommandContext(ctx, c[0], c[1:]...).CombinedOutput(); err != nil {
+			return fail(stderr, "local: %s: %v: %s", strings.Join(c, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return exitOK
+}
+
+// primaryLinks waits (up to wait) until a primary interface exists and
+// udev is done naming it, and returns the links then present.
+func primaryLinks(ctx context.Context, wait time.Duration) ([]fallback.Link, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		links, err := fallback.ReadLinks("/sys")
+		if err != nil {
+			return nil, fmt.Errorf("list network interfaces: %w", err)
+		}
+		l, ok := fallback.Primary(links)
+		if ok && fallback.Settled("/run", l) {
+			return links, nil
+		}
+		if time.Now().After(deadline) {
+			if ok {
+				// udev never named it: its current name is the one to use.
+				return links, nil
+			}
+			return nil, fmt.Errorf("no physical Ethernet interface appeared in %s (%s)", wait, filepath.Join("/sys", "class/net"))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

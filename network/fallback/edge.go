@@ -1,0 +1,68 @@
+package fallback
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/flint-dev/flint/internal/rootfs"
+)
+
+// ReadLinks lists the links in sys/class/net (sys is "/sys" on a host).
+func ReadLinks(sys string) ([]Link, error) {
+	dir := filepath.Join(sys, "class/net")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var links []Link
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		idx, err := strconv.Atoi(readTrim(filepath.Join(p, "ifindex")))
+		if err != nil {
+			continue // gone while listing
+		}
+		l := Link{Index: idx, Name: e.Name(), MAC: strings.ToLower(readTrim(filepath.Join(p, "address")))}
+		_, devErr := os.Stat(filepath.Join(p, "device"))
+		_, wireless := os.Stat(filepath.Join(p, "wireless"))
+		uevent := readTrim(filepath.Join(p, "uevent"))
+		l.Ether = readTrim(filepath.Join(p, "type")) == "1" && devErr == nil && wireless != nil &&
+			!strings.Contains(uevent, "DEVTYPE=")
+		links = append(links, l)
+	}
+	return links, nil
+}
+
+func readTrim(p string) string {
+	b, _ := os.ReadFile(p)
+	return strings.TrimSpace(string(b))
+}
+
+// Settled reports whether udev is done with the link (it has renamed it,
+// if it renames it): its database entry exists, or udev does not run.
+func Settled(run string, l Link) bool {
+	if _, err := os.Stat(filepath.Join(run, "udev/control")); err != nil {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(run, "udev/data", "n"+strconv.Itoa(l.Index)))
+	return err == nil
+}
+
+// RootFS is r as an fs.FS whose symlinks resolve inside the root (and
+// whose Lstat and ReadLink see the links themselves), for Decide.
+func RootFS(r *rootfs.Root) fs.FS { return rootFS{r} }
+
+type rootFS struct{ r *rootfs.Root }
+
+func (f rootFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	return f.r.OpenFile(name, os.O_RDONLY, 0, rootfs.InRoot)
+}
+
+func (f rootFS) ReadLink(name string) (string, error) { return os.Readlink(f.r.Path(name)) }
+
+func (f rootFS) Lstat(name string) (fs.FileInfo, error) { return os.Lstat(f.r.Path(name)) }
