@@ -37,8 +37,11 @@ func cmdModules(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return modulesInstall(ctx, args[1:], stdout, stderr)
 	case "status":
 		return modulesStatus(args[1:], stdout, stderr)
+	case "pack", "keygen", "sign", "verify":
+		return modulesVendor(ctx, args, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, "usage: flint modules install|status [flags]")
+		fmt.Fprintln(stdout, modulesVendorUsage)
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "flint modules: unknown subcommand %q (want install or status)\n", args[0])
