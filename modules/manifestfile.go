@@ -46,7 +46,7 @@ func UpdateManifestFile(path string, e ManifestEntry) (replaced bool, err error)
 	if _, err := ParseManifest(out); err != nil {
 		return false, fmt.Errorf("manifest %s: the new entry: %w (left as it was)", path, err)
 	}
-	if err := writeFileAtomic(path, func(w io.Writer) error { _, err := w.Write(out); return err }); err != nil {
+	if err := WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write(out); return err }); err != nil {
 		return false, fmt.Errorf("manifest %s: %w", path, err)
 	}
 	return replaced, nil

@@ -115,7 +115,7 @@ func Pack(o PackOptions) (PackResult, error) {
 		out = t.release + "." + string(format)
 	}
 	res := PackResult{Path: out, Release: t.release, Arch: arch, Format: format, Notes: notes}
-	err = writeFileAtomic(out, func(w io.Writer) error {
+	err = WriteFileAtomic(out, func(w io.Writer) error {
 		h := sha256.New()
 		cw := &countWriter{w: io.MultiWriter(w, h)}
 		files, err := writePackedBundle(cw, format, t.release, items, o.MTime)
@@ -142,10 +142,10 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeFileAtomic writes path through a temporary file in its directory
+// WriteFileAtomic writes name through a temporary file in its directory
 // and renames it into place only when fill succeeded, so a failed pack
 // never leaves a truncated bundle under the bundle's name.
-func writeFileAtomic(name string, fill func(io.Writer) error) error {
+func WriteFileAtomic(name string, fill func(io.Writer) error) error {
 	dir := filepath.Dir(name)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
 	if err != nil {

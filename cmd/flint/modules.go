@@ -113,8 +113,9 @@ func modulesInstall(ctx context.Context, args []string, stdout, stderr io.Writer
 			return fail(stderr, "%v", err)
 		}
 		o.Metadata = c
-		o.Credentials = modules.RoleCredentials(c)
 	}
+	// The AWS SDKs' order: the environment's keys, then the instance role.
+	o.Credentials = modules.DefaultCredentials(o.Metadata)
 	out, err := modules.Ensure(ctx, o)
 	if err != nil {
 		return fail(stderr, "%v", err)

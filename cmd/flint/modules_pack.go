@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -147,6 +149,153 @@ func modulesVendor(ctx context.Context, args []string, stdout, stderr io.Writer)
 	switch args[0] {
 	case "pack":
 		return modulesPack(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return modulesKeygen(args[1:], stdout, stderr)
+	case "sign":
+		return modulesSign(args[1:], stdout, stderr)
+	case "verify":
+		return modulesVerify(args[1:], stdout, stderr)
 	}
 	return exitUsage
+}
+
+// checkModulesConfig is config check's look at the modules section beyond
+// its keys: URLs, digests, the public key (see modules.Config.Validate).
+func checkModulesConfig(cfg interface {
+	Section(name string, v any) (bool, error)
+}) error {
+	var mc modules.Config
+	if _, err := cfg.Section("modules", &mc); err != nil {
+		return err
+	}
+	return mc.Validate()
+}
+
+func modulesKeygen(args []string, stdout, stderr io.Writer) int {
+	const usage = "usage: flint modules keygen [--out PREFIX]\n\nWrites PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (SPKI PEM), the forms openssl uses."
+	fs, parse := vendorFlagSet("modules keygen", usage, stdout, stderr)
+	prefix := fs.String("out", "modules-signing", "file name prefix")
+	operands, code, ok := parse(args)
+	if !ok {
+		return code
+	}
+	if len(operands) > 0 {
+		fmt.Fprintf(stderr, "flint modules keygen: unexpected argument %q\n", operands[0])
+		return exitUsage
+	}
+	priv, pub, key, err := modules.GenerateKey()
+	if err != nil {
+		return fail(stderr, "generate key: %v", err)
+	}
+	// O_EXCL: an existing signing key is never overwritten.
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{{*prefix + ".key", priv, 0o600}, {*prefix + ".pub", pub, 0o644}} {
+		fh, err := os.OpenFile(f.name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
+		if err != nil {
+			return fail(stderr, "keygen: %v (nothing overwritten)", err)
+		}
+		_, err = fh.Write(f.data)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(f.name)
+			return fail(stderr, "keygen: write %s: %v", f.name, err)
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s.key (keep it secret) and %s.pub (%s)\n", *prefix, *prefix, modules.KeyFingerprint(key))
+	fmt.Fprintf(stdout, "instance configuration:\n  modules:\n    public_key: %s\n", base64.StdEncoding.EncodeToString(key))
+	return exitOK
+}
+
+func modulesSign(args []string, stdout, stderr io.Writer) int {
+	const usage = "usage: flint modules sign --key PRIVATE [-o SIG] MANIFEST\n\nPRIVATE is PKCS#8 PEM (openssl genpkey -algorithm ed25519), an OpenSSH ed25519 key, or a raw seed in hex or base64."
+	fs, parse := vendorFlagSet("modules sign", usage, stdout, stderr)
+	keyFile := fs.String("key", "", "private key file")
+	out := fs.String("o", "", "signature file (default: MANIFEST.sig)")
+	operands, code, ok := parse(args)
+	if !ok {
+		return code
+	}
+	if len(operands) != 1 || *keyFile == "" {
+		fmt.Fprintln(stderr, "flint modules sign: want --key PRIVATE and one MANIFEST")
+		return exitUsage
+	}
+	manifest := operands[0]
+	raw, err := os.ReadFile(manifest)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	// Signing a manifest an instance would refuse helps nobody.
+	if _, err := modules.ParseManifest(raw); err != nil {
+		return fail(stderr, "manifest %s: %v (not signed)", manifest, err)
+	}
+	keyBytes, err := os.ReadFile(*keyFile)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	priv, err := modules.ParsePrivateKey(keyBytes)
+	if err != nil {
+		return fail(stderr, "key %s: %v", *keyFile, err)
+	}
+	sigFile := *out
+	if sigFile == "" {
+		sigFile = manifest + ".sig"
+	}
+	sig := modules.SignManifest(raw, priv)
+	if err := modules.WriteFileAtomic(sigFile, func(w io.Writer) error { _, err := w.Write(sig); return err }); err != nil {
+		return fail(stderr, "write %s: %v", sigFile, err)
+	}
+	fmt.Fprintf(stdout, "signed %s with %s: %s\n", manifest, modules.KeyFingerprint(priv.Public().(ed25519.PublicKey)), sigFile)
+	return exitOK
+}
+
+func modulesVerify(args []string, stdout, stderr io.Writer) int {
+	const usage = "usage: flint modules verify --key PUBLIC [--sig SIG] MANIFEST\n\nPUBLIC is a file or a value: PEM (openssl pkey -pubout), an ssh-ed25519 line, or 32 bytes in hex or base64."
+	fs, parse := vendorFlagSet("modules verify", usage, stdout, stderr)
+	key := fs.String("key", "", "public key: a file, or the key itself")
+	sigFile := fs.String("sig", "", "signature file (default: MANIFEST.sig)")
+	operands, code, ok := parse(args)
+	if !ok {
+		return code
+	}
+	if len(operands) != 1 || *key == "" {
+		fmt.Fprintln(stderr, "flint modules verify: want --key PUBLIC and one MANIFEST")
+		return exitUsage
+	}
+	manifest := operands[0]
+	if *sigFile == "" {
+		*sigFile = manifest + ".sig"
+	}
+	pubText := *key
+	if b, err := os.ReadFile(*key); err == nil {
+		pubText = string(b)
+	}
+	pub, err := modules.ParsePublicKey(pubText)
+	if err != nil {
+		return fail(stderr, "key %s: %v", *key, err)
+	}
+	raw, err := os.ReadFile(manifest)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	sig, err := os.ReadFile(*sigFile)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if err := modules.VerifyManifest(raw, sig, pubText); err != nil {
+		return fail(stderr, "manifest %s: %v", manifest, err)
+	}
+	m, err := modules.ParseManifest(raw)
+	if err != nil {
+		return fail(stderr, "manifest %s: signed, but %v", manifest, err)
+	}
+	fmt.Fprintf(stdout, "manifest %s: signature good (%s), %d bundles\n", manifest, modules.KeyFingerprint(pub), len(m.Bundles))
+	for _, b := range m.Bundles {
+		fmt.Fprintf(stdout, "  release %s kernel_id %s arch %s: %s (%s, sha256 %s)\n", orNone(b.Release), orNone(b.KernelID), orNone(b.Arch), b.URL, orNone(b.Format), b.SHA256)
+	}
+	return exitOK
 }

@@ -146,6 +146,9 @@ func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := handlers.ValidateSections(cfg); err != nil {
 		return fail(stderr, "%v", err)
 	}
+	if err := checkModulesConfig(cfg); err != nil {
+		return fail(stderr, "%v", err)
+	}
 	fmt.Fprintf(stdout, "# effective configuration from: %s\n", strings.Join(cfg.Files(), ", "))
 	enc := yaml.NewEncoder(stdout)
 	enc.SetIndent(2)
