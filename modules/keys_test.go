@@ -1,6 +1,7 @@
 package modules
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
@@ -167,5 +168,23 @@ func TestConfigValidateNamesEachProblem(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestRegionPlaceholderPicksTheRegionsBucket(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "eu-west-1"), 0o755)
+	os.WriteFile(filepath.Join(dir, "eu-west-1", "manifest.json"), testManifest, 0o644)
+	f := &Fetcher{Region: "eu-west-1"}
+	k := Kernel{Release: "6.1.0-99-cloud-amd64", Machine: "x86_64"}
+	b, err := Resolve(context.Background(), f, Config{Manifest: "file://" + dir + "/{region}/manifest.json"}, k)
+	if err != nil || b.URL != "file://"+dir+"/eu-west-1/b.tar.zst" {
+		t.Fatalf("bundle %+v, %v", b, err)
+	}
+	if _, err := Resolve(context.Background(), &Fetcher{}, Config{Manifest: "s3://kernels-{region}/m.json"}, k); err == nil || !strings.Contains(err.Error(), "region is unknown") {
+		t.Fatalf("no region: %v", err)
+	}
+	if err := (Config{URL: "s3://kernels-{region}/{release}.tar.zst"}).Validate(); err != nil {
+		t.Fatalf("a {region} template is valid: %v", err)
 	}
 }

@@ -89,6 +89,21 @@ func (k Kernel) Arch() string {
 	return k.Machine
 }
 
+// expandRegion substitutes {region} in the manifest, signature and bundle
+// URLs: one configuration in every image, a bucket per region.
+func expandRegion(cfg *Config, region string) error {
+	for _, p := range []*string{&cfg.Manifest, &cfg.SignatureURL, &cfg.URL} {
+		if !strings.Contains(*p, "{region}") {
+			continue
+		}
+		if region == "" {
+			return fmt.Errorf("%s uses {region} but the region is unknown (set modules.s3_region)", redactURL(*p))
+		}
+		*p = strings.ReplaceAll(*p, "{region}", url.PathEscape(region))
+	}
+	return nil
+}
+
 // ErrNoBundle means the configuration names no bundle for this kernel.
 var ErrNoBundle = errors.New("no module bundle configured for this kernel")
 
@@ -97,6 +112,9 @@ const maxSideFile = 4 << 20
 // Resolve finds the bundle for k from cfg: the manifest when set, else the
 // URL template.
 func Resolve(ctx context.Context, f *Fetcher, cfg Config, k Kernel) (Bundle, error) {
+	if err := expandRegion(&cfg, f.Region); err != nil {
+		return Bundle{}, err
+	}
 	switch {
 	case cfg.Manifest != "":
 		return resolveManifest(ctx, f, cfg, k)

@@ -16,6 +16,10 @@ var s3RegionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
 // found before a boot needs the bundle. It reports every problem, one per
 // line.
 func (c Config) Validate() error {
+	// {region} is filled in before anything else (see Resolve).
+	if err := expandRegion(&c, "eu-west-1"); err != nil {
+		return err
+	}
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("modules.%s: %s", key, fmt.Sprintf(format, args...)))
