@@ -303,8 +303,9 @@ func (s *httpStream) open() error {
 		resp.Body.Close()
 		return retryable{fmt.Errorf("GET %s: HTTP %d", s.display, resp.StatusCode), retryAfter(resp.Header.Get("Retry-After"))}
 	default:
+		err := statusError(resp)
 		resp.Body.Close()
-		return fmt.Errorf("GET %s: HTTP %d", s.display, resp.StatusCode)
+		return fmt.Errorf("GET %s: %w", s.display, err)
 	}
 	s.body = resp.Body
 	return nil

@@ -44,7 +44,7 @@ func cmdModules(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stdout, modulesVendorUsage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "flint modules: unknown subcommand %q (want install or status)\n", args[0])
+	fmt.Fprintf(stderr, "flint modules: unknown subcommand %q (want install, status, pack, keygen, sign or verify)\n", args[0])
 	return exitUsage
 }
 

@@ -20,7 +20,7 @@ import (
 // a bundle and a manifest entry, make a key pair, sign and verify the
 // manifest. See docs/modules.md.
 
-const modulesVendorUsage = `usage:
+const modulesVendorUsage = `vendor subcommands (see docs/modules.md):
   flint modules pack [--release R] [--arch A] [--format tar.zst|tar.gz|tar.xz] [-o FILE]
                      [--manifest FILE [--url URL] [--kernel-id ID]] SOURCE
   flint modules keygen [--out PREFIX]
