@@ -290,18 +290,25 @@ func TestManifestFileEntriesAreAddedThenReplaced(t *testing.T) {
 	}
 }
 
+// needRealPackage is needRealKernel plus the cached .deb and the
+// modules.dep that depmod -b makes of it.
+func needRealPackage(t *testing.T) (realKernel, string, []byte) {
+	t.Helper()
+	k := needRealKernel(t)
+	testenv.Tool(t, "depmod")
+	debs, _ := filepath.Glob(filepath.Join(k.dir, "linux-image-*.deb"))
+	testenv.Need(t, len(debs) == 1, "the cached linux-image .deb (run modules/testdata/fetch-kernel.sh)")
+	return k, debs[0], referenceDep(t, k)
+}
+
 // TestPackedDebianPackageInstallsLikeThePackage packs Debian's cloud
 // kernel package itself (not the unpacked tree) and installs the bundle
 // with the real depmod: modules.dep is what depmod -b makes of the
 // package.
 func TestPackedDebianPackageInstallsLikeThePackage(t *testing.T) {
-	k := needRealKernel(t)
-	testenv.Tool(t, "depmod")
-	debs, _ := filepath.Glob(filepath.Join(k.dir, "linux-image-*.deb"))
-	testenv.Need(t, len(debs) == 1, "the cached linux-image .deb (run modules/testdata/fetch-kernel.sh)")
-	want := referenceDep(t, k)
+	k, deb, want := needRealPackage(t)
 	dir := t.TempDir()
-	res, err := Pack(PackOptions{Source: debs[0], Out: filepath.Join(dir, "b.tar.zst")})
+	res, err := Pack(PackOptions{Source: deb, Out: filepath.Join(dir, "b.tar.zst")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -420,13 +420,9 @@ func TestRoleCredentialsAreRefreshedBeforeTheyExpire(t *testing.T) {
 // server, and installed on an instance root through s3:// with the
 // environment's keys; modules.dep is depmod -b's on the package.
 func TestDebianKernelPackageInstallsThroughS3(t *testing.T) {
-	k := needRealKernel(t)
-	testenv.Tool(t, "depmod")
-	debs, _ := filepath.Glob(filepath.Join(k.dir, "linux-image-*.deb"))
-	testenv.Need(t, len(debs) == 1, "the cached linux-image .deb (run modules/testdata/fetch-kernel.sh)")
-	want := referenceDep(t, k)
+	k, deb, want := needRealPackage(t)
 	s := startS3(t)
-	pub, res := s.publish(t, debs[0], k.release)
+	pub, res := s.publish(t, deb, k.release)
 	s.env(t, s.creds)
 	root := t.TempDir()
 	out, err := Ensure(context.Background(), Options{
