@@ -300,27 +300,3 @@ func needRealPackage(t *testing.T) (realKernel, string, []byte) {
 	testenv.Need(t, len(debs) == 1, "the cached linux-image .deb (run modules/testdata/fetch-kernel.sh)")
 	return k, debs[0], referenceDep(t, k)
 }
-
-// TestPackedDebianPackageInstallsLikeThePackage packs Debian's cloud
-// kernel package itself (not the unpacked tree) and installs the bundle
-// with the real depmod: modules.dep is what depmod -b makes of the
-// package.
-func TestPackedDebianPackageInstallsLikeThePackage(t *testing.T) {
-	k, deb, want := needRealPackage(t)
-	dir := t.TempDir()
-	res, err := Pack(PackOptions{Source: deb, Out: filepath.Join(dir, "b.tar.zst")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Release != k.release || res.Arch != "amd64" || res.Files < 1000 {
-		t.Fatalf("pack result %+v", res)
-	}
-	root := filepath.Join(dir, "root")
-	in := &Installer{Root: root, Release: k.release}
-	if _, err := in.Install(context.Background(), Bundle{URL: "file://" + res.Path, SHA256: res.SHA256}); err != nil {
-		t.Fatal(err)
-	}
-	if got := readFile(t, filepath.Join(root, "lib/modules", k.release, "modules.dep")); !bytes.Equal(got, want) {
-		t.Fatalf("modules.dep differs from depmod -b on the package (%d vs %d bytes)", len(got), len(want))
-	}
-}

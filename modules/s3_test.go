@@ -416,24 +416,48 @@ func TestRoleCredentialsAreRefreshedBeforeTheyExpire(t *testing.T) {
 }
 
 // TestDebianKernelPackageInstallsThroughS3 is the vendor workflow end to
-// end: Debian's cloud-kernel package packed, signed, uploaded to a real S3
-// server, and installed on an instance root through s3:// with the
-// environment's keys; modules.dep is depmod -b's on the package.
+// end, with the flint binary for the vendor's steps: Debian's cloud-kernel
+// package packed (from the .deb itself), a key made and the manifest
+// signed, all uploaded to a real S3 server, and installed on an instance
+// root through s3:// with the environment's keys; modules.dep is what
+// depmod -b makes of the package.
 func TestDebianKernelPackageInstallsThroughS3(t *testing.T) {
 	k, deb, want := needRealPackage(t)
+	flint := testenv.FlintBinary(t)
+	dir := t.TempDir()
+	vendor := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(flint, append([]string{"modules"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("flint modules %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	manifest, bundle := filepath.Join(dir, "manifest.json"), filepath.Join(dir, k.release+".tar.zst")
+	vendor("keygen", "--out", filepath.Join(dir, "vendor"))
+	if out := vendor("pack", "--manifest", manifest, "--url", "bundles/"+k.release+".tar.zst", "-o", bundle, deb); !strings.Contains(out, "release "+k.release+", arch amd64") {
+		t.Fatalf("pack said: %s", out)
+	}
+	vendor("sign", "--key", filepath.Join(dir, "vendor.key"), manifest)
+	m, err := ParseManifest(readFile(t, manifest))
+	if err != nil || len(m.Bundles) != 1 {
+		t.Fatalf("manifest %+v %v", m, err)
+	}
 	s := startS3(t)
-	pub, res := s.publish(t, deb, k.release)
+	s.put(t, s3Bucket, "bundles/"+k.release+".tar.zst", readFile(t, bundle))
+	s.put(t, s3Bucket, "manifest.json", readFile(t, manifest))
+	s.put(t, s3Bucket, "manifest.json.sig", readFile(t, manifest+".sig"))
 	s.env(t, s.creds)
 	root := t.TempDir()
 	out, err := Ensure(context.Background(), Options{
 		Root: root, Release: k.release,
-		Config:      Config{Manifest: "s3://" + s3Bucket + "/manifest.json", PublicKey: hex.EncodeToString(pub), S3Region: s3Region},
+		Config:      Config{Manifest: "s3://" + s3Bucket + "/manifest.json", PublicKey: string(readFile(t, filepath.Join(dir, "vendor.pub"))), S3Region: s3Region},
 		Credentials: DefaultCredentials(nil),
 	})
 	if err != nil {
 		t.Fatalf("%v\nserver log: %s", err, s.log)
 	}
-	if out.Record == nil || out.Record.SHA256 != res.SHA256 || out.Record.Files < 1000 {
+	if out.Record == nil || out.Record.SHA256 != m.Bundles[0].SHA256 || out.Record.Files < 1000 {
 		t.Fatalf("outcome %+v", out)
 	}
 	if got := readFile(t, filepath.Join(root, "lib/modules", k.release, "modules.dep")); !bytes.Equal(got, want) {
