@@ -14,7 +14,7 @@ export FLINT_CACHE ?= $(HOME)/.cache/flint
 # Debian packages the tests use as peers and parts (see docs/testing.md).
 APT_PACKAGES := cloud-init amazon-ec2-utils openssh-server openssh-client qemu-system-x86 \
 	kmod busybox-static hyperfine iproute2 sudo passwd xz-utils zstd curl systemd \
-	ca-certificates tar gzip
+	ca-certificates tar gzip openssl dpkg
 
 .PHONY: all build deps apt gomod test lint unit run bench clean
 
