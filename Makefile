@@ -5,6 +5,8 @@ GO          ?= go
 BIN         := bin/flint
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# A real S3 server for the modules tests (posix backend on loopback).
+VERSITYGW   := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 export GOFLAGS := -mod=mod
 export FLINT_CACHE ?= $(HOME)/.cache/flint
@@ -12,7 +14,7 @@ export FLINT_CACHE ?= $(HOME)/.cache/flint
 # Debian packages the tests use as peers and parts (see docs/testing.md).
 APT_PACKAGES := cloud-init amazon-ec2-utils openssh-server openssh-client qemu-system-x86 \
 	kmod busybox-static hyperfine iproute2 sudo passwd xz-utils zstd curl systemd \
-	ca-certificates tar gzip debootstrap fdisk e2fsprogs xfsprogs btrfs-progs util-linux
+	ca-certificates tar gzip debootstrap fdisk e2fsprogs xfsprogs btrfs-progs util-linux openssl dpkg
 
 .PHONY: all build deps apt gomod test lint unit run bench clean guest-test
 
@@ -34,6 +36,7 @@ apt:
 gomod:
 	$(GO) mod download
 	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
+	@test -x $(GOBIN)/versitygw || GOFLAGS= $(GO) install $(VERSITYGW)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

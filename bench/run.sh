@@ -12,6 +12,7 @@ run go test -run '^$' -bench RunWholeProcess -benchtime 50x ./handlers
 run bash bench/userdata.sh
 run bash bench/sshkeys.sh
 run sh modules/bench/bench.sh 5
+run sh bench/fleet.sh "$flint" 50
 run sh network/bench/reconcile.sh 5
 run sh network/bench/watch-idle.sh 60
 exit $status

@@ -92,7 +92,8 @@ func (c Catalog) Sections() map[string]bool {
 	return m
 }
 
-// ValidateSections decodes every handler section of cfg strictly, so
+// ValidateSections decodes every handler section of cfg strictly, and
+// runs the Validate method of the section types that have one, so
 // `flint config check` finds errors before a boot does.
 func (c Catalog) ValidateSections(cfg interface {
 	Section(name string, v any) (bool, error)
@@ -101,8 +102,16 @@ func (c Catalog) ValidateSections(cfg interface {
 		if d.Section == "" {
 			continue
 		}
-		if _, err := cfg.Section(d.Section, d.Config()); err != nil {
+		v := d.Config()
+		if _, err := cfg.Section(d.Section, v); err != nil {
 			return err
+		}
+		// A section type may check more than its keys (URL schemes,
+		// digests, keys): `config check` finds those before a boot does.
+		if c, ok := v.(interface{ Validate() error }); ok {
+			if err := c.Validate(); err != nil {
+				return fmt.Errorf("%s: %w", d.Section, err)
+			}
 		}
 	}
 	return nil

@@ -171,6 +171,12 @@ func (o Options) fetcher() *Fetcher {
 	if f.Region == "" {
 		f.Region = o.Config.S3Region
 	}
+	if f.Region == "" {
+		f.Region = regionFromEnv()
+	}
+	if f.S3Endpoint == "" {
+		f.S3Endpoint = S3Endpoint(o.Config.S3Endpoint)
+	}
 	if f.Progress == nil {
 		f.Progress, f.TTY = o.Progress, o.TTY
 	}

@@ -280,8 +280,9 @@ func (s *httpStream) open() error {
 		resp.Body.Close()
 		return retry.Later(fmt.Errorf("GET %s: HTTP %d", s.display, resp.StatusCode), resp.Header)
 	default:
+		err := statusError(resp)
 		resp.Body.Close()
-		return fmt.Errorf("GET %s: HTTP %d", s.display, resp.StatusCode)
+		return fmt.Errorf("GET %s: %w", s.display, err)
 	}
 	s.body = resp.Body
 	return nil

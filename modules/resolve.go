@@ -19,8 +19,9 @@ type Config struct {
 	Manifest string `yaml:"manifest" json:"manifest,omitempty"`
 	// ManifestSHA256 pins the manifest's digest.
 	ManifestSHA256 string `yaml:"manifest_sha256" json:"manifest_sha256,omitempty"`
-	// PublicKey is an ed25519 public key (base64 or hex); when set, the
-	// manifest must carry a valid signature at SignatureURL.
+	// PublicKey is an ed25519 public key (PEM, OpenSSH, or 32 bytes in
+	// base64 or hex; see ParsePublicKey); when set, the manifest must
+	// carry a valid signature at SignatureURL.
 	PublicKey string `yaml:"public_key" json:"public_key,omitempty"`
 	// SignatureURL defaults to Manifest + ".sig"; the file holds the 64-byte
 	// signature over the manifest's bytes, raw, base64 or hex.
@@ -35,8 +36,13 @@ type Config struct {
 	// Format overrides the format guessed from the URL.
 	Format string `yaml:"format" json:"format,omitempty"`
 
-	// S3Region is the region of s3:// URLs (default: the instance's).
+	// S3Region is the region of s3:// URLs (default: $AWS_REGION, else
+	// the instance's).
 	S3Region string `yaml:"s3_region" json:"s3_region,omitempty"`
+	// S3Endpoint is an S3-compatible endpoint (http(s)://host[:port]) that
+	// s3:// URLs go to, path-style; $AWS_ENDPOINT_URL_S3 and
+	// $AWS_ENDPOINT_URL take precedence, as in the AWS SDKs.
+	S3Endpoint string `yaml:"s3_endpoint" json:"s3_endpoint,omitempty"`
 	// Load lists modules to load once installed.
 	Load []string `yaml:"load" json:"load,omitempty"`
 }
@@ -83,6 +89,21 @@ func (k Kernel) Arch() string {
 	return k.Machine
 }
 
+// expandRegion substitutes {region} in the manifest, signature and bundle
+// URLs: one configuration in every image, a bucket per region.
+func expandRegion(cfg *Config, region string) error {
+	for _, p := range []*string{&cfg.Manifest, &cfg.SignatureURL, &cfg.URL} {
+		if !strings.Contains(*p, "{region}") {
+			continue
+		}
+		if region == "" {
+			return fmt.Errorf("%s uses {region} but the region is unknown (set modules.s3_region)", redactURL(*p))
+		}
+		*p = strings.ReplaceAll(*p, "{region}", url.PathEscape(region))
+	}
+	return nil
+}
+
 // ErrNoBundle means the configuration names no bundle for this kernel.
 var ErrNoBundle = errors.New("no module bundle configured for this kernel")
 
@@ -91,6 +112,9 @@ const maxSideFile = 4 << 20
 // Resolve finds the bundle for k from cfg: the manifest when set, else the
 // URL template.
 func Resolve(ctx context.Context, f *Fetcher, cfg Config, k Kernel) (Bundle, error) {
+	if err := expandRegion(&cfg, f.Region); err != nil {
+		return Bundle{}, err
+	}
 	switch {
 	case cfg.Manifest != "":
 		return resolveManifest(ctx, f, cfg, k)
@@ -242,7 +266,7 @@ func (m *Manifest) Find(k Kernel) (ManifestEntry, error) {
 
 // VerifyManifest checks an ed25519 signature over the manifest's bytes.
 func VerifyManifest(manifest, sig []byte, publicKey string) error {
-	pub, err := decodeKey(publicKey, ed25519.PublicKeySize)
+	pub, err := ParsePublicKey(publicKey)
 	if err != nil {
 		return fmt.Errorf("modules.public_key: %w", err)
 	}
@@ -252,7 +276,7 @@ func VerifyManifest(manifest, sig []byte, publicKey string) error {
 			return fmt.Errorf("signature: %w", err)
 		}
 	}
-	if !ed25519.Verify(ed25519.PublicKey(pub), manifest, s) {
+	if !ed25519.Verify(pub, manifest, s) {
 		return errors.New("signature does not verify with the configured public key")
 	}
 	return nil

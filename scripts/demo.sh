@@ -49,6 +49,34 @@ trap stop_emulator EXIT
 trap 'stop_emulator; exit 130' INT TERM HUP PIPE
 for i in $(seq 50); do "$flint" get --endpoint "$endpoint" meta-data/instance-id >/dev/null 2>&1 && break; sleep 0.1; done
 
+# The kernel vendor's half: a module tree for the running kernel's release
+# (made on the spot: the sandbox stands for an image without it), packed,
+# listed in a manifest for the instance's kernel-id, signed; served on
+# loopback like a bucket. The first boot fetches, verifies and installs it.
+step "flint modules pack | keygen | sign   (the vendor publishes a bundle for this kernel)"
+release=$(uname -r)
+kernel_id=$("$flint" get --endpoint "$endpoint" meta-data/kernel-id)
+pub="$sandbox.pub"
+mkdir -p "$pub" "$pub/src/$release/kernel/drivers/net" "$sandbox/etc/flint"
+printf 'demo module\n' >"$pub/src/$release/kernel/drivers/net/demo.ko"
+printf 'kernel/drivers/net/demo.ko\n' >"$pub/src/$release/modules.order"
+: >"$pub/src/$release/modules.builtin"
+ln -s /usr/src/linux-headers-"$release" "$pub/src/$release/build"
+"$flint" modules keygen --out "$pub/vendor" | head -n 1
+"$flint" modules pack --manifest "$pub/manifest.json" --kernel-id "$kernel_id" -o "$pub/$release.tar.zst" "$pub/src/$release"
+"$flint" modules sign --key "$pub/vendor.key" "$pub/manifest.json"
+bport=$((port + 1))
+python3 -m http.server --bind 127.0.0.1 --directory "$pub" "$bport" >/dev/null 2>&1 &
+bundles=$!
+trap 'kill $bundles 2>/dev/null; stop_emulator' EXIT
+for i in $(seq 50); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$bport/manifest.json')" 2>/dev/null && break; sleep 0.1; done
+# The instance trusts the vendor's key; config check validates it.
+{
+	printf 'modules:\n  manifest: http://127.0.0.1:%s/manifest.json\n  public_key: |\n' "$bport"
+	sed 's/^/    /' "$pub/vendor.pub"
+} >>"$sandbox/etc/flint/flint.yaml"
+"$flint" config check --root "$sandbox" >/dev/null && echo "flint config check: the modules section (manifest, public_key) is valid"
+
 if [ -n "$live" ]; then
 	step "a private network namespace with the instance's ENIs (before)"
 	ip -br addr
@@ -59,6 +87,10 @@ step "flint run --root $sandbox $live   (first boot of i-0123456789abcdef0)"
 
 step "flint status --root $sandbox"
 "$flint" status --root "$sandbox" || true
+
+step "flint modules status --root $sandbox   (the bundle the first boot installed for kernel-id $kernel_id)"
+"$flint" modules status --root "$sandbox" --release "$release" || true
+"$flint" modules verify --key "$pub/vendor.pub" "$pub/manifest.json"
 
 step "flint analyze --root $sandbox"
 "$flint" analyze --root "$sandbox"
@@ -90,6 +122,18 @@ step "flint query -i -t -z -o   (ec2-metadata compatible)"
 
 step "flint userdata inspect --json   (the instance's user-data, parsed as cloud-init would)"
 "$flint" userdata inspect --endpoint "$endpoint" --json | head -n 30
+
+cache="${FLINT_CACHE:-$HOME/.cache/flint}/kernel"
+debs=$(ls "$cache"/linux-image-*.deb 2>/dev/null | head -n 1)
+if [ -n "$debs" ]; then
+	step "flint modules pack $(basename "$debs")   (Debian's cloud kernel, packed from the .deb)"
+	"$flint" modules pack --manifest "$pub/manifest.json" -o "$pub/debian.tar.zst" "$debs"
+	"$flint" modules sign --key "$pub/vendor.key" "$pub/manifest.json"
+	drel=$(sed -n 's/.*"release": "\([^"]*\)".*/\1/p' "$pub/manifest.json" | tail -n 1)
+	step "flint modules install --root $sandbox --release $drel   (fetched, verified, installed, depmod)"
+	"$flint" modules install --root "$sandbox" --release "$drel" || true
+	"$flint" modules status --root "$sandbox" --release "$drel" || true
+fi
 
 echo
 echo "sandbox root kept at $sandbox"

@@ -28,7 +28,7 @@ func modulesCommand() Command {
 		Short:   "install or check the kernel-module bundle for a kernel",
 		Long:    "Commands on the kernel-module tree of a kernel, ROOT/lib/modules/RELEASE, installed from a bundle.",
 		Signals: true,
-		Commands: []Command{{
+		Commands: append([]Command{{
 			Name:  "install",
 			Usage: "[--release R] [--bundle URL --sha256 HEX] [--format F] [--root DIR] [--config FILE] [--force] [--load [--live]] [--no-metadata]",
 			Short: "install the bundle for a kernel unless its tree is complete",
@@ -76,7 +76,7 @@ func modulesCommand() Command {
 				}
 				return modulesStatus(root, release, asJSON, stdout, stderr)
 			},
-		}},
+		}}, modulesVendorCommands()...),
 	}
 }
 
@@ -124,8 +124,9 @@ func modulesInstall(ctx context.Context, in installArgs, stdout, stderr io.Write
 			return fail(stderr, "%v", err)
 		}
 		o.Metadata = c
-		o.Credentials = modules.RoleCredentials(c)
 	}
+	// The AWS SDKs' order: the environment's keys, then the instance role.
+	o.Credentials = modules.DefaultCredentials(o.Metadata)
 	out, err := modules.Ensure(ctx, o)
 	if err != nil {
 		return fail(stderr, "%v", err)
