@@ -1,0 +1,62 @@
+package builtin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/flint-dev/flint/disks"
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/rootfs"
+	"github.com/flint-dev/flint/internal/state"
+)
+
+// growpartHandler is cloud-init's growpart, every boot: the partition
+// holding each of growpart.devices (default the root filesystem) grows
+// into the free space after it. With no user-data at all it grows "/", as
+// cloud-init does on every EC2 image, so an image launched on a larger
+// volume uses all of it. It runs where cloud-init's init stage does: after
+// bootcmd and write_files (which may write /etc/growroot-disabled), before
+// the host is named and users are made.
+var growpartHandler = handlers.Builtin{Name: "growpart", Frequency: state.PerBoot, Run: runGrowpart}
+
+func runGrowpart(ctx context.Context, b *handlers.Boot) error {
+	cfg, err := diskConfig(ctx, b, "growpart")
+	if err != nil {
+		return err
+	}
+	g := disks.DefaultGrowpart()
+	if cfg.Growpart != nil {
+		g = *cfg.Growpart
+	}
+	live, notLive := liveDisks(b, "growpart")
+	if !live {
+		switch {
+		case g.Mode == "off":
+			b.Note("growpart disabled: mode=off")
+			return nil
+		case g.Mode != "auto" && g.Mode != "growpart":
+			return fmt.Errorf("growpart mode %q is not supported (want auto, growpart or off); nothing changed", g.Mode)
+		}
+		if !g.IgnoreGrowrootDisabled {
+			if _, err := b.Root.Stat("etc/growroot-disabled", rootfs.InRoot); err == nil {
+				b.Note("growpart disabled: /etc/growroot-disabled exists")
+				return nil
+			}
+		}
+		b.Note("would grow the partitions holding %s (mode %s)", strings.Join(g.Devices, ", "), g.Mode)
+		return notLive
+	}
+	var failed []string
+	for _, r := range disks.GrowPart(ctx, disks.HostEnv(), &g) {
+		b.Note("%s", r)
+		if r.Action == "failed" {
+			failed = append(failed, r.String())
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
+}
