@@ -3,6 +3,7 @@ package builtin
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,5 +137,30 @@ func TestResizeRootfsLeavesARootThatIsNoDeviceFilesystemAlone(t *testing.T) {
 	}
 	if why := rootNotResizable(disks.Env{MountInfo: "/nonexistent"}); why == "" {
 		t.Error("an unreadable mount table was taken for a resizable root")
+	}
+}
+
+// devicesAt is a machine whose only devices (and sysfs entries) are paths.
+type devicesAt []string
+
+func (d devicesAt) Exists(p string) bool     { return slices.Contains(d, p) }
+func (d devicesAt) Realpath(p string) string { return p }
+
+func TestAMountsEntryNamingAMissingDeviceFailsButAnImageLineDoesNot(t *testing.T) {
+	cfg, err := disks.DecodeConfig([]byte("mounts:\n - [ xvdh, /data ]\n - [ xvdz, /scratch ]\n - [ xvdi, /srv ]\n - just-a-string\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := disks.PlanMounts(disks.MountsInput{
+		Config: cfg, Fstab: "/dev/xvdi /srv ext4 defaults 0 2\n",
+		Devices: devicesAt{"/dev/xvdh", "/sys/block/xvdh", "/dev/xvdi", "/sys/block/xvdi"},
+		Systemd: true, Unit: mountsUnit,
+	})
+	refused := refusedMounts(plan)
+	if len(refused) != 2 || !strings.Contains(refused[0], `device "xvdz" does not exist`) || !strings.Contains(refused[1], "not a list") {
+		t.Errorf("refused %q, want the missing xvdz and the string entry only (notes %q)", refused, plan.Notes)
+	}
+	if len(plan.Added) != 1 || !strings.HasPrefix(plan.Added[0], "/dev/xvdh /data auto defaults,nofail,x-systemd.requires=flint.service") {
+		t.Errorf("fstab adds %q, want the xvdh line written all the same", plan.Added)
 	}
 }

@@ -71,11 +71,7 @@ func runMounts(ctx context.Context, b *handlers.Boot) error {
 	in.MountPoints = mountPoints()
 	plan := disks.PlanMounts(in)
 	noteMountsPlan(b, plan, "")
-	for _, n := range plan.Notes {
-		if !strings.Contains(n, "already in fstab") {
-			failed = append(failed, n)
-		}
-	}
+	failed = append(failed, refusedMounts(plan)...)
 	if err := disks.ApplyMounts(ctx, runner, "/", plan, systemd); err != nil {
 		failed = append(failed, err.Error())
 	}
@@ -83,6 +79,20 @@ func runMounts(ctx context.Context, b *handlers.Boot) error {
 		return errors.New(strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// refusedMounts are the plan's entries left out for a reason that fails
+// the handler: a device that does not exist, an entry that is no list or
+// names no device. An entry whose device fstab already mounts on a line
+// of its own is the image's choice, kept without a failure.
+func refusedMounts(plan disks.MountsPlan) []string {
+	var out []string
+	for _, n := range plan.Notes {
+		if !strings.Contains(n, "already in fstab") {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // noteMountsPlan records the fstab lines a plan adds and drops, and why
