@@ -85,7 +85,7 @@ func runDiskSetup(ctx context.Context, b *handlers.Boot) error {
 		}
 		spec.Partition = part
 		if !live {
-			b.Note("would make a %s filesystem labelled %q on %s (partition %s), unless one is there", fsName(spec), spec.Label, dev, partName(part))
+			b.Note("would make filesystem %s labelled %q on %s (partition %s), unless one is there", fsName(spec), spec.Label, dev, partName(part))
 			continue
 		}
 		st, err := disks.ReadDiskState("/sys", dev)

@@ -53,7 +53,7 @@ func TestTheDiskHandlersPlanForARootThatIsNotTheRunningSystem(t *testing.T) {
 				{"growpart", []string{"would grow", "/", "mode auto"}},
 				{"resize-rootfs", []string{"would resize the root filesystem"}},
 				{"disk-setup", []string{"would partition /dev/xvdf", "gpt"}},
-				{"disk-setup", []string{"would make a ext4 filesystem", `"data"`, "/dev/xvdf"}},
+				{"disk-setup", []string{"would make filesystem ext4", `"data"`, "/dev/xvdf"}},
 				{"mounts", []string{"would make swap file /swapfile"}},
 				{"mounts", []string{"would add fstab line", "fileserver:/export /data nfs defaults,", "comment=cloudconfig"}},
 				{"mounts", []string{"would add fstab line", "/swapfile none swap sw"}},
