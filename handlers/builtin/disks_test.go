@@ -164,3 +164,21 @@ func TestAMountsEntryNamingAMissingDeviceFailsButAnImageLineDoesNot(t *testing.T
 		t.Errorf("fstab adds %q, want the xvdh line written all the same", plan.Added)
 	}
 }
+
+func TestGrowpartFailsOnlyForDevicesTheUserNamed(t *testing.T) {
+	results := []disks.GrowResult{
+		{Entry: "/", Action: "skipped", Message: "vda is not a partition (a whole disk or an unknown device type); nothing changed"},
+		{Entry: "/data", Action: "nochange", Message: "no change necessary (/dev/xvdb, 1)"},
+		{Entry: "/dev/xvdq", Action: "failed", Message: "write table: input/output error"},
+	}
+	if got := growpartFailures(results, false); len(got) != 1 || !strings.Contains(got[0], "/dev/xvdq: failed") {
+		t.Errorf("with the default devices: %q, want only the failed grow", got)
+	}
+	if got := growpartFailures(results, true); len(got) != 2 || !strings.Contains(got[0], "growpart /: skipped") {
+		t.Errorf("with devices named in user-data: %q, want the skip and the failure", got)
+	}
+	off := []disks.GrowResult{{Entry: "*", Action: "skipped", Message: "growpart disabled: /etc/growroot-disabled exists"}}
+	if got := growpartFailures(off, true); len(got) != 0 {
+		t.Errorf("growroot-disabled fails the handler: %q", got)
+	}
+}
