@@ -33,39 +33,12 @@ type Getter interface {
 }
 
 // TagsPath is where instance tags appear when the instance allows it.
-const TagsPath = "meta-data/tags/instance"
+const TagsPath = imds.TagsPath
 
 // Tags reads the instance's tags. An instance that does not expose tags
 // in metadata answers 404, which gives no tags and no error.
 func Tags(ctx context.Context, md Getter) (map[string]string, error) {
-	b, err := md.Get(ctx, TagsPath+"/")
-	if errors.Is(err, imds.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	tags := map[string]string{}
-	for _, key := range strings.Split(string(b), "\n") {
-		key = strings.TrimSpace(key)
-		if key == "" || strings.HasSuffix(key, "/") {
-			continue
-		}
-		if imds.CheckPath(TagsPath+"/"+key) != nil {
-			// A key IMDS cannot be asked for by path is left out
-			// rather than failing every notice.
-			continue
-		}
-		v, err := md.Get(ctx, TagsPath+"/"+key)
-		if errors.Is(err, imds.ErrNotFound) {
-			continue // removed between the listing and the read
-		}
-		if err != nil {
-			return nil, err
-		}
-		tags[key] = string(v)
-	}
-	return tags, nil
+	return imds.Tags(ctx, md)
 }
 
 // Hooks runs the executables of a directory for each new notice.

@@ -74,6 +74,9 @@ type pluginInput struct {
 	Live       bool              `json:"live"`
 	Handler    string            `json:"handler"`
 	Metadata   map[string]string `json:"metadata"`
+	// Tags are the instance's tags (meta-data/tags/instance/), absent
+	// when the instance does not expose them or they could not be read.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // pluginKeys are the metadata values handed to plug-ins: identity and
@@ -99,6 +102,13 @@ func (e *execHandler) Run(ctx context.Context, b *Boot) error {
 			return fmt.Errorf("reading %s for the plug-in: %w", k, err)
 		}
 	}
+	// Tags are extra: a plug-in runs without them rather than not at all.
+	tags, err := imds.Tags(ctx, b.Metadata)
+	if err != nil {
+		b.Note("instance tags not given to the plug-in: %v", err)
+		b.Log.Warn("cannot read instance tags for the plug-in", "error", err)
+	}
+	in.Tags = tags
 	stdin, _ := json.Marshal(in)
 	return b.RunProcess(ctx, Process{
 		Name:    "handlers.d/" + e.name,

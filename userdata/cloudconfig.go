@@ -129,6 +129,10 @@ var handledKeys = map[string]bool{
 	// Read from the merged document by the users handler (the default
 	// user: a name or a mapping), not decoded here.
 	"user": true,
+	// Read from the merged document by the disk handlers (growpart,
+	// resize-rootfs, mounts, disk-setup), which package disks decodes.
+	"growpart": true, "resize_rootfs": true, "mounts": true, "mount_default_fields": true,
+	"swap": true, "disk_setup": true, "fs_setup": true, "device_aliases": true,
 	// Accepted and used by merging or by other keys.
 	"merge_how": true, "merge_type": true, "apt_update": true, "apt_upgrade": true,
 }

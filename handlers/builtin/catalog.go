@@ -13,12 +13,20 @@ import "github.com/flint-dev/flint/handlers"
 // provisioning follows; exec plug-ins run after all of them.
 func Catalog() handlers.Catalog {
 	// cloud-init's order where the two overlap: bootcmd and write_files
-	// early, then the host's identity and network, modules before anything
-	// needs one, users before their keys, runcmd and user scripts last.
+	// early, then the disks as in cloud-init's init stage (growpart,
+	// resize_rootfs, disk_setup, mounts: the root has its size and the
+	// volumes their filesystems before anything writes much or a user's
+	// home may live on them), then the host's identity and network,
+	// modules before anything needs one, users before their keys, runcmd
+	// and user scripts last.
 	return handlers.Catalog{
 		boothooksHandler,
 		bootcmdHandler,
 		writeFilesHandler,
+		growpartHandler,
+		resizeRootfsHandler,
+		diskSetupHandler,
+		mountsHandler,
 		hostnameHandler,
 		networkHandler,
 		kernelModulesHandler,
