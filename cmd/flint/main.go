@@ -43,6 +43,7 @@ func commands() []command {
 		{"network", "plan, apply or watch ENI configuration", cmdNetwork, true},
 		{"modules", "install or check the kernel-module bundle for a kernel", cmdModules, true},
 		{"ssh-keys", "print a user's SSH keys for sshd (AuthorizedKeysCommand)", cmdSSHKeys, false},
+		{"clean", "remove instance state, optionally logs, host keys, machine-id: the last step of an image bake", cmdClean, false},
 		{"emulate", "serve an instance metadata emulator", cmdEmulate, true},
 		{"version", "print the version", cmdVersion, false},
 	}
