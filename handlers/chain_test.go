@@ -16,6 +16,7 @@ import (
 
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/imds/imdstest"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // instance is an emulator serving the fixture, and a temp root.
@@ -34,7 +35,8 @@ func newInstance(t testing.TB) *instance {
 	emu := imdstest.New(tree, imdstest.Options{})
 	ts := httptest.NewServer(emu)
 	t.Cleanup(func() { emu.Close(); ts.Close() })
-	return &instance{emu: emu, url: ts.URL, root: t.TempDir()}
+	// Programs of a run with --root --live run chrooted in the root.
+	return &instance{emu: emu, url: ts.URL, root: testenv.BusyboxRoot(t, t.TempDir())}
 }
 
 // plugin installs an exec plug-in script in the instance's root.
@@ -267,9 +269,15 @@ func TestDryRunWritesNothing(t *testing.T) {
 	if !strings.Contains(plan.String(), "hostname: host name web-1 (fqdn web-1.example.internal)") {
 		t.Errorf("plan: %q", plan.String())
 	}
+	// The busybox root newInstance made is all there is.
 	ents, _ := os.ReadDir(in.root)
 	for _, e := range ents {
-		t.Errorf("dry run wrote %s", e.Name())
+		if !slices.Contains([]string{"bin", "dev", "proc", "sys", "tmp"}, e.Name()) {
+			t.Errorf("dry run wrote %s", e.Name())
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(in.root, "tmp")); len(ents) > 0 {
+		t.Errorf("dry run wrote tmp/%s", ents[0].Name())
 	}
 	// After a real boot, the plan knows what already ran.
 	in.run(t, nil)

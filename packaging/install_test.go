@@ -52,27 +52,17 @@ func debFile(t *testing.T) string {
 }
 
 // imageRoot makes a throwaway root that dpkg can install into and whose
-// maintainer scripts run chrooted in it: busybox as the shell and the
-// tools the scripts use, an empty dpkg database, the systemd directories
-// an image with systemd has.
+// maintainer scripts run chrooted in it: busybox as the shell and its
+// tools, an empty dpkg database, the directories an image with systemd has.
 func imageRoot(t *testing.T) string {
 	t.Helper()
-	bb := testenv.Tool(t, "busybox")
-	root := t.TempDir()
-	for _, d := range []string{"bin", "etc/systemd/system", "var/lib/dpkg/info", "var/lib/dpkg/updates", "var/log", "run", "tmp"} {
+	root := testenv.BusyboxRoot(t, t.TempDir())
+	for _, d := range []string{"etc/systemd/system", "var/lib/dpkg/info", "var/lib/dpkg/updates", "var/log", "run"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), nil, 0o644)
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(root, "bin/busybox"), data, 0o755)
-	for _, a := range []string{"sh", "ln", "rm", "rmdir", "mkdir", "readlink", "ls", "cat"} {
-		os.Symlink("busybox", filepath.Join(root, "bin", a))
-	}
 	return root
 }
 

@@ -29,7 +29,7 @@ func splitList(s string) []string {
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
 	root := fs.String("root", "/", "provision this directory instead of /")
-	live := fs.Bool("live", false, "with --root other than /, also make live changes (hostname, netlink, modules, scripts)")
+	live := fs.Bool("live", false, "with --root other than /, also make live changes (hostname, netlink, modules) and run programs (bootcmd, runcmd, boothooks, scripts, packages, plug-ins) chrooted in DIR with its /proc, /sys, /dev mounted in a private mount namespace; DIR must hold /bin/sh, /proc, /sys and /dev")
 	cfg := fs.String("config", "", "config file (default ROOT/etc/flint/flint.yaml and flint.d/*.yaml)")
 	endpoint := fs.String("endpoint", "", "metadata endpoint URL (overrides config and environment)")
 	only := fs.String("only", "", "comma-separated handlers to run")
@@ -42,6 +42,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return exitUsage
+	}
+	if *live && !*dry && *root != "/" {
+		if code := checkBootable(*root, stderr); code != exitOK {
+			return code
+		}
 	}
 	st, err := handlers.Execute(ctx, handlers.Setup{
 		Root: *root, Live: *live, DryRun: *dry, ConfigFile: *cfg, Endpoint: *endpoint,
@@ -150,5 +155,19 @@ func cmdConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	enc := yaml.NewEncoder(stdout)
 	enc.SetIndent(2)
 	enc.Encode(cfg)
+	return exitOK
+}
+
+// checkBootable refuses --root DIR --live before anything is written
+// when programs could not run chrooted in DIR.
+func checkBootable(dir string, stderr io.Writer) int {
+	r, err := rootfs.Open(dir)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	defer r.Close()
+	if err := handlers.CheckBootable(r); err != nil {
+		return fail(stderr, "%v; nothing was run or written", err)
+	}
 	return exitOK
 }
