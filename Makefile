@@ -36,6 +36,7 @@ build:
 # the .deb and .rpm of each with nfpm (packaging/cmd/mkpkg); the man page
 # comes from the help text of the binary this machine runs.
 packages: build
+	@rm -f dist/flint_*.deb dist/flint-*.rpm
 	@for a in $(ARCHES); do \
 		CGO_ENABLED=0 GOARCH=$$a $(GO) build -trimpath -ldflags "-s -w -X main.version=$(PKG_VERSION)" -o bin/linux-$$a/flint ./cmd/flint || exit 1; \
 	done
