@@ -14,14 +14,51 @@ export FLINT_CACHE ?= $(HOME)/.cache/flint
 # Debian packages the tests use as peers and parts (see docs/testing.md).
 APT_PACKAGES := cloud-init amazon-ec2-utils openssh-server openssh-client qemu-system-x86 \
 	kmod busybox-static hyperfine iproute2 sudo passwd xz-utils zstd curl systemd \
-	ca-certificates tar gzip debootstrap fdisk e2fsprogs xfsprogs btrfs-progs util-linux openssl dpkg
+	ca-certificates tar gzip debootstrap fdisk e2fsprogs xfsprogs btrfs-progs util-linux openssl dpkg \
+	lintian rpm
 
-.PHONY: all build deps apt gomod test lint unit run bench clean guest-test
+# Package version: the last v* tag, else 0.0.0; plus the commits since
+# and the commit, so successive builds upgrade each other.
+PKG_VERSION ?= $(shell v=$$(git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null); \
+	n=$$(git rev-list --count $${v:-HEAD} 2>/dev/null); [ -n "$$v" ] && n=$$(git rev-list --count $$v..HEAD); \
+	echo "$${v:-v0.0.0}+$$n.g$$(git rev-parse --short HEAD 2>/dev/null || echo 0)" | sed 's/^v//')
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+ARCHES      := amd64 arm64
+DEB_AMD64    = $(CURDIR)/dist/flint_$(PKG_VERSION)_amd64.deb
+PREFIX      ?= /usr
+DESTDIR     ?=
+
+.PHONY: all build deps apt gomod test lint unit run bench clean packages install guest-test
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/flint
+
+# Static binaries for each architecture (cross-building is GOARCH), then
+# the .deb and .rpm of each with nfpm (packaging/cmd/mkpkg); the man page
+# comes from the help text of the binary this machine runs.
+packages: build
+	@rm -f dist/flint_*.deb dist/flint-*.rpm
+	@for a in $(ARCHES); do \
+		CGO_ENABLED=0 GOARCH=$$a $(GO) build -trimpath -ldflags "-s -w -X main.version=$(PKG_VERSION)" -o bin/linux-$$a/flint ./cmd/flint || exit 1; \
+	done
+	$(GO) run ./packaging/cmd/mkpkg -version $(PKG_VERSION) -help-bin bin/linux-$$($(GO) env GOARCH)/flint \
+		$(foreach a,$(ARCHES),-bin $(a)=bin/linux-$(a)/flint) -out dist
+
+# For machines without packages: the files the .deb installs, below
+# DESTDIR. It enables nothing and links nothing (see docs/packaging.md).
+install: build
+	$(GO) run ./packaging/cmd/mkpkg -version $(PKG_VERSION) -help-bin $(BIN) -man bin/flint.8.gz
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/flint
+	install -D -m 0644 bin/flint.8.gz $(DESTDIR)$(PREFIX)/share/man/man8/flint.8.gz
+	install -D -m 0644 packaging/systemd/flint.service $(DESTDIR)$(PREFIX)/lib/systemd/system/flint.service
+	for u in flint-local flint-network flint-events; do \
+		install -D -m 0644 packaging/systemd/$$u.service $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u.service || exit 1; \
+	done
+	@# Configuration is installed only where there is none: edits are kept.
+	test -e $(DESTDIR)/etc/flint/flint.yaml || install -D -m 0644 packaging/flint.yaml $(DESTDIR)/etc/flint/flint.yaml
+	test -e $(DESTDIR)/etc/ssh/sshd_config.d/99-flint.conf || install -D -m 0644 packaging/sshd/flint.conf $(DESTDIR)/etc/ssh/sshd_config.d/99-flint.conf
 
 deps: apt gomod
 
@@ -45,13 +82,13 @@ lint:
 
 # The whole suite runs inside a private network namespace holding only lo:
 # nothing a test does can reach 169.254.169.254 or any other real address.
-test: deps build lint
-	FLINT_BIN=$(CURDIR)/$(BIN) unshare -n sh -c 'ip link set lo up && GOPROXY=off CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...'
+test: deps build lint packages
+	FLINT_BIN=$(CURDIR)/$(BIN) FLINT_DEB=$(DEB_AMD64) unshare -n sh -c 'ip link set lo up && GOPROXY=off CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...'
 
 # The systemd guest alone (make test runs it too): a Debian 12 image with
 # flint installed, booted under QEMU, logged into over SSH.
-guest-test: deps build
-	FLINT_BIN=$(CURDIR)/$(BIN) unshare -n sh -c 'ip link set lo up && GOPROXY=off $(GO) test -count=1 -v -timeout 20m -run TestARealSystemdGuest ./e2e/'
+guest-test: deps build packages
+	FLINT_BIN=$(CURDIR)/$(BIN) FLINT_DEB=$(DEB_AMD64) unshare -n sh -c 'ip link set lo up && GOPROXY=off $(GO) test -count=1 -v -timeout 20m -run TestARealSystemdGuest ./e2e/'
 
 # Quick loop for developers: no apt, no namespace, no race detector.
 unit:
@@ -66,4 +103,4 @@ bench: deps build
 	@sh bench/run.sh $(BIN)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

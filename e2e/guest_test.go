@@ -75,54 +75,16 @@ func unpackRoot(t *testing.T, tarball string) string {
 }
 
 // installFlint installs flint into the image as a user would: dpkg -i of
-// the package in a chroot. It reports whether the package was used.
+// the package (FLINT_DEB, built by make packages) in a chroot.
 func installFlint(t *testing.T, root string) bool {
 	t.Helper()
 	deb := os.Getenv("FLINT_DEB")
-	if deb == "" {
-		installFlintWithoutPackage(t, root)
-		return false
-	}
+	testenv.Need(t, deb != "", "needs the package (FLINT_DEB, built by make packages)")
 	dst := filepath.Join(root, "tmp", filepath.Base(deb))
 	run(t, "cp", deb, dst)
 	run(t, "chroot", root, "dpkg", "-i", "/tmp/"+filepath.Base(deb))
 	os.Remove(dst)
 	return true
-}
-
-// installFlintWithoutPackage stands in for the package where none was
-// built (FLINT_DEB unset): the binary, the units and the configuration
-// copied in and the units enabled by symlink, as the package's files and
-// maintainer scripts would.
-func installFlintWithoutPackage(t *testing.T, root string) {
-	t.Helper()
-	copyTo := func(src, dst string, mode os.FileMode) {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(root, dst)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, b, mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	copyTo(testenv.FlintBinary(t), "usr/bin/flint", 0o755)
-	copyTo("../packaging/flint.yaml", "etc/flint/flint.yaml", 0o644)
-	copyTo("../packaging/sshd/flint.conf", "etc/ssh/sshd_config.d/99-flint.conf", 0o644)
-	for unit, target := range map[string]string{
-		"flint.service":         "multi-user.target.wants",
-		"flint-local.service":   "sysinit.target.wants",
-		"flint-network.service": "",
-	} {
-		copyTo("../packaging/systemd/"+unit, "lib/systemd/system/"+unit, 0o644)
-		if target != "" {
-			os.MkdirAll(filepath.Join(root, "etc/systemd/system", target), 0o755)
-			if err := os.Symlink("/lib/systemd/system/"+unit, filepath.Join(root, "etc/systemd/system", target, unit)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 }
 
 // addNICDriver gives the image its NIC driver the way an image's initrd

@@ -38,6 +38,11 @@ if [ "${FLINT_DEMO_INSIDE:-}" = 1 ]; then
 	printf 'root:*::\nadm:*::\nsudo:*::\nusers:*::\n' >"$sandbox/etc/gshadow"
 	printf 'USERGROUPS_ENAB yes\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nSYS_UID_MIN 100\nSYS_UID_MAX 999\nSYS_GID_MIN 100\nSYS_GID_MAX 999\n' >"$sandbox/etc/login.defs"
 	chmod 0640 "$sandbox/etc/shadow" "$sandbox/etc/gshadow"
+	# Programs of a --root --live run run chrooted in the root: a shell
+	# (busybox-static, with its applets) and the /proc, /sys, /dev mount points.
+	mkdir -p "$sandbox/bin" "$sandbox/proc" "$sandbox/sys" "$sandbox/dev" "$sandbox/tmp"
+	cp "$(command -v busybox)" "$sandbox/bin/busybox"
+	for a in $("$sandbox/bin/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$sandbox/bin/$a"; done
 	mkdir -p "$sandbox/etc/flint"
 	printf 'users:\n  default_user:\n    name: admin\n    groups: [adm, sudo]\n' >"$sandbox/etc/flint/flint.yaml"
 fi

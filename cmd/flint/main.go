@@ -93,6 +93,7 @@ var table = [...]struct {
 	{"network", networkCommand},
 	{"modules", modulesCommand},
 	{"ssh-keys", sshKeysCommand},
+	{"clean", cleanCommand},
 	{"events", eventsCommand},
 	{"emulate", emulateCommand},
 	{"version", versionCommand},

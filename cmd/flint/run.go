@@ -50,7 +50,9 @@ func runCommand() Command {
 		Signals: true,
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&root, "root", "/", "provision `DIR` instead of /")
-			fs.BoolVar(&live, "live", false, "with --root other than /, also make live changes (hostname, netlink, modules, scripts)")
+			fs.BoolVar(&live, "live", false, "with --root other than /, also make live changes (hostname, netlink, modules) and run programs "+
+				"(bootcmd, runcmd, boothooks, scripts, packages, plug-ins) chrooted in DIR with its /proc, /sys, /dev mounted "+
+				"in a private mount namespace; DIR must hold /bin/sh, /proc, /sys and /dev")
 			fs.StringVar(&cfg, "config", "", "config `FILE` (default ROOT/etc/flint/flint.yaml and flint.d/*.yaml)")
 			fs.StringVar(&endpoint, "endpoint", "", "metadata endpoint `URL` (overrides config and environment)")
 			fs.StringVar(&only, "only", "", "comma-separated `HANDLERS` to run")
@@ -61,6 +63,11 @@ func runCommand() Command {
 		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if len(args) > 0 {
 				return usageError(stderr, "flint run", "unexpected argument %q", args[0])
+			}
+			if live && !dry && root != "/" {
+				if code := checkBootable(root, stderr); code != exitOK {
+					return code
+				}
 			}
 			st, err := handlers.Execute(ctx, handlers.Setup{
 				Root: root, Live: live, DryRun: dry, ConfigFile: cfg, Endpoint: endpoint,
@@ -236,4 +243,18 @@ func configCommand() Command {
 			},
 		}},
 	}
+}
+
+// checkBootable refuses --root DIR --live before anything is written
+// when programs could not run chrooted in DIR.
+func checkBootable(dir string, stderr io.Writer) int {
+	r, err := rootfs.Open(dir)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	defer r.Close()
+	if err := handlers.CheckBootable(r); err != nil {
+		return fail(stderr, "%v; nothing was run or written", err)
+	}
+	return exitOK
 }

@@ -52,7 +52,7 @@ func TestNetworkHandlerInANamespace(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	root := t.TempDir()
+	root := testenv.BusyboxRoot(t, t.TempDir()) // --live wants a root programs can run in
 	out, err := inNS("run", "--root", root, "--only", "network", "--endpoint", endpoint, "--dry-run")
 	if err != nil || !strings.Contains(out, "network: would add address 10.0.2.41/32") {
 		t.Fatalf("dry run: %v\n%s", err, out)

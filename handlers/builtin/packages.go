@@ -3,7 +3,6 @@ package builtin
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -134,17 +133,14 @@ func runPackages(ctx context.Context, b *handlers.Boot) error {
 		return fmt.Errorf("cannot apply packages/package_update/package_upgrade: %w", err)
 	}
 	cmds, env := packageCommands(pm, cc.PackageUpdate, cc.PackageUpgrade, cc.Packages)
-	var prefix []string
+	// With a root other than "/", RunProcess runs them chrooted in it.
+	in := ""
 	if !b.Root.IsHost() {
-		chroot, err := exec.LookPath("chroot")
-		if err != nil {
-			return fmt.Errorf("packages: running %s in %s needs chroot: %w", pm.Name, b.Root.Dir(), err)
-		}
-		prefix = []string{chroot, b.Root.Dir()}
+		in = " in " + b.Root.Dir()
 	}
 	if b.DryRun || !b.Live {
 		for _, c := range cmds {
-			b.Note("would run %s", strings.Join(append(prefix, c.Argv...), " "))
+			b.Note("would run %s%s", strings.Join(c.Argv, " "), in)
 		}
 		if b.DryRun {
 			return nil
@@ -153,7 +149,7 @@ func runPackages(ctx context.Context, b *handlers.Boot) error {
 	}
 	for i, c := range cmds {
 		label := "packages: " + pm.Name + " " + c.Step
-		err := b.RunProcess(ctx, handlers.Process{Name: label, Argv: append(append([]string{}, prefix...), c.Argv...), Env: env, Timeout: timeout})
+		err := b.RunProcess(ctx, handlers.Process{Name: label, Argv: c.Argv, Env: env, Timeout: timeout})
 		if err != nil {
 			if i < len(cmds)-1 {
 				b.Note("%d later package commands not run", len(cmds)-1-i)

@@ -37,7 +37,9 @@ func New(t testing.TB, c handlers.Catalog) *Instance {
 	emu := imdstest.New(tree, imdstest.Options{})
 	ts := httptest.NewServer(emu)
 	t.Cleanup(func() { emu.Close(); ts.Close() })
-	return &Instance{Emu: emu, URL: ts.URL, Root: t.TempDir(), Catalog: c}
+	// Programs of a run with --root --live run chrooted in the root: it
+	// holds busybox as the image's programs.
+	return &Instance{Emu: emu, URL: ts.URL, Root: testenv.BusyboxRoot(t, t.TempDir()), Catalog: c}
 }
 
 // Plugin installs an exec plug-in script in the instance's root.

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -143,4 +144,38 @@ func FlintBinary(t testing.TB) string {
 		t.Fatal(flintErr)
 	}
 	return flintPath
+}
+
+// BusyboxRoot turns dir into a minimal root that programs can run
+// chrooted in: busybox-static as /bin/busybox with a link for each of its
+// applets (/bin/sh among them), and the /proc, /sys, /dev, /tmp mount
+// points. It returns dir.
+func BusyboxRoot(t testing.TB, dir string) string {
+	t.Helper()
+	bb := Tool(t, "busybox")
+	out, err := exec.Command(bb, "--list").Output()
+	if err != nil {
+		t.Fatalf("busybox --list: %v", err)
+	}
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(dir, "bin/busybox")
+	if os.Link(bb, dst) != nil {
+		data, err := os.ReadFile(bb)
+		if err == nil {
+			err = os.WriteFile(dst, data, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range strings.Fields(string(out)) {
+		if a != "busybox" {
+			os.Symlink("busybox", filepath.Join(dir, "bin", a))
+		}
+	}
+	return dir
 }
