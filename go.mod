@@ -16,3 +16,5 @@ require (
 )
 
 require github.com/aws/smithy-go v1.28.9 // indirect
+
+replace github.com/ardanlabs/jinja => ./third_party/ardanlabs-jinja
