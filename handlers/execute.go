@@ -140,7 +140,8 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		Root: root, Live: root.IsHost() || s.Live, DryRun: s.DryRun,
 		Metadata: md, InstanceID: id, Config: cfg, State: store, Log: log,
 		Output: out, Console: s.Stderr,
-		ud: &lazyUserData{}, // one parse per run, shared by every handler
+		ud:       &lazyUserData{}, // one parse per run, shared by every handler
+		endpoint: client.Endpoint(),
 	}
 	log.Info("starting", "handlers", len(chain), "live", b.Live, "dry_run", s.DryRun)
 	Run(ctx, b, chain, st, RunOptions{

@@ -72,6 +72,8 @@ type Boot struct {
 	result  *Result
 	builtin *Builtin // the running handler's description, if built in
 	notes   *runNotes
+	// endpoint is the metadata service's URL, for templates' v1 data.
+	endpoint string
 }
 
 // runNotes are the run's warnings, shared by every handler's Boot.
@@ -211,12 +213,13 @@ func (b *Boot) lookupInstanceData(ctx context.Context, opts *userdata.Options, l
 		opts.LaunchIndex = &n
 	}
 	if instanceData {
-		entries, err := imds.Walk(ctx, b.Metadata, "meta-data")
+		// cloud-init's instance data: v1.*, ds.meta_data, ds.dynamic.
+		src, err := userdata.ReadInstanceSources(ctx, b.Metadata, b.endpoint)
 		if err != nil {
-			b.Log.Warn("cannot read meta-data for user-data templates", "error", err)
+			b.Warn("user-data templates rendered without instance data: %v", err)
 			return nil
 		}
-		opts.InstanceData = userdata.InstanceData(imds.Tree(entries, "meta-data"))
+		opts.InstanceData = userdata.BuildInstanceData(src)
 	}
 	return nil
 }

@@ -48,8 +48,7 @@ var deliberateDifferences = map[string]struct {
 //     them to UTF-8; flint keeps the bytes as sent.
 //   - message/rfc822 parts: cloud-init walks into them; flint treats them as
 //     an opaque part.
-//   - jinja: only variable lookups render; blocks, filters and expressions
-//     are rejected with a warning instead of being evaluated.
+//   - jinja: see jinjaDeliberate in jinja_differential_test.go.
 //   - YAML timestamps stay strings (cloud-init makes datetime objects);
 //     .inf/.nan stay strings, since JSON cannot hold them.
 //   - Merging a mapping into a list with list(append|prepend) adds its

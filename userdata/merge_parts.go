@@ -126,7 +126,9 @@ func (p *processor) render(part *Part) {
 	}
 	out, err := renderJinja(part.Payload, p.opts.InstanceData)
 	if err != nil {
-		p.warnf("%s: jinja template not rendered: %v; part skipped", part.Filename, err)
+		terr := &TemplateError{Part: part.Filename, Err: err}
+		p.templateErrors = append(p.templateErrors, terr)
+		p.warnf("%v; part skipped", terr)
 		return
 	}
 	if len(out) == 0 {

@@ -20,6 +20,10 @@ type UserData struct {
 	// Warnings are problems that did not stop parsing (skipped parts,
 	// unknown keys, values of the wrong type); they never quote content.
 	Warnings []string
+	// TemplateErrors are the jinja parts that failed to render (each also
+	// in Warnings). cloud-init drops such a part and goes on; a caller
+	// reporting the run's health should count it as degraded.
+	TemplateErrors []*TemplateError
 }
 
 // Parse decodes raw user-data the way cloud-init 22.4 does. It fails only
@@ -63,7 +67,7 @@ func Parse(ctx context.Context, raw []byte, opts Options) (*UserData, error) {
 			p.warnf("%s: content type %s is not handled; ignored", part.Filename, part.ContentType)
 		}
 	}
-	return &UserData{Parts: parts, Config: cfg, CloudConfig: cc, Warnings: dedupe(p.warnings)}, nil
+	return &UserData{Parts: parts, Config: cfg, CloudConfig: cc, Warnings: dedupe(p.warnings), TemplateErrors: p.templateErrors}, nil
 }
 
 // missing reports whether parts name a launch index, or hold a jinja

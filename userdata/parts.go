@@ -182,10 +182,12 @@ type processor struct {
 	opts     *Options
 	parts    []*Part
 	warnings []string
-	budget   int64 // decompressed bytes still allowed
-	includes int   // fetches done
-	depth    int   // include nesting
-	fetcher  Fetcher
+	// templateErrors are the jinja parts that failed to render.
+	templateErrors []*TemplateError
+	budget         int64 // decompressed bytes still allowed
+	includes       int   // fetches done
+	depth          int   // include nesting
+	fetcher        Fetcher
 }
 
 func (p *processor) warnf(format string, args ...any) {

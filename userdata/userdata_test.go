@@ -223,15 +223,34 @@ func TestJinjaTemplates(t *testing.T) {
 			t.Fatalf("config %v warnings %q", ud.Config, ud.Warnings)
 		}
 	})
-	t.Run("blocks are rejected clearly", func(t *testing.T) {
-		ud := mustParse(t, "## template: jinja\n#cloud-config\n{% if true %}a: 1{% endif %}\n", Options{InstanceData: testInstanceData})
-		if len(ud.Config) != 0 || len(ud.Warnings) == 0 || !strings.Contains(ud.Warnings[0], "{%") {
+	t.Run("blocks, filters and method calls render", func(t *testing.T) {
+		ud := mustParse(t, "## template: jinja\n#cloud-config\n{% if v1.region.startswith('eu') %}\na: {{ v1.region | upper }}\n{% endif %}\nb: {{ v1.nope | default('x') }}\n", Options{InstanceData: testInstanceData})
+		if ud.Config["a"] != "EU-CENTRAL-1" || ud.Config["b"] != "x" || len(ud.TemplateErrors) != 0 {
 			t.Fatalf("config %v warnings %q", ud.Config, ud.Warnings)
 		}
 	})
-	t.Run("filters are rejected clearly", func(t *testing.T) {
-		_, err := renderJinja([]byte("## template: jinja\n{{ v1.region | upper }}\n"), testInstanceData)
-		if err == nil || !strings.Contains(err.Error(), "not supported") {
+	t.Run("a template that fails is a TemplateError and the rest goes on", func(t *testing.T) {
+		doc := "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/jinja2\n\n## template: jinja\n#cloud-config\n{{ nope.deeper }}\n--b\nContent-Type: text/cloud-config\n\n#cloud-config\nhostname: kept\n--b--\n"
+		ud := mustParse(t, doc, Options{InstanceData: testInstanceData})
+		if ud.Config["hostname"] != "kept" || len(ud.TemplateErrors) != 1 {
+			t.Fatalf("config %v template errors %v", ud.Config, ud.TemplateErrors)
+		}
+		var terr *TemplateError
+		if !errors.As(error(ud.TemplateErrors[0]), &terr) || !strings.Contains(terr.Error(), `"nope" is undefined`) || !strings.Contains(ud.Warnings[0], "part-001") {
+			t.Fatalf("error %v warnings %q", ud.TemplateErrors[0], ud.Warnings)
+		}
+	})
+	t.Run("a null value renders as python's None", func(t *testing.T) {
+		// No availability zone and no identity document: cloud-init's
+		// v1.region is None.
+		out, err := RenderJinja([]byte("## template: jinja\n{{ v1.region }} {{ v1.availability_zone }}\n"), InstanceData(map[string]any{"instance-id": "i-1"}))
+		if err != nil || string(out) != "None None\n" {
+			t.Fatalf("got %q, %v", out, err)
+		}
+	})
+	t.Run("a syntax error names its line", func(t *testing.T) {
+		_, err := RenderJinja([]byte("## template: jinja\na\nb\n{{ v1.region | }}\n"), testInstanceData)
+		if err == nil || !strings.Contains(err.Error(), "line 3") {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -382,7 +401,8 @@ func TestInstanceDataFeedsJinjaFromIMDSMetadata(t *testing.T) {
 	}
 	tmpl := "## template: jinja\n#cloud-config\nhostname: {{ v1.local_hostname }}\nruncmd: ['{{ instance_id }} {{ v1.region }} {{ ds.meta_data.placement.availability_zone }} {{ v1.instance_type }}']\n"
 	ud := mustParse(t, tmpl, Options{InstanceData: InstanceData(meta)})
-	if ud.Config["hostname"] != "ip-10-1-2-3.ec2.internal" {
+	// cloud-init's local_hostname is local-hostname's first label.
+	if ud.Config["hostname"] != "ip-10-1-2-3" {
 		t.Fatalf("config %v warnings %q", ud.Config, ud.Warnings)
 	}
 	want := []any{"i-abc us-east-1 us-east-1a " + MissingJinjaPrefix + "instance_type"}
@@ -431,7 +451,7 @@ func TestLookupIsAskedOnceAndIncludesAreFetchedOnce(t *testing.T) {
 				t.Errorf("Lookup(launchIndex=%v, instanceData=%v), want both asked for", launchIndex, instanceData)
 			}
 			one := 1
-			o.LaunchIndex, o.InstanceData = &one, InstanceData(map[string]any{"placement": map[string]any{"region": "eu-west-1"}})
+			o.LaunchIndex, o.InstanceData = &one, InstanceData(map[string]any{"placement": map[string]any{"availability-zone": "eu-west-1b"}})
 			return nil
 		},
 	}

@@ -55,6 +55,26 @@ func userdataCommand() Command {
 
 func cmdUserdataInspect(ctx context.Context, f *imdsFlags, pos []string, asJSON, noInclude, showSecrets bool, stdout, stderr io.Writer) int {
 	opts := userdata.Options{NoInclude: noInclude}
+	// Templates render with the instance's data when an instance is
+	// involved: its user-data, or --endpoint named with a file. A file
+	// alone is inspected offline (its templates are reported unrendered).
+	if len(pos) == 0 || f.endpoint != "" {
+		opts.Lookup = func(ctx context.Context, o *userdata.Options, _, instanceData bool) error {
+			if !instanceData {
+				return nil
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			src, err := userdata.ReadInstanceSources(ctx, c, c.Endpoint())
+			if err != nil {
+				return err
+			}
+			o.InstanceData = userdata.BuildInstanceData(src)
+			return nil
+		}
+	}
 	var raw []byte
 	var err error
 	switch {

@@ -172,3 +172,42 @@ func TestUserdataInspectReadsStdinAndWarnsOnStderr(t *testing.T) {
 		t.Errorf("stderr %q", stderr.String())
 	}
 }
+
+func TestUserdataInspectRendersTemplatesWithTheInstancesData(t *testing.T) {
+	emu, url := emulator(t)
+	tmpl := "## template: jinja\n#cloud-config\nhostname: {{ v1.local_hostname }}\n" +
+		"{% if v1.region.startswith('eu') %}\nregion: {{ v1.region | upper }}\n{% endif %}\n" +
+		"keys: {{ ds.meta_data.public_keys.alice.split()[0] }}\nmissing: {{ v1.nope }}\n"
+	emu.Set("user-data", []byte(tmpl))
+	file := filepath.Join(t.TempDir(), "ud")
+	os.WriteFile(file, []byte(tmpl), 0o600)
+	want := map[string]any{"hostname": "ip-10-0-1-23", "region": "EU-WEST-1", "keys": "ssh-ed25519", "missing": "CI_MISSING_JINJA_VAR/nope"}
+
+	for _, args := range [][]string{
+		{"userdata", "inspect", "--json", "--endpoint", url},
+		{"userdata", "inspect", "--json", file, "--endpoint", url},
+	} {
+		code, stdout, stderr := run(args...)
+		var out inspectOut
+		if err := json.Unmarshal([]byte(stdout), &out); code != 0 || err != nil {
+			t.Fatalf("%v: exit %d %v: %s", args, code, err, stderr)
+		}
+		if !reflect.DeepEqual(out.CloudConfig, want) {
+			t.Errorf("%v: cloud_config = %v, want %v (stderr %s)", args, out.CloudConfig, want, stderr)
+		}
+	}
+
+	t.Run("a file alone is inspected offline, its templates reported", func(t *testing.T) {
+		code, stdout, stderr := run("userdata", "inspect", "--json", file)
+		if code != 0 || !strings.Contains(stderr, "no instance data") || !strings.Contains(stdout, `"cloud_config": {}`) {
+			t.Fatalf("exit %d stdout %s stderr %s", code, stdout, stderr)
+		}
+	})
+	t.Run("a template that fails is one warning line naming the part", func(t *testing.T) {
+		os.WriteFile(file, []byte("## template: jinja\n#cloud-config\na: {{ nope.x }}\n"), 0o600)
+		code, _, stderr := run("userdata", "inspect", file, "--endpoint", url)
+		if code != 0 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "part-001: jinja template not rendered") {
+			t.Fatalf("exit %d stderr %q", code, stderr)
+		}
+	})
+}

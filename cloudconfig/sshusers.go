@@ -1,0 +1,151 @@
+package cloudconfig
+
+import (
+	"strings"
+)
+
+// sshRedirectExit is the status the forced command exits with
+// (cloud-init's _DISABLE_USER_SSH_EXIT).
+const sshRedirectExit = "142"
+
+// SSHRedirectOptions are the authorized_keys options cloud-init writes for
+// ssh_redirect_user (ssh_util.DISABLE_USER_OPTS): a login as disabledUser
+// prints a message naming defaultUser and exits 142.
+func SSHRedirectOptions(defaultUser, disabledUser string) string {
+	return `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo 'Please login as the user \"` +
+		defaultUser + `\" rather than the user \"` + disabledUser + `\".';echo;sleep 10;exit ` + sshRedirectExit + `"`
+}
+
+// SSHRedirect plans users[].ssh_redirect_user for user name (cc_users_groups,
+// once per instance): true or "default" redirect to the default user, so
+// each of the instance's public keys (v1.public_ssh_keys) goes into
+// name's authorized_keys behind SSHRedirectOptions. It returns the lines
+// to add; none when false/absent. It is an error alongside
+// ssh_authorized_keys or ssh_import_id, or with another value (cloud-init
+// then does not create the user). Without a default user, or without
+// instance keys, cloud-init only warns: Note says so and no lines come.
+func SSHRedirect(name string, user map[string]any, defaultUser string, cloudKeys []string) (lines []string, note string, err error) {
+	v, ok := user["ssh_redirect_user"]
+	if !ok || !pyTruthy(v) {
+		return nil, "", nil
+	}
+	key := "users." + name + ".ssh_redirect_user"
+	if _, a := user["ssh_authorized_keys"]; a {
+		return nil, "", configErrorf(key, "cannot be given with ssh_import_id or ssh_authorized_keys; user not created")
+	}
+	if _, a := user["ssh_import_id"]; a {
+		return nil, "", configErrorf(key, "cannot be given with ssh_import_id or ssh_authorized_keys; user not created")
+	}
+	if b, isBool := v.(bool); !(isBool && b) && v != "default" {
+		return nil, "", configErrorf(key, "%q is not true, \"default\" or false; user not created", pyStr(v))
+	}
+	if defaultUser == "" {
+		return nil, "ignoring ssh_redirect_user for " + name + ": no default user", nil
+	}
+	if len(cloudKeys) == 0 {
+		return nil, "unable to disable SSH logins for " + name + " given ssh_redirect_user: no instance public keys", nil
+	}
+	opts := SSHRedirectOptions(defaultUser, name)
+	seen := map[string]bool{}
+	for _, k := range cloudKeys {
+		k = strings.TrimSpace(k)
+		if k == "" || seen[k] {
+			continue
+		}
+		seen[k] = true
+		lines = append(lines, opts+" "+stripKeyOptions(k))
+	}
+	return lines, "", nil
+}
+
+// stripKeyOptions drops options a key line already carries: cloud-init's
+// parser replaces them with the given ones.
+func stripKeyOptions(k string) string {
+	f := strings.Fields(k)
+	for i, tok := range f {
+		if strings.HasPrefix(tok, "ssh-") || strings.HasPrefix(tok, "ecdsa-") || strings.HasPrefix(tok, "sk-") {
+			return strings.Join(f[i:], " ")
+		}
+	}
+	return k
+}
+
+// SSHImport is one ssh_import_id run: the ids to import for a user.
+type SSHImport struct {
+	User string
+	IDs  []string
+}
+
+// SSHImportIDs plans cc_ssh_import_id (once per instance): the default
+// user gets the top-level ssh_import_id, other users their own; ids are
+// made unique (a string is split on commas) and str()-ed. Users without
+// ids are left out. users maps each user name to its config and
+// defaultUser names the default user ("" for none).
+func SSHImportIDs(topLevel any, users map[string]map[string]any, defaultUser string) []SSHImport {
+	var out []SSHImport
+	names := make([]string, 0, len(users))
+	for n := range users {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	for _, n := range names {
+		var ids any
+		if n == defaultUser {
+			ids = topLevel
+		} else {
+			var ok bool
+			if ids, ok = users[n]["ssh_import_id"]; !ok {
+				continue
+			}
+		}
+		var l []string
+		switch v := ids.(type) {
+		case nil:
+		case []any:
+			l = uniqStrings(v)
+		case string:
+			var parts []any
+			for _, p := range strings.Split(strings.TrimSpace(v), ",") {
+				if p != "" {
+					parts = append(parts, p)
+				}
+			}
+			l = uniqStrings(parts)
+		default:
+			l = []string{pyStr(v)}
+		}
+		if len(l) > 0 {
+			out = append(out, SSHImport{User: n, IDs: l})
+		}
+	}
+	return out
+}
+
+// SSHImportURL is where an ssh-import-id id's keys are fetched:
+// gh:<user> from GitHub, lp:<user> (or a bare name, as ssh-import-id
+// defaults) from Launchpad; both answer with authorized_keys lines.
+// (cloud-init runs the ssh-import-id program instead.)
+func SSHImportURL(id string) (string, error) {
+	switch {
+	case strings.HasPrefix(id, "gh:"):
+		return "https://github.com/" + strings.TrimPrefix(id, "gh:") + ".keys", nil
+	case strings.HasPrefix(id, "lp:"):
+		return "https://launchpad.net/~" + strings.TrimPrefix(id, "lp:") + "/+sshkeys", nil
+	case !strings.Contains(id, ":"):
+		return "https://launchpad.net/~" + id + "/+sshkeys", nil
+	}
+	return "", configErrorf("ssh_import_id", "%q: unknown protocol (gh: or lp:)", id)
+}
+
+func uniqStrings(l []any) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range l {
+		s := pyStr(x)
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
