@@ -41,10 +41,14 @@ func TestTheDiskHandlersPlanForARootThatIsNotTheRunningSystem(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(in.Root, "etc/fstab"), []byte(fstab), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			// A Debian image: its default user takes the instance's keys.
+			if err := os.WriteFile(filepath.Join(in.Root, "etc/os-release"), []byte("ID=debian\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			st, logs := runUD(t, in, func(s *handlers.Setup) { s.Live = live })
 			want(t, st, map[string]string{"growpart": "planned", "resize-rootfs": "planned", "disk-setup": "planned", "mounts": "planned", "final-message": "ok"})
 			if st.State != handlers.StateDone {
-				t.Errorf("run is %s, want done\n%s", st.State, logs)
+				t.Errorf("run is %s (warnings %q), want done\n%s", st.State, st.Warnings, logs)
 			}
 			for _, c := range []struct {
 				handler string
