@@ -381,14 +381,20 @@ type progressReader struct {
 	n       int64
 	nextPct int64
 	last    time.Time
+	start   time.Time
 	ended   bool // the final report is out; later EOFs stay quiet
 }
+
+// progressEvery spaces the progress lines written off a terminal (the
+// journal): a download that ends sooner writes only its final line.
+var progressEvery = 5 * time.Second
 
 func (f *Fetcher) withProgress(r io.ReadCloser, name string, size int64) io.ReadCloser {
 	if f.Progress == nil {
 		return r
 	}
-	return &progressReader{r: r, w: f.Progress, tty: f.TTY, name: name, size: size, nextPct: 10}
+	now := time.Now()
+	return &progressReader{r: r, w: f.Progress, tty: f.TTY, name: name, size: size, nextPct: 10, start: now, last: now}
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
@@ -413,13 +419,16 @@ func (p *progressReader) Read(b []byte) (int, error) {
 				fmt.Fprintln(p.w)
 			}
 		}
-	case p.size > 0:
-		for p.nextPct <= 100 && p.n*100 >= p.nextPct*p.size {
-			fmt.Fprintf(p.w, "fetch %s: %d%% (%s of %s)\n", p.name, p.nextPct, mb(p.n), mb(p.size))
-			p.nextPct += 10
-		}
 	case err == io.EOF:
-		fmt.Fprintf(p.w, "fetch %s: done (%s)\n", p.name, mb(p.n))
+		fmt.Fprintf(p.w, "fetch %s: done (%s in %s)\n", p.name, mb(p.n), time.Since(p.start).Round(time.Millisecond))
+	case p.size > 0:
+		// Quiet, periodic lines: at a 10 % step, no sooner than
+		// progressEvery after the last line.
+		if p.n*100 >= p.nextPct*p.size && time.Since(p.last) >= progressEvery {
+			p.last = time.Now()
+			fmt.Fprintf(p.w, "fetch %s: %d%% (%s of %s)\n", p.name, p.n*100/p.size, mb(p.n), mb(p.size))
+			p.nextPct = p.n*100/p.size/10*10 + 10
+		}
 	}
 	return n, err
 }

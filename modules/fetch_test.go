@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -183,17 +185,35 @@ func TestHTTPSRedirectToPlainHTTPIsRefused(t *testing.T) {
 	}
 }
 
-func TestProgressIsOneLinePerTenPercentOffATerminal(t *testing.T) {
+func TestProgressOffATerminalIsQuietAndPeriodic(t *testing.T) {
 	body := compress(t, FormatTarGz, makeTar(t, crashBundleTree("new", 200)))
 	srv, _ := serveBundle(t, body, nil)
+	install := func() []string {
+		var out bytes.Buffer
+		f := fastFetcher(srv)
+		f.Progress = &out
+		if _, err := httpInstall(t, f, Bundle{URL: srv.URL + "/b.tar.gz", SHA256: digest(body), Pinned: true}); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(out.String()), "\n")
+	}
+	// A download that ends before the first period writes its end only.
+	if lines := install(); len(lines) != 1 || !strings.Contains(lines[0], ": done (") {
+		t.Fatalf("a quick download's progress: %q", lines)
+	}
+	// With no period, a line at each 10 % step, then the end: read in
+	// small pieces, as a slow network delivers.
+	old := progressEvery
+	progressEvery = 0
+	t.Cleanup(func() { progressEvery = old })
 	var out bytes.Buffer
-	f := fastFetcher(srv)
-	f.Progress = &out
-	if _, err := httpInstall(t, f, Bundle{URL: srv.URL + "/b.tar.gz", SHA256: digest(body), Pinned: true}); err != nil {
+	f := &Fetcher{Progress: &out}
+	r := f.withProgress(io.NopCloser(iotest.OneByteReader(bytes.NewReader(make([]byte, 1000)))), "b.tar.gz", 1000)
+	if _, err := io.Copy(io.Discard, r); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 10 || !strings.Contains(lines[0], ": 10% ") || !strings.Contains(lines[9], ": 100% ") {
+	if len(lines) != 11 || !strings.Contains(lines[0], ": 10% ") || !strings.Contains(lines[9], ": 100% ") || !strings.Contains(lines[10], ": done (") {
 		t.Fatalf("progress lines:\n%s", out.String())
 	}
 }
