@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -91,10 +92,20 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	// The deadline bounds each wait for IMDS (the first one covers IMDS
 	// coming up at boot), never the handlers: a long package upgrade must
 	// not be killed by it.
-	md := imds.NewMemo(imds.Bounded(client, time.Duration(cfg.IMDS.Deadline)))
+	deadline := time.Duration(cfg.IMDS.Deadline)
+	md := imds.NewMemo(imds.Bounded(client, deadline))
+	var meta imds.Reader = md
+	var kept *imds.Snapshot // the metadata of the last boot, when IMDS is gone
 	idb, err := md.Get(ctx, "meta-data/instance-id")
 	if err != nil {
-		return fail(st, statusRoot, fmt.Errorf("cannot read the instance id: %w", err))
+		if ctx.Err() != nil || errors.Is(err, imds.ErrNotFound) {
+			return fail(st, statusRoot, fmt.Errorf("cannot read the instance id: %w", err))
+		}
+		if kept, err = keptMetadata(root, err); err != nil {
+			return fail(st, statusRoot, err)
+		}
+		meta = kept
+		idb = []byte(kept.Values["meta-data/instance-id"])
 	}
 	id := strings.TrimSpace(string(idb))
 	st.InstanceID = id
@@ -138,17 +149,33 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	}
 	b := &Boot{
 		Root: root, Live: root.IsHost() || s.Live, DryRun: s.DryRun,
-		Metadata: md, InstanceID: id, Config: cfg, State: store, Log: log,
+		Metadata: meta, InstanceID: id, Config: cfg, State: store, Log: log,
 		Output: out, Console: s.Stderr,
 		ud:       &lazyUserData{}, // one parse per run, shared by every handler
 		endpoint: client.Endpoint(),
 	}
-	log.Info("starting", "handlers", len(chain), "live", b.Live, "dry_run", s.DryRun)
-	Run(ctx, b, chain, st, RunOptions{
+	opts := RunOptions{
 		Only: s.Only, Skip: s.Skip, Force: s.Force,
 		Required: cfg.Handlers.Required, Disabled: cfg.Handlers.Disable,
 		Notify: notify, Plan: s.Stdout, ReadyAfter: s.Catalog.readyAfter(),
-	})
+	}
+	if kept != nil {
+		// The kept metadata is this instance's as its last boot saw it:
+		// per-boot work can use it; per-instance work already ran from it
+		// or waits for the service.
+		b.Warn("metadata service unreachable for %s; per-boot work ran from the metadata kept at %s",
+			deadline, kept.Kept.UTC().Format(time.RFC3339))
+		log.Warn("metadata service unreachable; running per-boot handlers from the metadata kept at " + kept.Kept.UTC().Format(time.RFC3339))
+		opts.PerBootOnly = "waits for the metadata service, which could not be reached"
+	}
+	log.Info("starting", "handlers", len(chain), "live", b.Live, "dry_run", s.DryRun)
+	Run(ctx, b, chain, st, opts)
+	if !s.DryRun && kept == nil {
+		// What this run read, for a boot that cannot reach the service.
+		if err := keepMetadata(store, md.Snapshot(st.Started)); err != nil {
+			log.Warn("cannot keep the metadata for later boots", "error", err)
+		}
+	}
 	if !s.DryRun {
 		if res, err := json.MarshalIndent(st, "", "  "); err == nil {
 			if err := store.WriteInstanceFile("results.json", append(res, '\n')); err != nil {
@@ -170,4 +197,44 @@ func fail(st *Status, root *rootfs.Root, err error) (*Status, error) {
 		WriteStatus(root, st)
 	}
 	return st, err
+}
+
+// MetadataFile is the instance file that keeps the metadata a run read
+// (never user-data or credentials), for a boot that cannot reach IMDS.
+const MetadataFile = "metadata.json"
+
+func keepMetadata(store *state.Store, snap *imds.Snapshot) error {
+	b, err := json.MarshalIndent(snap, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", MetadataFile, err)
+	}
+	return store.WriteInstanceFile(MetadataFile, append(b, '\n'))
+}
+
+// keptMetadata returns the metadata the last run of the current instance
+// kept, when the service could not be reached (readErr). Without it the
+// error is one line saying both.
+func keptMetadata(root *rootfs.Root, readErr error) (*imds.Snapshot, error) {
+	none := func(why string) error {
+		return fmt.Errorf("cannot read the instance id (%w), and %s", readErr, why)
+	}
+	id, err := state.Current(root)
+	if err != nil {
+		return nil, none("the last instance is unknown: " + err.Error())
+	}
+	if id == "" {
+		return nil, none("no earlier boot kept metadata to run per-boot work from")
+	}
+	b, err := state.View(root, id).ReadInstanceFile(MetadataFile)
+	if err != nil {
+		return nil, none("no metadata was kept for instance " + id)
+	}
+	var snap imds.Snapshot
+	if err := json.Unmarshal(b, &snap); err != nil {
+		return nil, none("the metadata kept for instance " + id + " cannot be read: " + err.Error())
+	}
+	if got := strings.TrimSpace(snap.Values["meta-data/instance-id"]); got != id {
+		return nil, none(fmt.Sprintf("the metadata kept for instance %s is for %q", id, got))
+	}
+	return &snap, nil
 }

@@ -98,6 +98,19 @@ func (s *Store) SetInstance(id string) (previous string, err error) {
 	return previous, nil
 }
 
+// Current returns the instance the "instance" link points at: the one
+// the last run set ("" when no run set one).
+func Current(root *rootfs.Root) (string, error) {
+	target, err := os.Readlink(root.Path(Dir + "/instance"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return filepath.Base(target), nil
+}
+
 // Instance returns the current instance id.
 func (s *Store) Instance() string { return s.instance }
 
