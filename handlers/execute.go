@@ -178,9 +178,13 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	}
 	if !s.DryRun {
 		if res, err := json.MarshalIndent(st, "", "  "); err == nil {
-			if err := store.WriteInstanceFile("results.json", append(res, '\n')); err != nil {
+			if err := store.WriteInstanceRecord("results.json", append(res, '\n')); err != nil {
 				log.Warn("cannot write results.json", "error", err)
 			}
+		}
+		// One flush for the run's semaphores and records.
+		if err := store.Sync(); err != nil {
+			log.Warn("cannot make the run's state durable; an interrupted boot may re-run handlers", "error", err)
 		}
 	}
 	log.Info("finished", "state", st.State, "duration_ms", st.DurationMS)
@@ -208,7 +212,7 @@ func keepMetadata(store *state.Store, snap *imds.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", MetadataFile, err)
 	}
-	return store.WriteInstanceFile(MetadataFile, append(b, '\n'))
+	return store.WriteInstanceRecord(MetadataFile, append(b, '\n'))
 }
 
 // keptMetadata returns the metadata the last run of the current instance
