@@ -177,10 +177,8 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		}
 	}
 	if !s.DryRun {
-		if res, err := json.MarshalIndent(st, "", "  "); err == nil {
-			if err := store.WriteInstanceRecord("results.json", append(res, '\n')); err != nil {
-				log.Warn("cannot write results.json", "error", err)
-			}
+		if err := writeResults(store, st); err != nil {
+			log.Warn("cannot write results.json", "error", err)
 		}
 		// One flush for the run's semaphores and records.
 		if err := store.Sync(); err != nil {
@@ -198,9 +196,21 @@ func fail(st *Status, root *rootfs.Root, err error) (*Status, error) {
 	st.Finished = time.Now()
 	st.DurationMS = float64(st.Finished.Sub(st.Started).Microseconds()) / 1000
 	if root != nil {
-		WriteStatus(root, st)
+		if werr := WriteStatus(root, st); werr != nil {
+			// The file may still say "running": the caller must know.
+			err = fmt.Errorf("%w (and the status could not be recorded: %v)", err, werr)
+		}
 	}
 	return st, err
+}
+
+// writeResults keeps the run's results in the instance directory.
+func writeResults(store *state.Store, st *Status) error {
+	res, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding results.json: %w", err)
+	}
+	return store.WriteInstanceRecord("results.json", append(res, '\n'))
 }
 
 // MetadataFile is the instance file that keeps the metadata a run read
