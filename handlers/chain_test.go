@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -381,6 +382,18 @@ func TestWhenIMDSIsGonePerBootWorkRunsFromTheMetadataTheLastBootKept(t *testing.
 	// The kept file is not replaced by a run that used it.
 	if fi2, _ := os.Stat(snap); !fi2.ModTime().Equal(fi.ModTime()) {
 		t.Error("a run from the kept metadata rewrote it")
+	}
+
+	// A service that refuses connections is gone too.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	st, logs = in.Run(t, func(s *handlers.Setup) { keep(s); s.Endpoint = closed })
+	if st.State != handlers.StateDegraded || handlerstest.Result(st, "10-per-boot").Status != handlers.ResultOK {
+		t.Fatalf("boot with IMDS refusing connections: %s %q\n%s", st.State, st.Warnings, logs)
 	}
 
 	// Without a kept snapshot the run fails as before, with one line.
