@@ -218,6 +218,14 @@ func writeResults(store *state.Store, st *Status) error {
 const MetadataFile = "metadata.json"
 
 func keepMetadata(store *state.Store, snap *imds.Snapshot) error {
+	// A run that read less (--only) keeps what earlier runs of the
+	// instance read; the file is per instance, so it is the same one's.
+	if old, err := store.ReadInstanceFile(MetadataFile); err == nil {
+		var older imds.Snapshot
+		if json.Unmarshal(old, &older) == nil {
+			snap.Fill(&older)
+		}
+	}
 	b, err := json.MarshalIndent(snap, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", MetadataFile, err)

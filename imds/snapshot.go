@@ -92,3 +92,33 @@ func (s *Snapshot) missing(path string) error {
 	}
 	return fmt.Errorf("%s: %w", path, ErrNotKept)
 }
+
+// Fill adds what older (an earlier snapshot of the same instance) holds
+// and s does not mention: a run that read less (flint run --only) keeps
+// the rest of what an earlier boot read. What s read or saw absent wins.
+func (s *Snapshot) Fill(older *Snapshot) {
+	if older == nil {
+		return
+	}
+	seen := func(p string) bool {
+		_, v := s.Values[p]
+		_, l := s.Lists[p]
+		return v || l || slices.Contains(s.NotFound, p)
+	}
+	for p, v := range older.Values {
+		if !seen(p) && keepable(p) {
+			s.Values[p] = v
+		}
+	}
+	for p, v := range older.Lists {
+		if !seen(p) && keepable(p) {
+			s.Lists[p] = v
+		}
+	}
+	for _, p := range older.NotFound {
+		if !seen(p) && keepable(p) {
+			s.NotFound = append(s.NotFound, p)
+		}
+	}
+	slices.Sort(s.NotFound)
+}

@@ -63,3 +63,32 @@ func TestASnapshotKeepsWhatWasReadButNeverUserDataOrCredentials(t *testing.T) {
 		}
 	}
 }
+
+func TestASnapshotThatReadLessKeepsTheRestOfTheOlderOne(t *testing.T) {
+	older := &Snapshot{
+		Values:   map[string]string{"meta-data/instance-id": "i-1", "meta-data/local-hostname": "old", "meta-data/mac": "m"},
+		Lists:    map[string][]string{"meta-data/public-keys/": {"0=k"}},
+		NotFound: []string{"meta-data/kernel-id", "meta-data/ramdisk-id"},
+	}
+	s := &Snapshot{
+		Values:   map[string]string{"meta-data/instance-id": "i-1", "meta-data/local-hostname": "new", "meta-data/ramdisk-id": "r"},
+		Lists:    map[string][]string{},
+		NotFound: []string{"meta-data/mac"},
+	}
+	s.Fill(older)
+	ctx := context.Background()
+	for p, want := range map[string]string{"meta-data/local-hostname": "new", "meta-data/ramdisk-id": "r"} {
+		if v, err := s.Get(ctx, p); err != nil || string(v) != want {
+			t.Errorf("%s: %q %v, want %q (the newer read wins)", p, v, err, want)
+		}
+	}
+	if _, err := s.Get(ctx, "meta-data/mac"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("mac: %v, want the newer 404", err)
+	}
+	if _, err := s.Get(ctx, "meta-data/kernel-id"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("kernel-id: %v, want the older 404 kept", err)
+	}
+	if l, err := s.List(ctx, "meta-data/public-keys/"); err != nil || len(l) != 1 {
+		t.Errorf("public-keys: %q %v, want the older listing kept", l, err)
+	}
+}
