@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/flint-dev/flint/internal/state"
 )
 
 // RunOptions select and shape one run of the chain.
@@ -28,6 +30,10 @@ type RunOptions struct {
 	Plan io.Writer
 	// ReadyAfter names the handler after which Notify gets READY=1.
 	ReadyAfter string
+	// PerBootOnly, when set, is why handlers of other frequencies that
+	// have not run yet do not run now (the metadata service is gone and
+	// the run uses the metadata an earlier boot kept).
+	PerBootOnly string
 }
 
 // Run runs hs in order and returns the final status. It writes the status
@@ -94,6 +100,10 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 				r.Status, r.Reason = ResultSkipped, "already ran ("+string(h.Frequency())+")"
 				continue
 			}
+		}
+		if opts.PerBootOnly != "" && h.Frequency() != state.PerBoot {
+			r.Status, r.Reason = ResultNotRun, opts.PerBootOnly
+			continue
 		}
 		if opts.Notify != nil {
 			opts.Notify(fmt.Sprintf("STATUS=running %s (%d/%d)", name, i+1, len(hs)))

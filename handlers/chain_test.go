@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -317,5 +318,110 @@ func TestAnImageRootCannotRedirectFlintsWritesOrPlugInsToTheHost(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outside, "flint-output.log")); err == nil {
 		t.Error("the output log was written through var/log's symlink onto the host")
+	}
+}
+
+func TestWhenIMDSIsGonePerBootWorkRunsFromTheMetadataTheLastBootKept(t *testing.T) {
+	in := newInstance(t)
+	in.Config(t, "imds:\n  deadline: 1s\nhandlers:\n  exec_frequency: per-boot\n")
+	in.Plugin(t, "10-per-boot", `cat >> "$FLINT_ROOT/plugin-input"; echo >> "$FLINT_ROOT/plugin-input"`+"\n")
+	keep := func(s *handlers.Setup) { s.Skip = otherBuiltins("hostname", "timezone") }
+
+	// The first boot reads the service and keeps what it read; timezone
+	// (per-instance) is left for later.
+	st := run(t, in, func(s *handlers.Setup) { keep(s); s.Skip = append(s.Skip, "timezone") })
+	if st.State != handlers.StateDone {
+		t.Fatalf("first boot: %s %q", st.State, st.Warnings)
+	}
+	snap := filepath.Join(in.Root, "var/lib/flint/instances/i-0123456789abcdef0", handlers.MetadataFile)
+	fi, err := os.Stat(snap)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kept metadata: %v (mode %v), want a 0600 file", err, fi.Mode().Perm())
+	}
+
+	// The service is gone: every request hangs past the deadline.
+	in.Emu.AddFault(imdstest.Fault{Drop: true})
+	os.WriteFile(filepath.Join(in.Root, "etc/hostname"), []byte("stale\n"), 0o644)
+	var notified []string
+	st, logs := in.Run(t, func(s *handlers.Setup) {
+		keep(s)
+		s.Notify = func(l string) { notified = append(notified, l) }
+	})
+	if st.State != handlers.StateDegraded || st.InstanceID != "i-0123456789abcdef0" {
+		t.Fatalf("boot without IMDS: %s %q %q\n%s", st.State, st.InstanceID, st.Error, logs)
+	}
+	if !slices.ContainsFunc(st.Warnings, func(w string) bool {
+		return strings.HasPrefix(w, "metadata service unreachable for 1s; per-boot work ran from the metadata kept at ")
+	}) {
+		t.Errorf("warnings %q do not say the service was unreachable", st.Warnings)
+	}
+	if !slices.Contains(notified, "READY=1") {
+		t.Errorf("systemd was not told READY: %q", notified)
+	}
+	if r := handlerstest.Result(st, "10-per-boot"); r.Status != handlers.ResultOK {
+		t.Errorf("per-boot plug-in: %s (%s)", r.Status, r.Reason)
+	}
+	if r := handlerstest.Result(st, "timezone"); r.Status != handlers.ResultNotRun || !strings.Contains(r.Reason, "metadata service") {
+		t.Errorf("per-instance handler ran from kept metadata: %s (%s)", r.Status, r.Reason)
+	}
+	if got := strings.TrimSpace(in.ReadFile(t, "etc/hostname")); got == "stale" {
+		t.Errorf("hostname did not run from the kept metadata")
+	}
+	// The plug-in got the same placement both times: the second from the
+	// kept values.
+	inputs := strings.Split(strings.TrimSpace(in.ReadFile(t, "plugin-input")), "\n")
+	if len(inputs) != 2 {
+		t.Fatalf("plug-in ran %d times, want 2", len(inputs))
+	}
+	var first, second struct{ Metadata map[string]string }
+	json.Unmarshal([]byte(inputs[0]), &first)
+	json.Unmarshal([]byte(inputs[1]), &second)
+	if first.Metadata["instance-type"] == "" || first.Metadata["instance-type"] != second.Metadata["instance-type"] {
+		t.Errorf("plug-in metadata: first %v, second %v", first.Metadata, second.Metadata)
+	}
+	// The kept file is not replaced by a run that used it.
+	if fi2, _ := os.Stat(snap); !fi2.ModTime().Equal(fi.ModTime()) {
+		t.Error("a run from the kept metadata rewrote it")
+	}
+
+	// A service that refuses connections is gone too.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	st, logs = in.Run(t, func(s *handlers.Setup) { keep(s); s.Endpoint = closed })
+	if st.State != handlers.StateDegraded || handlerstest.Result(st, "10-per-boot").Status != handlers.ResultOK {
+		t.Fatalf("boot with IMDS refusing connections: %s %q\n%s", st.State, st.Warnings, logs)
+	}
+
+	// Without a kept snapshot the run fails as before, with one line.
+	bare := newInstance(t)
+	bare.Config(t, "imds:\n  deadline: 1s\n")
+	bare.Emu.AddFault(imdstest.Fault{Drop: true})
+	_, err = handlers.Execute(context.Background(), handlers.Setup{Root: bare.Root, Endpoint: bare.URL, Catalog: builtin.Catalog(),
+		Skip: otherBuiltins("hostname"), Stderr: &bytes.Buffer{}, Getenv: func(string) string { return "" }})
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "no earlier boot kept metadata") {
+		t.Fatalf("without kept metadata: %v", err)
+	}
+}
+
+func TestTheKeptMetadataHoldsNoUserDataOrCredentials(t *testing.T) {
+	in := newInstance(t)
+	in.Emu.Set("user-data", []byte("#cloud-config\nchpasswd:\n  list: |\n    root:Sup3rSecretPw\n"))
+	run(t, in, nil)
+	b, err := os.ReadFile(filepath.Join(in.Root, "var/lib/flint/instance", handlers.MetadataFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap struct{ Values map[string]string }
+	if err := json.Unmarshal(b, &snap); err != nil || snap.Values["meta-data/instance-id"] == "" {
+		t.Fatalf("kept metadata %s: %v", b, err)
+	}
+	for _, bad := range []string{"Sup3rSecretPw", "SecretAccessKey", `"Token"`, `"user-data"`} {
+		if strings.Contains(string(b), bad) {
+			t.Errorf("kept metadata holds %s", bad)
+		}
 	}
 }

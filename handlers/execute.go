@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -91,10 +92,20 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	// The deadline bounds each wait for IMDS (the first one covers IMDS
 	// coming up at boot), never the handlers: a long package upgrade must
 	// not be killed by it.
-	md := imds.NewMemo(imds.Bounded(client, time.Duration(cfg.IMDS.Deadline)))
+	deadline := time.Duration(cfg.IMDS.Deadline)
+	md := imds.NewMemo(imds.Bounded(client, deadline))
+	var meta imds.Reader = md
+	var kept *imds.Snapshot // the metadata of the last boot, when IMDS is gone
 	idb, err := md.Get(ctx, "meta-data/instance-id")
 	if err != nil {
-		return fail(st, statusRoot, fmt.Errorf("cannot read the instance id: %w", err))
+		if ctx.Err() != nil || errors.Is(err, imds.ErrNotFound) {
+			return fail(st, statusRoot, fmt.Errorf("cannot read the instance id: %w", err))
+		}
+		if kept, err = keptMetadata(root, err); err != nil {
+			return fail(st, statusRoot, err)
+		}
+		meta = kept
+		idb = []byte(kept.Values["meta-data/instance-id"])
 	}
 	id := strings.TrimSpace(string(idb))
 	st.InstanceID = id
@@ -138,22 +149,40 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	}
 	b := &Boot{
 		Root: root, Live: root.IsHost() || s.Live, DryRun: s.DryRun,
-		Metadata: md, InstanceID: id, Config: cfg, State: store, Log: log,
+		Metadata: meta, InstanceID: id, Config: cfg, State: store, Log: log,
 		Output: out, Console: s.Stderr,
 		ud:       &lazyUserData{}, // one parse per run, shared by every handler
 		endpoint: client.Endpoint(),
 	}
-	log.Info("starting", "handlers", len(chain), "live", b.Live, "dry_run", s.DryRun)
-	Run(ctx, b, chain, st, RunOptions{
+	opts := RunOptions{
 		Only: s.Only, Skip: s.Skip, Force: s.Force,
 		Required: cfg.Handlers.Required, Disabled: cfg.Handlers.Disable,
 		Notify: notify, Plan: s.Stdout, ReadyAfter: s.Catalog.readyAfter(),
-	})
+	}
+	if kept != nil {
+		// The kept metadata is this instance's as its last boot saw it:
+		// per-boot work can use it; per-instance work already ran from it
+		// or waits for the service.
+		b.Warn("metadata service unreachable for %s; per-boot work ran from the metadata kept at %s",
+			deadline, kept.Kept.UTC().Format(time.RFC3339))
+		log.Warn("metadata service unreachable; running per-boot handlers from the metadata kept at " + kept.Kept.UTC().Format(time.RFC3339))
+		opts.PerBootOnly = "waits for the metadata service, which could not be reached"
+	}
+	log.Info("starting", "handlers", len(chain), "live", b.Live, "dry_run", s.DryRun)
+	Run(ctx, b, chain, st, opts)
+	if !s.DryRun && kept == nil {
+		// What this run read, for a boot that cannot reach the service.
+		if err := keepMetadata(store, md.Snapshot(st.Started)); err != nil {
+			log.Warn("cannot keep the metadata for later boots", "error", err)
+		}
+	}
 	if !s.DryRun {
-		if res, err := json.MarshalIndent(st, "", "  "); err == nil {
-			if err := store.WriteInstanceFile("results.json", append(res, '\n')); err != nil {
-				log.Warn("cannot write results.json", "error", err)
-			}
+		if err := writeResults(store, st); err != nil {
+			log.Warn("cannot write results.json", "error", err)
+		}
+		// One flush for the run's semaphores and records.
+		if err := store.Sync(); err != nil {
+			log.Warn("cannot make the run's state durable; an interrupted boot may re-run handlers", "error", err)
 		}
 	}
 	log.Info("finished", "state", st.State, "duration_ms", st.DurationMS)
@@ -167,7 +196,67 @@ func fail(st *Status, root *rootfs.Root, err error) (*Status, error) {
 	st.Finished = time.Now()
 	st.DurationMS = float64(st.Finished.Sub(st.Started).Microseconds()) / 1000
 	if root != nil {
-		WriteStatus(root, st)
+		if werr := WriteStatus(root, st); werr != nil {
+			// The file may still say "running": the caller must know.
+			err = fmt.Errorf("%w (and the status could not be recorded: %v)", err, werr)
+		}
 	}
 	return st, err
+}
+
+// writeResults keeps the run's results in the instance directory.
+func writeResults(store *state.Store, st *Status) error {
+	res, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding results.json: %w", err)
+	}
+	return store.WriteInstanceRecord("results.json", append(res, '\n'))
+}
+
+// MetadataFile is the instance file that keeps the metadata a run read
+// (never user-data or credentials), for a boot that cannot reach IMDS.
+const MetadataFile = "metadata.json"
+
+func keepMetadata(store *state.Store, snap *imds.Snapshot) error {
+	// A run that read less (--only) keeps what earlier runs of the
+	// instance read; the file is per instance, so it is the same one's.
+	if old, err := store.ReadInstanceFile(MetadataFile); err == nil {
+		var older imds.Snapshot
+		if json.Unmarshal(old, &older) == nil {
+			snap.Fill(&older)
+		}
+	}
+	b, err := json.MarshalIndent(snap, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", MetadataFile, err)
+	}
+	return store.WriteInstanceRecord(MetadataFile, append(b, '\n'))
+}
+
+// keptMetadata returns the metadata the last run of the current instance
+// kept, when the service could not be reached (readErr). Without it the
+// error is one line saying both.
+func keptMetadata(root *rootfs.Root, readErr error) (*imds.Snapshot, error) {
+	none := func(why string) error {
+		return fmt.Errorf("cannot read the instance id (%w), and %s", readErr, why)
+	}
+	id, err := state.Current(root)
+	if err != nil {
+		return nil, none("the last instance is unknown: " + err.Error())
+	}
+	if id == "" {
+		return nil, none("no earlier boot kept metadata to run per-boot work from")
+	}
+	b, err := state.View(root, id).ReadInstanceFile(MetadataFile)
+	if err != nil {
+		return nil, none("no metadata was kept for instance " + id)
+	}
+	var snap imds.Snapshot
+	if err := json.Unmarshal(b, &snap); err != nil {
+		return nil, none("the metadata kept for instance " + id + " cannot be read: " + err.Error())
+	}
+	if got := strings.TrimSpace(snap.Values["meta-data/instance-id"]); got != id {
+		return nil, none(fmt.Sprintf("the metadata kept for instance %s is for %q", id, got))
+	}
+	return &snap, nil
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,30 +45,41 @@ func OpenOutputLog(root *rootfs.Root, max int64) (*OutputLog, error) {
 // it. Close it to write the truncation note, if any.
 func (l *OutputLog) Writer(name string) *CappedWriter {
 	w := &CappedWriter{log: l, name: name, left: PerProcessCap}
-	l.append([]byte(fmt.Sprintf("---- %s ----\n", name)))
+	w.keep(l.append([]byte(fmt.Sprintf("---- %s ----\n", name))))
 	return w
 }
 
-func (l *OutputLog) append(b []byte) {
+// append adds b to the log. An error says what of it was not kept; a
+// rotation that fails still appends, so the output is not lost with it.
+func (l *OutputLog) append(b []byte) error {
 	if l == nil {
-		return
+		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var rotErr error
 	// Through the root: an image whose var/log is a symlink out of it
 	// cannot make flint write on the build host.
 	if fi, err := l.root.Stat(OutputLogPath, rootfs.InRoot); err == nil && fi.Size()+int64(len(b)) > l.max {
-		l.root.Rename(OutputLogPath, "flint-output.log.1")
+		if err := l.root.Rename(OutputLogPath, "flint-output.log.1"); err != nil {
+			rotErr = fmt.Errorf("rotating the output log: %w", err)
+		}
 	}
 	f, err := l.root.OpenFile(OutputLogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640, rootfs.InRoot)
 	if err != nil {
-		return
+		return errors.Join(rotErr, fmt.Errorf("opening the output log: %w", err))
 	}
 	// A log created earlier with a laxer mode is tightened: output may hold
-	// whatever scripts print.
-	f.Chmod(0o640)
-	f.Write(b)
-	f.Close()
+	// whatever scripts print. A log that cannot be tightened gets nothing.
+	if err := f.Chmod(0o640); err != nil {
+		f.Close()
+		return errors.Join(rotErr, fmt.Errorf("output log %s: %w", f.Name(), err))
+	}
+	_, werr := f.Write(b)
+	if cerr := f.Close(); werr == nil && cerr != nil {
+		werr = fmt.Errorf("closing %s: %w", f.Name(), cerr)
+	}
+	return errors.Join(rotErr, werr)
 }
 
 // CappedWriter passes at most PerProcessCap bytes to the log.
@@ -77,7 +89,23 @@ type CappedWriter struct {
 	left    int64
 	dropped int64
 	partial []byte // an unfinished line, for the journal
+	err     error  // the first failure to keep output
 	mu      sync.Mutex
+}
+
+// keep records the first error of the log (caller holds mu or owns w).
+func (w *CappedWriter) keep(err error) {
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// Err returns the first failure to write the process's output to the
+// log: the process is not failed for it, the run reports it.
+func (w *CappedWriter) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // Write implements io.Writer; it never fails, so a chatty process is not
@@ -92,7 +120,7 @@ func (w *CappedWriter) Write(p []byte) (int, error) {
 	}
 	w.left -= int64(len(p))
 	if len(p) > 0 {
-		w.log.append(p)
+		w.keep(w.log.append(p))
 		w.journal(p)
 	}
 	return int(n), nil
@@ -128,11 +156,12 @@ func (w *CappedWriter) Close() error {
 		w.log.Journal(w.name, string(w.partial))
 	}
 	w.partial = nil
-	w.mu.Unlock()
-	if d := w.Dropped(); d > 0 {
-		w.log.append([]byte(fmt.Sprintf("\n---- %s: %d more bytes of output dropped ----\n", w.name, d)))
+	if w.dropped > 0 {
+		w.keep(w.log.append([]byte(fmt.Sprintf("\n---- %s: %d more bytes of output dropped ----\n", w.name, w.dropped))))
 	}
-	return nil
+	err := w.err
+	w.mu.Unlock()
+	return err
 }
 
 var _ io.WriteCloser = (*CappedWriter)(nil)

@@ -37,3 +37,45 @@ func TestProcessOutputReachesTheJournalLineByLineWithinTheCap(t *testing.T) {
 		t.Errorf("output log: %q…", b[:min(len(b), 80)])
 	}
 }
+
+func TestOutputThatCannotBeKeptIsAnError(t *testing.T) {
+	for name, tc := range map[string]struct {
+		max     int64
+		prepare func(dir string)
+		want    string
+	}{
+		"the log is a directory": {0, func(dir string) {
+			os.MkdirAll(dir+"/"+OutputLogPath+"/x", 0o755)
+		}, "opening the output log"},
+		"rotation fails, the output is still kept": {10, func(dir string) {
+			os.MkdirAll(dir+"/var/log", 0o755)
+			os.WriteFile(dir+"/"+OutputLogPath, []byte("0123456789"), 0o640)
+			os.MkdirAll(dir+"/var/log/flint-output.log.1/x", 0o755) // a rename cannot replace it
+		}, "rotating the output log"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.prepare(dir)
+			root, err := rootfs.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			log, err := OpenOutputLog(root, tc.max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := log.Writer("part-001")
+			w.Write([]byte("hello\n"))
+			if err := w.Close(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Close: %v, want an error %q", err, tc.want)
+			}
+			if w.Err() == nil {
+				t.Error("Err is nil after a failure")
+			}
+			if b, _ := os.ReadFile(root.Path(OutputLogPath)); tc.max > 0 && !strings.Contains(string(b), "hello") {
+				t.Errorf("the output was lost with the rotation: %q", b)
+			}
+		})
+	}
+}

@@ -146,6 +146,10 @@ func (b *Boot) RunProcess(ctx context.Context, p Process) error {
 		if d := out.Dropped(); d > 0 {
 			b.Note("%s: output over %d bytes, %d bytes dropped", p.Name, PerProcessCap, d)
 		}
+		if err := out.Err(); err != nil {
+			b.Log.Warn("output not kept", "process", p.Name, "error", err)
+			b.Warn("the output of programs was not all kept in %s: %v", OutputLogPath, err)
+		}
 		if errors.Is(err, exec.ErrWaitDelay) {
 			// The program exited 0 but left a child holding its output
 			// (a daemon started with &): that is its business.

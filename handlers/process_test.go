@@ -19,6 +19,8 @@ import (
 
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/handlers/handlerstest"
+	"github.com/flint-dev/flint/internal/rootfs"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // watchStatus parses the status file continuously until stop is closed and
@@ -225,5 +227,83 @@ func TestSystemdIsToldProgressAndReadiness(t *testing.T) {
 	scripts := slices.IndexFunc(got, func(s string) bool { return strings.HasPrefix(s, "STATUS=running scripts") })
 	if ready < 0 || scripts < 0 || ready > scripts {
 		t.Errorf("notifications %q: want READY=1 before scripts run", got)
+	}
+}
+
+// crashUserData makes a first boot write a file and run a command that
+// counts its runs.
+const crashUserData = `#cloud-config
+write_files:
+  - path: /etc/crash-file
+    content: |
+      written whole or not at all
+runcmd:
+  - [sh, -c, "mkdir -p ${FLINT_ROOT:-}/var/tmp && echo . >> ${FLINT_ROOT:-}/var/tmp/runcmd-runs"]
+`
+
+// TestAKill9BeforeEveryStateWriteOfAFirstBootThenANormalBootFinishesOnce
+// kills flint with SIGKILL on its way into the k-th atomic replacement of
+// a first boot (rootfs.KillBeforeRenameEnv), for every k: each handler's
+// semaphore, the status, results, kept metadata, the files handlers
+// write; every handler boundary is among the crash points. The next,
+// normal boot must end done, with nothing run twice and no file
+// half-written.
+func TestAKill9BeforeEveryStateWriteOfAFirstBootThenANormalBootFinishesOnce(t *testing.T) {
+	testenv.Short(t)
+	bin := testenv.FlintBinary(t)
+	boot := func(in *instance, env ...string) *exec.Cmd {
+		cmd := exec.Command(bin, "run", "--root", in.Root, "--live", "--endpoint", in.URL, "--skip", "network,users,ssh-keys")
+		cmd.Env = append(os.Environ(), env...)
+		return cmd
+	}
+	for k := 1; ; k++ {
+		in := newInstance(t)
+		in.Emu.Set("user-data", []byte(crashUserData))
+		out, err := boot(in, fmt.Sprintf("%s=%d", rootfs.KillBeforeRenameEnv, k)).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			// The run made fewer than k replacements: every point is covered.
+			if k < 20 {
+				t.Fatalf("a first boot made only %d atomic replacements (%v):\n%s", k-1, err, out)
+			}
+			t.Logf("killed before each of %d replacements", k-1)
+			return
+		}
+		out, err = boot(in).CombinedOutput()
+		st, rerr := handlers.ReadStatusDir(in.Root)
+		if rerr != nil {
+			t.Fatalf("kill before replacement %d: normal boot after it: %v\n%s", k, rerr, out)
+		}
+		// A user-data script killed between its at-most-once record and
+		// the record of its end is reported, never run again: the one
+		// outcome other than done.
+		for _, r := range st.Handlers {
+			if r.Status == handlers.ResultFailed && !strings.Contains(r.Reason, "interrupted in an earlier run; not run again") {
+				t.Errorf("kill before replacement %d: %s failed: %s", k, r.Name, r.Reason)
+			}
+		}
+		if st.State != handlers.StateDone && (st.State != handlers.StateDegraded || len(st.Warnings) > 0) {
+			t.Fatalf("kill before replacement %d: after a normal boot: %s (%v)\n%s", k, st.State, err, out)
+		}
+		if runs := in.CountRuns("var/tmp/runcmd-runs"); runs > 1 {
+			t.Errorf("kill before replacement %d: runcmd ran %d times", k, runs)
+		}
+		if got := in.ReadFile(t, "etc/crash-file"); got != "written whole or not at all\n" {
+			t.Errorf("kill before replacement %d: etc/crash-file = %q", k, got)
+		}
+		inst := "var/lib/flint/instances/i-0123456789abcdef0/"
+		for _, f := range []string{inst + "results.json", inst + handlers.MetadataFile} {
+			if !json.Valid([]byte(in.ReadFile(t, f))) {
+				t.Errorf("kill before replacement %d: %s is not whole JSON", k, f)
+			}
+		}
+		for _, r := range st.Handlers {
+			ran := r.Status == handlers.ResultOK || strings.HasPrefix(r.Reason, "already ran")
+			if r.Frequency == "per-instance" && ran {
+				if _, err := os.Stat(filepath.Join(in.Root, inst+"sem", r.Name)); err != nil {
+					t.Errorf("kill before replacement %d: %s is %s but has no semaphore: %v", k, r.Name, r.Status, err)
+				}
+			}
+		}
 	}
 }

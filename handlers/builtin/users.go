@@ -511,12 +511,9 @@ func installSudoers(ctx context.Context, b *handlers.Boot, content string) error
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(content); err != nil {
-		tmp.Close()
-		return err
+	if err := finishTemp(tmp, content, 0o440); err != nil {
+		return fmt.Errorf("sudo rules not checked or installed: %w", err)
 	}
-	tmp.Chmod(0o440)
-	tmp.Close()
 	ctx, cancel := context.WithTimeout(ctx, accounts.ToolTimeout)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, visudo, "-c", "-q", "-f", tmp.Name()).CombinedOutput(); err != nil {
@@ -533,4 +530,28 @@ func installSudoers(ctx context.Context, b *handlers.Boot, content string) error
 		b.Log.Warn("etc/sudoers has no @includedir /etc/sudoers.d; the sudo rules are written but not read", "file", sudoersFile)
 	}
 	return nil
+}
+
+// tempFile is what finishTemp needs of an *os.File.
+type tempFile interface {
+	WriteString(string) (int, error)
+	Chmod(os.FileMode) error
+	Close() error
+	Name() string
+}
+
+// finishTemp writes content to f, sets its mode and closes it. Any error
+// means the file is not what a checker must see: visudo would check a
+// short or unreadable file, and its verdict would not be about content.
+func finishTemp(f tempFile, content string, mode os.FileMode) error {
+	_, err := f.WriteString(content)
+	if err == nil {
+		if err = f.Chmod(mode); err != nil {
+			err = fmt.Errorf("chmod %s: %w", f.Name(), err)
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing %s: %w", f.Name(), cerr)
+	}
+	return err
 }

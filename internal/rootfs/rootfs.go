@@ -265,6 +265,7 @@ func (r *Root) WriteFile(rel string, data []byte, o WriteOptions) error {
 		unix.Unlinkat(dfd, tmp, 0)
 		return &fs.PathError{Op: "close", Path: r.Path(rel), Err: err}
 	}
+	crashPoint()
 	if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
 		unix.Unlinkat(dfd, tmp, 0)
 		return &fs.PathError{Op: "rename", Path: r.Path(rel), Err: err}
@@ -314,6 +315,7 @@ func (r *Root) Symlink(target, rel string) error {
 	if err := unix.Symlinkat(target, dfd, tmp); err != nil {
 		return &fs.PathError{Op: "symlink", Path: r.Path(rel), Err: err}
 	}
+	crashPoint()
 	if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
 		unix.Unlinkat(dfd, tmp, 0)
 		return &fs.PathError{Op: "rename", Path: r.Path(rel), Err: err}
@@ -349,6 +351,7 @@ func (r *Root) Rename(rel, newName string) error {
 		return err
 	}
 	defer unix.Close(dfd)
+	crashPoint()
 	if err := unix.Renameat(dfd, name, dfd, newName); err != nil {
 		return &fs.PathError{Op: "rename", Path: r.Path(rel), Err: err}
 	}

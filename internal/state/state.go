@@ -1,8 +1,14 @@
 // Package state keeps what flint remembers between runs, below
 // <root>/var/lib/flint (0700): the current instance, per-instance and
 // once-ever semaphores, and each instance's results. A semaphore is written
-// (file and directory fsynced) only after its handler succeeded, so a crash
-// re-runs the handler.
+// only after its handler succeeded, so a crash re-runs the handler.
+//
+// Semaphores and records (results, kept metadata) are replaced atomically
+// but not fsynced one by one: a handler's effects are made durable by the
+// handler before its semaphore is written, so a semaphore lost to a power
+// cut only re-runs an idempotent handler. Sync, once at the end of a run,
+// makes them durable together. What must be durable before something runs
+// (the at-most-once markers of user-data scripts) is not written here.
 package state
 
 import (
@@ -14,6 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/flint-dev/flint/internal/rootfs"
 )
@@ -98,6 +106,19 @@ func (s *Store) SetInstance(id string) (previous string, err error) {
 	return previous, nil
 }
 
+// Current returns the instance the "instance" link points at: the one
+// the last run set ("" when no run set one).
+func Current(root *rootfs.Root) (string, error) {
+	target, err := os.Readlink(root.Path(Dir + "/instance"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return filepath.Base(target), nil
+}
+
 // Instance returns the current instance id.
 func (s *Store) Instance() string { return s.instance }
 
@@ -134,14 +155,29 @@ func (s *Store) Done(f Frequency, name string) (bool, error) {
 	return err == nil, err
 }
 
-// MarkDone records that name succeeded (durably: file and directory fsynced).
+// MarkDone records that name succeeded: atomically, durable at the next
+// Sync (see the package comment for why that is enough).
 func (s *Store) MarkDone(f Frequency, name string) error {
 	p, err := s.semPath(f, name)
 	if err != nil || p == "" {
 		return err
 	}
 	stamp := time.Now().UTC().Format(time.RFC3339Nano) + "\n"
-	return s.root.WriteFile(p, []byte(stamp), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700})
+	return s.root.WriteFile(p, []byte(stamp), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700, NoSync: true})
+}
+
+// Sync makes every semaphore and record written so far durable, with one
+// syncfs(2) of the filesystem holding the state directory.
+func (s *Store) Sync() error {
+	fd, err := unix.Open(s.root.Path(Dir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: s.root.Path(Dir), Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return &fs.PathError{Op: "syncfs", Path: s.root.Path(Dir), Err: err}
+	}
+	return nil
 }
 
 // Clear forgets that name ran, so it runs again (--force).
@@ -159,6 +195,16 @@ func (s *Store) WriteInstanceFile(name string, data []byte) error {
 		return errors.New("no instance set")
 	}
 	return s.root.WriteFile(s.InstanceDir(s.instance)+"/"+name, data, rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700})
+}
+
+// WriteInstanceRecord writes a 0600 file in the current instance
+// directory that the next Sync makes durable (results, kept metadata):
+// replaced atomically, a power cut before the Sync leaves the old one.
+func (s *Store) WriteInstanceRecord(name string, data []byte) error {
+	if s.instance == "" {
+		return errors.New("no instance set")
+	}
+	return s.root.WriteFile(s.InstanceDir(s.instance)+"/"+name, data, rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700, NoSync: true})
 }
 
 // KeepInstanceFile writes a 0600 instance file unless it already holds
