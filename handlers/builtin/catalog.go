@@ -37,6 +37,9 @@ func Catalog() handlers.Catalog {
 		// (ordered after flint.service) may start while packages, runcmd
 		// and scripts go on, as cloud-init's final stage does after sshd.
 		hostKeysHandler,
+		// cloud-init's config stage: set_passwords' ssh_pwauth, then
+		// timezone.
+		sshPwauthHandler,
 		timezoneHandler,
 		packagesHandler,
 		runcmdHandler,
