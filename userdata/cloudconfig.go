@@ -129,6 +129,9 @@ var handledKeys = map[string]bool{
 	// Read from the merged document by the users handler (the default
 	// user: a name or a mapping), not decoded here.
 	"user": true,
+	// Read from the merged document by the groups handler, which
+	// package cloudconfig normalises.
+	"groups": true,
 	// Read from the merged document by the disk handlers (growpart,
 	// resize-rootfs, mounts, disk-setup), which package disks decodes.
 	"growpart": true, "resize_rootfs": true, "mounts": true, "mount_default_fields": true,

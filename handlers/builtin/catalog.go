@@ -30,6 +30,8 @@ func Catalog() handlers.Catalog {
 		hostnameHandler,
 		networkHandler,
 		kernelModulesHandler,
+		// cloud-init's users_groups: the top-level groups, then users.
+		groupsHandler,
 		usersHandler,
 		sshKeysHandler,
 		// systemd is told READY=1 after host-keys: the host is named,
