@@ -30,7 +30,9 @@ func Catalog() handlers.Catalog {
 		hostnameHandler,
 		networkHandler,
 		kernelModulesHandler,
-		// cloud-init's users_groups: the top-level groups, then users.
+		// cloud-init's init stage: ca_certs, then users_groups (the
+		// top-level groups, then users).
+		caCertsHandler,
 		groupsHandler,
 		usersHandler,
 		sshKeysHandler,
@@ -39,9 +41,11 @@ func Catalog() handlers.Catalog {
 		// (ordered after flint.service) may start while packages, runcmd
 		// and scripts go on, as cloud-init's final stage does after sshd.
 		hostKeysHandler,
-		// cloud-init's config stage: set_passwords' ssh_pwauth, then
-		// timezone.
+		// cloud-init's config stage: locale, set_passwords' ssh_pwauth,
+		// ntp, then timezone.
+		localeHandler,
 		sshPwauthHandler,
+		ntpHandler,
 		timezoneHandler,
 		packagesHandler,
 		runcmdHandler,
