@@ -42,9 +42,10 @@ func Catalog() handlers.Catalog {
 		// and scripts go on, as cloud-init's final stage does after sshd.
 		hostKeysHandler,
 		// cloud-init's config stage: locale, set_passwords' ssh_pwauth,
-		// ntp, then timezone.
+		// apt_configure, ntp, then timezone.
 		localeHandler,
 		sshPwauthHandler,
+		aptHandler,
 		ntpHandler,
 		timezoneHandler,
 		packagesHandler,
