@@ -2,7 +2,6 @@ package builtin
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,26 +10,6 @@ import (
 	"github.com/flint-dev/flint/handlers/handlerstest"
 	"github.com/flint-dev/flint/internal/testenv"
 )
-
-// armoredTestKey makes an armored OpenPGP public key with gpg, in a
-// keyring of the test's own.
-func armoredTestKey(t *testing.T) string {
-	t.Helper()
-	gpg := testenv.Tool(t, "gpg")
-	env := append(os.Environ(), "GNUPGHOME="+t.TempDir())
-	gen := exec.Command(gpg, "--batch", "--passphrase", "", "--quick-gen-key", "repo@example.test", "ed25519", "sign", "never")
-	gen.Env = env
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("gpg --quick-gen-key: %v %s", err, out)
-	}
-	exp := exec.Command(gpg, "--batch", "--armor", "--export", "repo@example.test")
-	exp.Env = env
-	out, err := exp.Output()
-	if err != nil {
-		t.Fatalf("gpg --export: %v", err)
-	}
-	return string(out)
-}
 
 const aptOSRelease = "ID=debian\nVERSION_CODENAME=bookworm\n"
 
@@ -42,7 +21,7 @@ func aptUserData(key string) string {
 }
 
 func TestAptWritesSourcesProxyAndKeys(t *testing.T) {
-	key := armoredTestKey(t)
+	key := testenv.ArmoredKey(t)
 	in := planInstance(t, aptUserData(key), map[string]string{"etc/os-release": aptOSRelease, "etc/apt/sources.list": "deb http://old.example.test/debian bookworm main\n"})
 	st, out := in.Run(t, notLiveOnly("apt"))
 	if r := handlerstest.Result(st, "apt"); r.Status != handlers.ResultOK {
@@ -67,7 +46,7 @@ func TestAptWritesSourcesProxyAndKeys(t *testing.T) {
 }
 
 func TestAptBadKeyIsOneLineAndNothingIsWritten(t *testing.T) {
-	key := armoredTestKey(t)
+	key := testenv.ArmoredKey(t)
 	bad := strings.Replace(key, "\n=", "\nX", 1) // a broken armor checksum
 	const list = "deb http://old.example.test/debian bookworm main\n"
 	in := planInstance(t, aptUserData(bad), map[string]string{"etc/os-release": aptOSRelease, "etc/apt/sources.list": list})
