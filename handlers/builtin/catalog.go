@@ -52,6 +52,8 @@ func Catalog() handlers.Catalog {
 		runcmdHandler,
 		writeFilesDeferredHandler,
 		scriptsHandler,
+		// cloud-init's final stage: phone_home, then the final message.
+		phoneHomeHandler,
 		finalMessageHandler,
 	}
 }
