@@ -144,10 +144,11 @@ var handledKeys = map[string]bool{
 	// Read from the merged document by the groups handler, which
 	// package cloudconfig normalises.
 	"groups": true,
-	// Read from the merged document by the locale, ca-certs, ntp, apt and
-	// phone-home handlers, which package cloudconfig decides.
+	// Read from the merged document by the locale, ca-certs, ntp, apt,
+	// phone-home and power-state handlers, which package cloudconfig
+	// decides.
 	"locale": true, "locale_configfile": true, "ca_certs": true, "ca-certs": true, "ntp": true,
-	"apt": true, "phone_home": true,
+	"apt": true, "phone_home": true, "power_state": true,
 	// Read from the merged document by the disk handlers (growpart,
 	// resize-rootfs, mounts, disk-setup), which package disks decodes.
 	"growpart": true, "resize_rootfs": true, "mounts": true, "mount_default_fields": true,

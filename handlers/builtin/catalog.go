@@ -55,5 +55,7 @@ func Catalog() handlers.Catalog {
 		// cloud-init's final stage: phone_home, then the final message.
 		phoneHomeHandler,
 		finalMessageHandler,
+		// Last: it acts once flint has exited.
+		powerStateHandler,
 	}
 }
