@@ -94,7 +94,7 @@ func shellQuoteArgs(args []string) string {
 	return strings.Join(q, " ")
 }
 
-// shellQuote quotes s for sh: single quotes, with ' written as '\''.
+// shellQuote quotes s for sh: single quotes, with ' written as '\”.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
