@@ -94,7 +94,8 @@ func shellQuoteArgs(args []string) string {
 	return strings.Join(q, " ")
 }
 
-// shellQuote quotes s for sh: single quotes, with ' written as '\”.
+// shellQuote quotes s for sh: in single quotes, each quote in s
+// closed, escaped with a backslash and reopened.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
