@@ -13,7 +13,7 @@ import (
 
 // planInstance is an instance whose root holds files (path: content) and
 // the user-data ud.
-func planInstance(t *testing.T, ud string, files map[string]string) *instance {
+func planInstance(t testing.TB, ud string, files map[string]string) *instance {
 	t.Helper()
 	in := newInstance(t)
 	for rel, content := range files {
