@@ -13,28 +13,8 @@ import (
 	"github.com/flint-dev/flint/internal/testenv"
 )
 
-// testKey makes an armored OpenPGP public key with gpg, in a keyring of
-// the test's own.
-func testKey(t *testing.T) string {
-	gpg := testenv.Tool(t, "gpg")
-	home := t.TempDir()
-	env := append(os.Environ(), "GNUPGHOME="+home)
-	gen := exec.Command(gpg, "--batch", "--passphrase", "", "--quick-gen-key", "repo@example.test", "ed25519", "sign", "never")
-	gen.Env = env
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("gpg --quick-gen-key: %v %s", err, out)
-	}
-	exp := exec.Command(gpg, "--batch", "--armor", "--export", "repo@example.test")
-	exp.Env = env
-	out, err := exp.Output()
-	if err != nil || !strings.Contains(string(out), "BEGIN PGP PUBLIC KEY BLOCK") {
-		t.Fatalf("gpg --export: %v %s", err, out)
-	}
-	return string(out)
-}
-
 func TestAptWritesWhatCloudInitWrites(t *testing.T) {
-	key := testKey(t)
+	key := testenv.ArmoredKey(t)
 	type refCase struct {
 		Name            string         `json:"name"`
 		Cfg             map[string]any `json:"cfg"`
@@ -124,7 +104,7 @@ func merge(a, b map[string]string) map[string]bool {
 }
 
 func TestAptBadInput(t *testing.T) {
-	key := testKey(t)
+	key := testenv.ArmoredKey(t)
 	damaged := strings.Replace(key, "\n\n", "\n\nAAAA", 1)
 	tests := []struct {
 		name, errKey, want string

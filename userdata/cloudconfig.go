@@ -92,6 +92,18 @@ type WriteFile struct {
 	// Defer means writing after users and packages (cloud-init's
 	// write-files-deferred stage).
 	Defer bool `json:"defer,omitempty"`
+	// Source is where the content is fetched from (cloud-init's
+	// source.uri and source.headers); Content is the fallback when the
+	// fetch fails and HasContent says the entry gave one.
+	Source     *WriteFileSource `json:"-"`
+	HasContent bool             `json:"-"`
+}
+
+// WriteFileSource is a write_files entry's source: a URL (which may
+// carry credentials: never logged as is) and the headers to send.
+type WriteFileSource struct {
+	URI     string
+	Headers map[string]string
 }
 
 // Decoded returns the file content with its encoding undone.
@@ -129,6 +141,14 @@ var handledKeys = map[string]bool{
 	// Read from the merged document by the users handler (the default
 	// user: a name or a mapping), not decoded here.
 	"user": true,
+	// Read from the merged document by the groups handler, which
+	// package cloudconfig normalises.
+	"groups": true,
+	// Read from the merged document by the locale, ca-certs, ntp, apt,
+	// phone-home and power-state handlers, which package cloudconfig
+	// decides.
+	"locale": true, "locale_configfile": true, "ca_certs": true, "ca-certs": true, "ntp": true,
+	"apt": true, "phone_home": true, "power_state": true,
 	// Read from the merged document by the disk handlers (growpart,
 	// resize-rootfs, mounts, disk-setup), which package disks decodes.
 	"growpart": true, "resize_rootfs": true, "mounts": true, "mount_default_fields": true,
@@ -486,6 +506,22 @@ func (d *ccDecoder) writeFiles(v any) []WriteFile {
 			continue
 		}
 		w.Content = d.str(m, "content")
+		_, w.HasContent = m["content"]
+		switch src := m["source"].(type) {
+		case nil:
+		case map[string]any:
+			if uri := d.str(src, "uri"); uri != "" {
+				w.Source = &WriteFileSource{URI: uri}
+				if h, ok := src["headers"].(map[string]any); ok {
+					w.Source.Headers = map[string]string{}
+					for k, v := range h {
+						w.Source.Headers[k] = fmt.Sprint(v)
+					}
+				}
+			}
+		default:
+			d.warnf("%s.source: %s is not a mapping; ignored", key, typeName(src))
+		}
 		w.Encoding = strings.ToLower(strings.TrimSpace(d.str(m, "encoding")))
 		if o := d.str(m, "owner"); o != "" {
 			w.Owner = o

@@ -54,8 +54,20 @@ type HTTPFetcher struct {
 	httpClient *http.Client
 }
 
+// HeaderFetcher is a Fetcher that can send request headers
+// (write_files source.headers).
+type HeaderFetcher interface {
+	FetchHeaders(ctx context.Context, url string, headers map[string]string) ([]byte, error)
+}
+
 // Fetch implements Fetcher.
 func (f *HTTPFetcher) Fetch(ctx context.Context, rawURL string) ([]byte, error) {
+	return f.FetchHeaders(ctx, rawURL, nil)
+}
+
+// FetchHeaders is Fetch sending headers with each attempt (their values
+// may be credentials: they are never part of an error).
+func (f *HTTPFetcher) FetchHeaders(ctx context.Context, rawURL string, headers map[string]string) ([]byte, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("include %q: %w", rawURL, err)
@@ -73,7 +85,7 @@ func (f *HTTPFetcher) Fetch(ctx context.Context, rawURL string) ([]byte, error) 
 	var body []byte
 	err = retry.Run(ctx, p, func() error {
 		var err error
-		body, err = f.once(ctx, rawURL)
+		body, err = f.once(ctx, rawURL, headers)
 		return err
 	})
 	if err != nil {
@@ -114,7 +126,7 @@ func (f *HTTPFetcher) newClient() *http.Client {
 	return &c
 }
 
-func (f *HTTPFetcher) once(ctx context.Context, rawURL string) ([]byte, error) {
+func (f *HTTPFetcher) once(ctx context.Context, rawURL string, headers map[string]string) ([]byte, error) {
 	timeout := f.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -124,6 +136,9 @@ func (f *HTTPFetcher) once(ctx context.Context, rawURL string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := f.client().Do(req)
 	if err != nil {

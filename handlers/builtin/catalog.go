@@ -30,6 +30,10 @@ func Catalog() handlers.Catalog {
 		hostnameHandler,
 		networkHandler,
 		kernelModulesHandler,
+		// cloud-init's init stage: ca_certs, then users_groups (the
+		// top-level groups, then users).
+		caCertsHandler,
+		groupsHandler,
 		usersHandler,
 		sshKeysHandler,
 		// systemd is told READY=1 after host-keys: the host is named,
@@ -37,11 +41,21 @@ func Catalog() handlers.Catalog {
 		// (ordered after flint.service) may start while packages, runcmd
 		// and scripts go on, as cloud-init's final stage does after sshd.
 		hostKeysHandler,
+		// cloud-init's config stage: locale, set_passwords' ssh_pwauth,
+		// apt_configure, ntp, then timezone.
+		localeHandler,
+		sshPwauthHandler,
+		aptHandler,
+		ntpHandler,
 		timezoneHandler,
 		packagesHandler,
 		runcmdHandler,
 		writeFilesDeferredHandler,
 		scriptsHandler,
+		// cloud-init's final stage: phone_home, then the final message.
+		phoneHomeHandler,
 		finalMessageHandler,
+		// Last: it acts once flint has exited.
+		powerStateHandler,
 	}
 }

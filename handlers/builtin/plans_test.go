@@ -63,7 +63,7 @@ func TestTheKeysPlanGivesRootTheSharedKeysBehindTheForcedCommand(t *testing.T) {
 		{"with flint.yaml's own forced command", sshKeysConfig{DisableRootOpts: `command="echo $USER not $DISABLE_USER"`}, userdata.CloudConfig{}, "echo admin not root"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := planKeys(tc.cfg, &tc.cc, specs, md, nil)
+			p, err := planKeys(tc.cfg, &tc.cc, specs, md, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +82,7 @@ func TestTheKeysPlanGivesRootTheSharedKeysBehindTheForcedCommand(t *testing.T) {
 			}
 		})
 	}
-	if _, err := planKeys(sshKeysConfig{DisableRootOpts: `command="unterminated`}, &userdata.CloudConfig{}, specs, md, nil); err == nil {
+	if _, err := planKeys(sshKeysConfig{DisableRootOpts: `command="unterminated`}, &userdata.CloudConfig{}, specs, md, nil, nil); err == nil {
 		t.Error("a broken forced command was planned: root would get a plain key")
 	}
 }

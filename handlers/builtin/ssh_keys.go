@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/flint-dev/flint/cloudconfig"
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
@@ -86,22 +87,34 @@ type keysPlan struct {
 	// disable_root and no default user, root's file would only hold a
 	// forced command that sends everyone to a user that does not exist.
 	rootSkipped int
+	// redirectNotes say why an ssh_redirect_user gave no lines (no
+	// default user, no instance keys), as cloud-init warns;
+	// redirectErrs are ssh_redirect_user values that cannot be applied:
+	// such a user gets no keys at all.
+	redirectNotes, redirectErrs []string
 }
 
 // planKeys decides the keys: the default user gets the instance's
 // metadata keys and cloud-config ssh_authorized_keys, every user its own
 // keys, and root the shared ones, behind the disable_root forced command
 // unless disable_root is off (cloud-config's word wins over flint.yaml's).
-func planKeys(cfg sshKeysConfig, cc *userdata.CloudConfig, specs []userSpec, mdKeys []sshkeys.Key, mdProbs []sshkeys.Problem) (keysPlan, error) {
+// A user whose entry in rawUsers (user-data's users entries by name) has
+// ssh_redirect_user gets the instance's metadata keys behind cloud-init's
+// forced command naming the default user (cloudconfig.SSHRedirect).
+func planKeys(cfg sshKeysConfig, cc *userdata.CloudConfig, specs []userSpec, mdKeys []sshkeys.Key, mdProbs []sshkeys.Problem, rawUsers map[string]map[string]any) (keysPlan, error) {
 	p := keysPlan{probs: mdProbs}
 	ccKeys, probs := sshkeys.Parse("cloud-config ssh_authorized_keys", strings.Join(cc.SSHAuthorizedKeys, "\n"))
 	p.probs = append(p.probs, probs...)
 	shared := append(slices.Clip(mdKeys), ccKeys...)
 	defaultUser := ""
 	for _, s := range specs {
-		var ks []sshkeys.Key
 		if s.Default {
 			defaultUser = s.Name
+		}
+	}
+	for _, s := range specs {
+		var ks []sshkeys.Key
+		if s.Default {
 			ks = append(ks, shared...)
 		}
 		if len(s.SSHImportID) > 0 {
@@ -110,6 +123,13 @@ func planKeys(cfg sshKeysConfig, cc *userdata.CloudConfig, specs []userSpec, mdK
 		own, probs := sshkeys.Parse("cloud-config users "+s.Name+" ssh_authorized_keys", strings.Join(s.SSHAuthorizedKeys, "\n"))
 		p.probs = append(p.probs, probs...)
 		ks = append(ks, own...)
+		if raw := rawUsers[s.Name]; raw != nil {
+			redirected, ok := p.planRedirect(s.Name, raw, defaultUser, mdKeys)
+			if !ok {
+				continue
+			}
+			ks = append(ks, redirected...)
+		}
 		if len(ks) > 0 {
 			p.grants = append(p.grants, keyGrant{s.Name, ks})
 		}
@@ -147,6 +167,52 @@ func planKeys(cfg sshKeysConfig, cc *userdata.CloudConfig, specs []userSpec, mdK
 	return p, nil
 }
 
+// planRedirect is users[].ssh_redirect_user for user name: the keys it
+// adds, and false when the value cannot be applied (the user then gets
+// no keys, where cloud-init would not create it).
+func (p *keysPlan) planRedirect(name string, raw map[string]any, defaultUser string, mdKeys []sshkeys.Key) ([]sshkeys.Key, bool) {
+	lines := make([]string, len(mdKeys))
+	for i, k := range mdKeys {
+		lines[i] = k.Line
+	}
+	out, note, err := cloudconfig.SSHRedirect(name, raw, defaultUser, lines)
+	if err != nil {
+		// The users handler has made the account: say what flint kept.
+		p.redirectErrs = append(p.redirectErrs, strings.Replace(err.Error(), "user not created", "no keys installed for "+name, 1))
+		return nil, false
+	}
+	if note != "" {
+		p.redirectNotes = append(p.redirectNotes, note)
+	}
+	keys, probs := sshkeys.Parse("ssh_redirect_user of "+name, strings.Join(out, "\n"))
+	p.probs = append(p.probs, probs...)
+	return keys, true
+}
+
+// rawUserEntries are user-data's users entries by name, as written: the
+// keys the typed decoding does not keep (ssh_redirect_user) are read
+// from them.
+func rawUserEntries(v any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	switch v := v.(type) {
+	case []any:
+		for _, e := range v {
+			if m, ok := e.(map[string]any); ok {
+				if n, ok := m["name"].(string); ok {
+					out[n] = m
+				}
+			}
+		}
+	case map[string]any:
+		for n, e := range v {
+			if m, ok := e.(map[string]any); ok {
+				out[n] = m
+			}
+		}
+	}
+	return out
+}
+
 func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 	var cfg sshKeysConfig
 	if err := b.Settings(&cfg); err != nil {
@@ -168,7 +234,11 @@ func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 	if err != nil {
 		return fmt.Errorf("reading the instance's public keys: %w", err)
 	}
-	plan, err := planKeys(cfg, cc, specs, mdKeys, mdProbs)
+	var rawUsers any
+	if ud, err := b.UserData(ctx); err == nil {
+		rawUsers = ud.Config["users"]
+	}
+	plan, err := planKeys(cfg, cc, specs, mdKeys, mdProbs, rawUserEntries(rawUsers))
 	for _, name := range plan.importIDs {
 		b.Note("%s: ssh_import_id is not supported (it fetches keys from the network); give ssh_authorized_keys", name)
 		b.Log.Warn("ssh_import_id is not supported", "user", name)
@@ -186,7 +256,13 @@ func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 		b.Note("%s", msg)
 		b.Warn("%s", msg)
 	}
+	for _, n := range plan.redirectNotes {
+		b.Note("%s", n)
+	}
 	var errs []error
+	for _, e := range plan.redirectErrs {
+		errs = append(errs, errors.New(e))
+	}
 	planned := 0
 	for _, w := range plan.grants {
 		u, err := accounts.LookupUser(b.Root, w.user)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path"
 	"strings"
@@ -47,19 +48,24 @@ func runWriteFiles(ctx context.Context, b *handlers.Boot, deferred bool) error {
 	}
 	f := failures{what: "files", total: len(files)}
 	for _, w := range files {
-		f.add(writeOneFile(b, db, w))
+		f.add(writeOneFile(ctx, b, db, w))
 	}
 	return f.err()
 }
 
-func writeOneFile(b *handlers.Boot, db *accounts.DB, w userdata.WriteFile) error {
+func writeOneFile(ctx context.Context, b *handlers.Boot, db *accounts.DB, w userdata.WriteFile) error {
 	rel, err := writeFilePath(w.Path)
 	if err != nil {
 		return err
 	}
-	data, err := w.Decoded()
+	data, fetched, err := fetchWriteFileSource(ctx, b, w)
 	if err != nil {
-		return fmt.Errorf("%s: %w", w.Path, err)
+		return err
+	}
+	if !fetched {
+		if data, err = w.Decoded(); err != nil {
+			return fmt.Errorf("%s: %w", w.Path, err)
+		}
 	}
 	owner, err := db.Owner(w.Owner)
 	if err != nil {
@@ -151,4 +157,59 @@ func writeFilePath(p string) (string, error) {
 		return "", fmt.Errorf("write_files: path %q names the root", p)
 	}
 	return rel, nil
+}
+
+// fetchWriteFileSource fetches an entry's source.uri as #include URLs are
+// fetched (the user-data fetcher: http and https, size cap, retries),
+// with its headers. A failed fetch falls back to the entry's content with
+// a note, as cloud-init does; without content it fails the entry, which
+// is not written (cloud-init would write an empty file). The URL is
+// noted without credentials or query.
+func fetchWriteFileSource(ctx context.Context, b *handlers.Boot, w userdata.WriteFile) (data []byte, fetched bool, err error) {
+	if w.Source == nil {
+		return nil, false, nil
+	}
+	shown := redactURL(w.Source.URI)
+	if b.DryRun {
+		b.Note("would fetch %s for %s", shown, w.Path)
+		return nil, true, nil
+	}
+	fetcher := b.UserDataOptions.Fetcher
+	if fetcher == nil {
+		fetcher = &userdata.HTTPFetcher{MaxSize: b.UserDataOptions.MaxSize}
+	}
+	if hf, ok := fetcher.(userdata.HeaderFetcher); ok {
+		data, err = hf.FetchHeaders(ctx, w.Source.URI, w.Source.Headers)
+	} else {
+		if len(w.Source.Headers) > 0 {
+			b.Note("%s: source.headers not sent (the fetcher cannot)", w.Path)
+		}
+		data, err = fetcher.Fetch(ctx, w.Source.URI)
+	}
+	if err == nil {
+		b.Note("fetched %s for %s", shown, w.Path)
+		return data, true, nil
+	}
+	why := strings.ReplaceAll(err.Error(), w.Source.URI, shown)
+	if !w.HasContent {
+		return nil, false, fmt.Errorf("%s: source %s could not be fetched (%s) and the entry has no content to fall back to; not written", w.Path, shown, why)
+	}
+	b.Note("%s: source %s could not be fetched (%s); written from its content instead", w.Path, shown, why)
+	b.Warn("write_files %s: source %s could not be fetched; written from its content instead", w.Path, shown)
+	return nil, false, nil
+}
+
+// redactURL is a URL as logs may show it: no user information, no query
+// (a signed URL's query is a credential).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = "…"
+	}
+	u.Fragment = ""
+	return u.String()
 }
