@@ -1,0 +1,290 @@
+package builtin
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/handlers/handlerstest"
+	"github.com/flint-dev/flint/imds/imdstest"
+	"github.com/flint-dev/flint/internal/rootfs"
+)
+
+// The fault matrix: every kind of path the boot reads, answered with every
+// kind of failure, then a boot without the fault. Each scenario checks the
+// reachability invariant, what was written, what is marked done, the
+// report, and that the next boot finishes what was left, once.
+
+// faultHandlers are the handlers a fault scenario runs: every one that
+// reads the paths below but network and kernel-modules, which change the
+// host (the network interfaces' scenario checks the chain around them).
+var faultHandlers = []string{"write-files", "hostname", "users", "ssh-keys", "host-keys", "runcmd"}
+
+// faultKinds are the failures each path is given.
+var faultKinds = []struct {
+	name  string
+	fault imdstest.Fault
+}{
+	{"404", imdstest.Fault{Status: 404}},
+	{"500", imdstest.Fault{Status: 500}},
+	{"503-retry-after", imdstest.Fault{Status: 503, RetryAfter: "1"}},
+	{"429", imdstest.Fault{Status: 429}},
+	{"reset", imdstest.Fault{Reset: true}},
+	{"reset-mid-body", imdstest.Fault{Truncate: true, Reset: true}},
+	{"truncated-body", imdstest.Fault{Truncate: true}},
+	// Beyond imds.deadline (2s): the read gives up at the deadline.
+	{"hang", imdstest.Fault{Latency: 30 * time.Second}},
+}
+
+// faultPath is one kind of path and what its loss may cost.
+type faultPath struct {
+	name, path string
+	// affected are the handlers allowed to end other than ok or skipped
+	// while the path is unreadable; every other one must be unaffected.
+	affected []string
+	// keys are the public keys installed while the path is unreadable.
+	keys []string
+	// userData is false when the path's loss stops user-data's work.
+	userData bool
+	// gone tells whether a path answering 404 is simply absent, which
+	// is not a fault for an optional path.
+	optional bool
+}
+
+var faultPaths = []faultPath{
+	{name: "user-data", path: "user-data", affected: []string{"users", "ssh-keys", "write-files", "runcmd", "hostname", "host-keys"},
+		keys: []string{"alice@laptop", "deploy-key"}},
+	{name: "key-listing", path: "meta-data/public-keys/", affected: []string{"users", "ssh-keys"}, userData: true},
+	{name: "mac-listing", path: "meta-data/network/interfaces/macs/",
+		keys: []string{"alice@laptop", "deploy-key"}, userData: true, optional: true},
+	{name: "interfaces", path: "meta-data/network/interfaces/*",
+		keys: []string{"alice@laptop", "deploy-key"}, userData: true, optional: true},
+	{name: "leaf", path: "meta-data/local-hostname", affected: []string{"hostname"},
+		keys: []string{"alice@laptop", "deploy-key"}, userData: true},
+	{name: "one-key", path: "meta-data/public-keys/1/openssh-key", affected: []string{"users", "ssh-keys"},
+		keys: []string{"alice@laptop"}, userData: true},
+	{name: "identity-document", path: "dynamic/instance-identity/document",
+		keys: []string{"alice@laptop", "deploy-key"}, userData: true, optional: true},
+}
+
+// faultRun runs the matrix's handlers in-process and returns the status,
+// the run's error and its output.
+func faultRun(t *testing.T, in *instance) (*handlers.Status, error, string) {
+	t.Helper()
+	var out bytes.Buffer
+	s := in.Setup(&out, &out)
+	s.Only = faultHandlers
+	st, err := handlers.Execute(context.Background(), s)
+	return st, err, out.String()
+}
+
+func TestFaultMatrixEveryPathEveryFailure(t *testing.T) {
+	needAccountTools(t)
+	// The scenarios mostly wait for the deadline: run several at once
+	// whatever -parallel says (t.Run may be called from many goroutines).
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 8)
+	defer wg.Wait()
+	for _, p := range faultPaths {
+		for _, k := range faultKinds {
+			wg.Add(1)
+			slots <- struct{}{}
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				t.Run(p.name+"/"+k.name, func(t *testing.T) { faultScenario(t, p, k.fault) })
+			}()
+		}
+	}
+}
+
+// faultScenario is one cell of the matrix: f on p, then a boot without it.
+func faultScenario(t *testing.T, p faultPath, f imdstest.Fault) {
+	f.Path = p.path
+	in := reachInstance(t)
+	in.Emu.AddFault(f)
+	st, err, out := faultRun(t, in)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	// 404 says the value does not exist: no fault, nothing to
+	// finish later, and what does exist is in place.
+	absent := f.Status == 404
+	keys := p.keys
+	if absent {
+		keys = map[string][]string{"key-listing": nil, "one-key": {"alice@laptop"}}[p.name]
+		if keys == nil && p.name != "key-listing" {
+			keys = []string{"alice@laptop", "deploy-key"}
+		}
+	}
+	wantReachable(t, in, keys...)
+	wantReport(t, in, st, out)
+	if absent {
+		in.Emu.ClearFaults()
+		st, err, out := faultRun(t, in)
+		if err != nil || st.State != handlers.StateDone || len(st.Warnings) != 0 {
+			t.Fatalf("boot after: %v %s %q\n%s", err, st.State, st.Warnings, out)
+		}
+		wantAtMostOnce(t, in)
+		return
+	}
+	degraded := false
+	for _, r := range st.Handlers {
+		if r.Status == handlers.ResultOK || r.Status == handlers.ResultSkipped {
+			continue
+		}
+		degraded = true
+		if !slices.Contains(p.affected, r.Name) {
+			t.Errorf("%s: %s (%s): the path does not concern it\n%s", r.Name, r.Status, r.Reason, out)
+		}
+		if r.Status != handlers.ResultPartial && r.Status != handlers.ResultFailed && r.Status != handlers.ResultNotRun {
+			t.Errorf("%s: %s", r.Name, r.Status)
+		}
+	}
+	if want := map[bool]string{true: handlers.StateDegraded, false: handlers.StateDone}[degraded]; st.State != want {
+		t.Errorf("state %s with warnings %q, want %s\n%s", st.State, st.Warnings, want, out)
+	}
+	if !p.optional && len(p.affected) > 0 && !degraded {
+		t.Errorf("nothing reports the unreadable %s\n%s", p.path, out)
+	}
+	_, markerErr := os.Stat(filepath.Join(in.Root, "etc/reach-marker"))
+	if p.userData != (markerErr == nil) {
+		t.Errorf("write_files ran: %v, want %v", markerErr == nil, p.userData)
+	}
+	if p.userData != strings.Contains(in.ReadFile(t, "etc/passwd"), "\ncarol:") {
+		t.Errorf("user-data's user made: %v, want %v", !p.userData, p.userData)
+	}
+
+	// The service recovers: the next boot finishes, once.
+	in.Emu.ClearFaults()
+	wantRecovered(t, in)
+}
+
+// wantReport checks the report of a run: status.json says what the
+// returned status says, each warning is one line given once, and the
+// fault's own words appear once at most.
+func wantReport(t *testing.T, in *instance, st *handlers.Status, out string) {
+	t.Helper()
+	root, err := rootfs.Open(in.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	disk, err := handlers.ReadStatus(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disk.State != st.State || !slices.Equal(disk.Warnings, st.Warnings) || len(disk.Handlers) != len(st.Handlers) {
+		t.Errorf("status.json %s %q, the run %s %q", disk.State, disk.Warnings, st.State, st.Warnings)
+	}
+	seen := map[string]bool{}
+	for _, w := range st.Warnings {
+		if strings.Contains(w, "\n") || seen[w] {
+			t.Errorf("warning %q repeated or not one line", w)
+		}
+		seen[w] = true
+	}
+	for _, r := range st.Handlers {
+		if r.Reason == "" || strings.HasPrefix(r.Reason, "not selected") {
+			continue
+		}
+		if strings.Contains(r.Reason, "\n") {
+			t.Errorf("%s: reason not one line: %q", r.Name, r.Reason)
+		}
+	}
+	// A line that carries the failed request itself (its URL) says what
+	// the warnings or another handler already said: once is enough.
+	said := 0
+	for _, line := range append(append([]string(nil), st.Warnings...), reasons(st)...) {
+		if strings.Contains(line, "127.0.0.1") || strings.Contains(line, "GET ") {
+			said++
+		}
+	}
+	if said > 1 {
+		t.Errorf("the failed request is reported %d times: %q %q", said, st.Warnings, reasons(st))
+	}
+}
+
+func reasons(st *handlers.Status) []string {
+	var out []string
+	for _, r := range st.Handlers {
+		if r.Reason != "" {
+			out = append(out, r.Reason)
+		}
+	}
+	return out
+}
+
+// wantRecovered runs a boot on a healthy service and a third one after it:
+// the second ends done with everything in place once, the third has
+// nothing left to do.
+func wantRecovered(t *testing.T, in *instance) {
+	t.Helper()
+	st, err, out := faultRun(t, in)
+	if err != nil || st.State != handlers.StateDone || len(st.Warnings) != 0 {
+		t.Fatalf("boot after the fault: %v %s %q\n%s", err, st.State, st.Warnings, out)
+	}
+	for _, r := range st.Handlers {
+		if r.Status != handlers.ResultOK && r.Status != handlers.ResultSkipped {
+			t.Errorf("boot after the fault: %s %s (%s)", r.Name, r.Status, r.Reason)
+		}
+	}
+	wantReachable(t, in, "alice@laptop", "deploy-key")
+	wantOnce(t, in)
+	st, err, out = faultRun(t, in)
+	if err != nil || st.State != handlers.StateDone {
+		t.Fatalf("third boot: %v %s\n%s", err, st.State, out)
+	}
+	for _, name := range []string{"users", "ssh-keys", "write-files"} {
+		if r := handlerstest.Result(st, name); r.Status != handlers.ResultSkipped {
+			t.Errorf("third boot %s: %s (%s), want skipped", name, r.Status, r.Reason)
+		}
+	}
+	wantOnce(t, in)
+}
+
+// wantAtMostOnce checks that nothing the boot makes is there twice.
+func wantAtMostOnce(t *testing.T, in *instance) {
+	t.Helper()
+	passwd := "\n" + in.ReadFile(t, "etc/passwd")
+	for _, u := range []string{"admin", "carol"} {
+		if n := strings.Count(passwd, "\n"+u+":"); n > 1 {
+			t.Errorf("%s appears %d times in passwd", u, n)
+		}
+	}
+	ak, _ := os.ReadFile(filepath.Join(in.Root, "home/admin/.ssh/authorized_keys"))
+	for _, k := range []string{"alice@laptop", "deploy-key"} {
+		if n := strings.Count(string(ak), k); n > 1 {
+			t.Errorf("key %s installed %d times", k, n)
+		}
+	}
+}
+
+// wantOnce checks that what the boot makes is there exactly once.
+func wantOnce(t *testing.T, in *instance) {
+	t.Helper()
+	if got := in.ReadFile(t, "etc/reach-marker"); got != "written once" {
+		t.Errorf("reach-marker %q", got)
+	}
+	passwd := "\n" + in.ReadFile(t, "etc/passwd")
+	for _, u := range []string{"admin", "carol"} {
+		if n := strings.Count(passwd, "\n"+u+":"); n != 1 {
+			t.Errorf("%s appears %d times in passwd", u, n)
+		}
+	}
+	ak := in.ReadFile(t, "home/admin/.ssh/authorized_keys")
+	for _, k := range []string{"alice@laptop", "deploy-key"} {
+		if n := strings.Count(ak, k); n != 1 {
+			t.Errorf("key %s installed %d times", k, n)
+		}
+	}
+	if h := strings.TrimSpace(in.ReadFile(t, "etc/hostname")); h == "" {
+		t.Error("no hostname")
+	}
+}
