@@ -3,6 +3,8 @@ package builtin
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -286,5 +288,160 @@ func wantOnce(t *testing.T, in *instance) {
 	}
 	if h := strings.TrimSpace(in.ReadFile(t, "etc/hostname")); h == "" {
 		t.Error("no hostname")
+	}
+}
+
+// lateService serves the instance's emulator on a loopback port that
+// refuses connections until after: the metadata service coming up late.
+func lateService(t *testing.T, in *instance, after time.Duration) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	srv := &http.Server{Handler: in.Emu}
+	done := make(chan struct{})
+	timer := time.AfterFunc(after, func() {
+		defer close(done)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("late listener: %v", err)
+			return
+		}
+		srv.Serve(l)
+	})
+	t.Cleanup(func() {
+		if timer.Stop() {
+			return
+		}
+		srv.Close()
+		<-done
+	})
+	in.URL = "http://" + addr
+}
+
+func TestFaultTheServiceItself(t *testing.T) {
+	needAccountTools(t)
+	for _, tc := range []struct {
+		name string
+		// setup breaks the service for the first boot.
+		setup func(t *testing.T, in *instance)
+		// config is added to the matrix's configuration.
+		config string
+		// fails tells the first boot cannot start: nothing is readable.
+		fails bool
+		// check looks at the emulator's log of the first boot.
+		check func(t *testing.T, log []imdstest.Request)
+	}{{
+		// The hop limit: the token PUT never comes back; v2-preferred
+		// reads with IMDSv1.
+		name: "token PUT dropped falls back to v1",
+		setup: func(t *testing.T, in *instance) {
+			in.Emu.AddFault(imdstest.Fault{Path: "api/token", Method: "PUT", Drop: true})
+		},
+		check: func(t *testing.T, log []imdstest.Request) {
+			v1 := 0
+			for _, r := range log {
+				if r.Method == "GET" && r.Token == "" && r.Status == 200 {
+					v1++
+				}
+			}
+			if v1 == 0 {
+				t.Errorf("no IMDSv1 read after the dropped PUT: %v", log)
+			}
+		},
+	}, {
+		// IMDS turned off for the instance: nothing to read, nothing done.
+		name: "token PUT 403 is IMDS disabled",
+		setup: func(t *testing.T, in *instance) {
+			in.Emu.AddFault(imdstest.Fault{Path: "api/token", Method: "PUT", Status: 403})
+		},
+		fails: true,
+	}, {
+		// The token expires while the run reads: a new one is fetched
+		// and the run goes on.
+		name: "token expiry mid-run",
+		setup: func(t *testing.T, in *instance) {
+			in.Emu.AddFault(imdstest.Fault{Path: "meta-data/local-hostname", Latency: 300 * time.Millisecond})
+			stop := make(chan struct{})
+			t.Cleanup(func() { close(stop) })
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(5 * time.Millisecond):
+					}
+					for _, r := range in.Emu.Log() {
+						if strings.HasSuffix(r.Path, "meta-data/instance-id") {
+							in.Emu.ExpireTokens()
+							return
+						}
+					}
+				}
+			}()
+		},
+		check: func(t *testing.T, log []imdstest.Request) {
+			expired, puts := false, 0
+			for _, r := range log {
+				expired = expired || r.Token == "expired"
+				if r.Method == "PUT" {
+					puts++
+				}
+			}
+			if !expired || puts < 2 {
+				t.Errorf("want a read with the expired token, then a new token: %v", log)
+			}
+		},
+	}, {
+		// The service comes up seconds after the boot starts.
+		name:   "the service absent for the first seconds",
+		setup:  func(t *testing.T, in *instance) { lateService(t, in, 2500*time.Millisecond) },
+		config: "imds:\n  deadline: 8s\n",
+		check: func(t *testing.T, log []imdstest.Request) {
+			if len(log) == 0 {
+				t.Error("nothing read")
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := reachInstance(t)
+			if tc.config != "" {
+				in.Config(t, acctConfig+tc.config)
+			}
+			tc.setup(t, in)
+			st, err, out := faultRun(t, in)
+			wantReport(t, in, st, out)
+			if tc.fails {
+				if err == nil || st.State != handlers.StateError || strings.Contains(st.Error, "\n") {
+					t.Fatalf("first boot: %v, %s %q, want one error line\n%s", err, st.State, st.Error, out)
+				}
+				if _, err := os.Stat(filepath.Join(in.Root, "home/admin")); err == nil {
+					t.Error("a handler ran without the metadata")
+				}
+			} else {
+				if err != nil || st.State != handlers.StateDone || len(st.Warnings) != 0 {
+					t.Fatalf("first boot: %v, %s %q\n%s", err, st.State, st.Warnings, out)
+				}
+				wantReachable(t, in, "alice@laptop", "deploy-key")
+				wantOnce(t, in)
+			}
+			if tc.check != nil {
+				tc.check(t, in.Emu.Log())
+			}
+			in.Emu.ClearFaults()
+			if tc.fails {
+				wantRecovered(t, in)
+				return
+			}
+			// Nothing was left: the next boot does nothing again.
+			st, err, out = faultRun(t, in)
+			if err != nil || st.State != handlers.StateDone {
+				t.Fatalf("next boot: %v %s\n%s", err, st.State, out)
+			}
+			wantOnce(t, in)
+		})
 	}
 }
