@@ -86,14 +86,14 @@ var faultPaths = []faultPath{
 }
 
 // faultRun runs the matrix's handlers in-process and returns the status,
-// the run's error and its output.
-func faultRun(t *testing.T, in *instance) (*handlers.Status, error, string) {
+// its output and the run's error.
+func faultRun(t *testing.T, in *instance) (*handlers.Status, string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	s := in.Setup(&out, &out)
 	s.Only = faultHandlers
 	st, err := handlers.Execute(context.Background(), s)
-	return st, err, out.String()
+	return st, out.String(), err
 }
 
 func TestFaultMatrixEveryPathEveryFailure(t *testing.T) {
@@ -120,7 +120,7 @@ func faultScenario(t *testing.T, p faultPath, f imdstest.Fault) {
 	f.Path = p.path
 	in := reachInstance(t)
 	in.Emu.AddFault(f)
-	st, err, out := faultRun(t, in)
+	st, out, err := faultRun(t, in)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
@@ -138,7 +138,7 @@ func faultScenario(t *testing.T, p faultPath, f imdstest.Fault) {
 	wantReport(t, in, st, out)
 	if absent {
 		in.Emu.ClearFaults()
-		st, err, out := faultRun(t, in)
+		st, out, err := faultRun(t, in)
 		if err != nil || st.State != handlers.StateDone || len(st.Warnings) != 0 {
 			t.Fatalf("boot after: %v %s %q\n%s", err, st.State, st.Warnings, out)
 		}
@@ -259,7 +259,7 @@ func reasons(st *handlers.Status) []string {
 // nothing left to do.
 func wantRecovered(t *testing.T, in *instance) {
 	t.Helper()
-	st, err, out := faultRun(t, in)
+	st, out, err := faultRun(t, in)
 	if err != nil || st.State != handlers.StateDone || len(st.Warnings) != 0 {
 		t.Fatalf("boot after the fault: %v %s %q\n%s", err, st.State, st.Warnings, out)
 	}
@@ -270,7 +270,7 @@ func wantRecovered(t *testing.T, in *instance) {
 	}
 	wantReachable(t, in, "alice@laptop", "deploy-key")
 	wantOnce(t, in)
-	st, err, out = faultRun(t, in)
+	st, out, err = faultRun(t, in)
 	if err != nil || st.State != handlers.StateDone {
 		t.Fatalf("third boot: %v %s\n%s", err, st.State, out)
 	}
@@ -443,7 +443,7 @@ func TestFaultTheServiceItself(t *testing.T) {
 				in.Config(t, acctConfig+tc.config)
 			}
 			tc.setup(t, in)
-			st, err, out := faultRun(t, in)
+			st, out, err := faultRun(t, in)
 			wantReport(t, in, st, out)
 			if tc.fails {
 				if err == nil || st.State != handlers.StateError || strings.Contains(st.Error, "\n") {
@@ -468,7 +468,7 @@ func TestFaultTheServiceItself(t *testing.T) {
 				return
 			}
 			// Nothing was left: the next boot does nothing again.
-			st, err, out = faultRun(t, in)
+			st, out, err = faultRun(t, in)
 			if err != nil || st.State != handlers.StateDone {
 				t.Fatalf("next boot: %v %s\n%s", err, st.State, out)
 			}
