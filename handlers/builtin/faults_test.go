@@ -58,6 +58,8 @@ type faultPath struct {
 	keys []string
 	// userData is false when the path's loss stops user-data's work.
 	userData bool
+	// ud replaces the instance's user-data when set.
+	ud string
 	// optional tells no handler of the matrix needs the path.
 	optional bool
 	// network is the result of the network handler's plan (a dry run,
@@ -81,8 +83,12 @@ var faultPaths = []faultPath{
 		keys: []string{"alice@laptop", "deploy-key"}, userData: true},
 	{name: "one-key", path: "meta-data/public-keys/1/openssh-key", affected: []string{"users", "ssh-keys"},
 		keys: []string{"alice@laptop"}, userData: true},
+	// Templates read the identity document; the region and zone have
+	// the meta-data's placement to fall back on, so the file is the same.
 	{name: "identity-document", path: "dynamic/instance-identity/document",
-		keys: []string{"alice@laptop", "deploy-key"}, userData: true, optional: true},
+		keys: []string{"alice@laptop", "deploy-key"}, userData: true, optional: true,
+		ud: "## template: jinja\n" + strings.Replace(reachUserData, "content: written once",
+			"content: written {% if v1.region == 'eu-west-1' and v1.availability_zone == 'eu-west-1a' %}once{% endif %}", 1)},
 }
 
 // faultRun runs the matrix's handlers in-process and returns the status,
@@ -119,6 +125,9 @@ func TestFaultMatrixEveryPathEveryFailure(t *testing.T) {
 func faultScenario(t *testing.T, p faultPath, f imdstest.Fault) {
 	f.Path = p.path
 	in := reachInstance(t)
+	if p.ud != "" {
+		in.Emu.Set("user-data", []byte(p.ud))
+	}
 	in.Emu.AddFault(f)
 	st, out, err := faultRun(t, in)
 	if err != nil {
