@@ -52,6 +52,9 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	failed := map[string]bool{}
 	partial := false
 	stopped := ""
+	// firstUnrecorded names the first handler whose semaphore could not
+	// be written: the state directory's error is reported there, once.
+	firstUnrecorded := ""
 	for i, h := range hs {
 		if i > 0 && hs[i-1].Name() == opts.ReadyAfter && opts.Notify != nil {
 			// Whatever host-keys did (ran, skipped, failed), what sshd
@@ -113,6 +116,11 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 			r.Status = ResultOK
 			if err := b.State.MarkDone(h.Frequency(), name); err != nil {
 				r.Status, r.Reason = ResultFailed, "ran, but could not record it: "+err.Error()
+				if firstUnrecorded != "" {
+					r.Reason = "ran, but could not record it (see " + firstUnrecorded + ")"
+				} else {
+					firstUnrecorded = name
+				}
 				unrecorded = true
 			}
 		case errors.Is(err, ErrNotLive):

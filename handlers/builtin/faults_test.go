@@ -530,6 +530,9 @@ func TestFaultTheDisk(t *testing.T) {
 				t.Errorf("%s: %s (%s), want failed: not recorded", name, r.Status, r.Reason)
 			}
 		}
+		if n := strings.Count(strings.Join(reasons(st), "\n"), "no space left"); n != 1 {
+			t.Errorf("the full disk is reported %d times: %q", n, reasons(st))
+		}
 		wantNoTemp(t, in)
 		// Nothing is recorded: the next boot does it again, and what it
 		// does is there once.
