@@ -28,7 +28,7 @@ DEB_AMD64    = $(CURDIR)/dist/flint_$(PKG_VERSION)_amd64.deb
 PREFIX      ?= /usr
 DESTDIR     ?=
 
-.PHONY: all build deps apt gomod test lint unit run bench clean packages install guest-test
+.PHONY: all build deps apt gomod test lint unit run bench clean packages install guest-test fuzz
 
 all: build
 
@@ -84,6 +84,20 @@ lint:
 # nothing a test does can reach 169.254.169.254 or any other real address.
 test: deps build lint packages
 	FLINT_BIN=$(CURDIR)/$(BIN) FLINT_DEB=$(DEB_AMD64) unshare -n sh -c 'ip link set lo up && GOPROXY=off CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...'
+	@$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target (func Fuzz* in a _test.go) for FUZZTIME each, one
+# worker so the run stays within a small machine, in the same private
+# network namespace as the suite. A finding fails and is kept in the
+# package's testdata/fuzz for `go test` to replay.
+FUZZTIME ?= 10s
+fuzz:
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz $$(dirname $$f) $$t $(FUZZTIME)"; \
+			unshare -n sh -c "ip link set lo up && GOPROXY=off $(GO) test -run '^\$$' -fuzz '^$$t\$$' -fuzztime $(FUZZTIME) -parallel 1 $$(dirname $$f)" || exit 1; \
+		done; \
+	done
 
 # The systemd guest alone (make test runs it too): a Debian 12 image with
 # flint installed, booted under QEMU, logged into over SSH.

@@ -58,6 +58,9 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	failed := map[string]bool{}
 	partial := false
 	stopped := ""
+	// firstUnrecorded names the first handler whose semaphore could not
+	// be written: the state directory's error is reported there, once.
+	firstUnrecorded := ""
 	for i, h := range hs {
 		if i > 0 && hs[i-1].Name() == opts.ReadyAfter && opts.Notify != nil {
 			// Whatever host-keys did (ran, skipped, failed), what sshd
@@ -109,6 +112,7 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 			opts.Notify(fmt.Sprintf("STATUS=running %s (%d/%d)", name, i+1, len(hs)))
 		}
 		r.Started = time.Now()
+		unrecorded := false
 		err := runOne(ctx, b.forHandler(h, r, log), h)
 		r.DurationMS = float64(time.Since(r.Started).Microseconds()) / 1000
 		switch {
@@ -122,6 +126,12 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 			r.Status = ResultOK
 			if err := b.State.MarkDone(h.Frequency(), name); err != nil {
 				r.Status, r.Reason = ResultFailed, "ran, but could not record it: "+err.Error()
+				if firstUnrecorded != "" {
+					r.Reason = "ran, but could not record it (see " + firstUnrecorded + ")"
+				} else {
+					firstUnrecorded = name
+				}
+				unrecorded = true
 			}
 		case errors.Is(err, ErrNotLive):
 			r.Status, r.Reason = ResultPlanned, err.Error()
@@ -138,7 +148,10 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 			}
 		}
 		if r.Status == ResultFailed {
-			failed[name] = true
+			// Work done but not recorded (a full state disk) is there for
+			// the handlers that need it: ssh-keys must still install the
+			// keys of the users that were made.
+			failed[name] = !unrecorded
 			log.Error("failed", "error", r.Reason, "duration_ms", r.DurationMS)
 			if slices.Contains(opts.Required, name) {
 				stopped = name

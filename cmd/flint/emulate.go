@@ -25,7 +25,7 @@ func emulateCommand() Command {
 		Short: "serve an instance metadata emulator",
 		Long: "Serves an instance metadata tree over HTTP, IMDSv2 tokens included, until interrupted. " +
 			"SPEC is a list of ;-separated fault rules such as path=meta-data/*,status=503,retry-after=1,count=3 " +
-			"or path=api/token,method=PUT,drop (keys: path, method, status, retry-after, latency, count, reset, drop). " +
+			"or path=api/token,method=PUT,drop (keys: path, method, status, retry-after, latency, count, reset, drop, truncate). " +
 			"--event serves interruption and maintenance notices: KIND[@+DELAY|@TIME] separated by ';', e.g. " +
 			"'spot-stop@+30s;rebalance'; more can be injected at run time with POST /_flint/events?event=KIND on the same listener.",
 		Exit:    exits("interrupted (SIGINT or SIGTERM)", "a bad fixture or fault rule, or the address cannot be listened on"),

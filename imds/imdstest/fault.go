@@ -28,6 +28,11 @@ type Fault struct {
 	// Drop never answers: the request hangs until the client gives up, as a
 	// token PUT does when the IP hop limit is too small for the container.
 	Drop bool
+	// Truncate sends the real status line and headers, with the whole
+	// body's Content-Length, then half the body, then closes the
+	// connection: a body cut short. With Reset the close is abrupt (RST),
+	// a reset mid-body.
+	Truncate bool
 	// Count limits how often the fault fires; 0 means always.
 	Count int
 }
@@ -39,6 +44,8 @@ type fault struct {
 
 func (f *fault) kind() string {
 	switch {
+	case f.Truncate:
+		return "truncate"
 	case f.Drop:
 		return "drop"
 	case f.Reset:
@@ -97,6 +104,7 @@ func matchPath(pattern, p string) bool {
 //	path=api/token,method=PUT,drop
 //	path=meta-data/*,latency=50ms
 //	path=user-data,reset,count=1
+//	path=meta-data/local-hostname,truncate
 func ParseFaults(spec string) ([]Fault, error) {
 	var out []Fault
 	for _, rule := range strings.Split(spec, ";") {
@@ -128,15 +136,20 @@ func ParseFaults(spec string) ([]Fault, error) {
 				f.Reset, err = true, flagOnly(hasV)
 			case "drop":
 				f.Drop, err = true, flagOnly(hasV)
+			case "truncate":
+				f.Truncate, err = true, flagOnly(hasV)
 			default:
-				return nil, fmt.Errorf("fault %q: unknown key %q (want path, method, status, retry-after, latency, count, reset, drop)", rule, k)
+				return nil, fmt.Errorf("fault %q: unknown key %q (want path, method, status, retry-after, latency, count, reset, drop, truncate)", rule, k)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("fault %q: bad %s %q: %v", rule, k, v, err)
 			}
 		}
-		if f.Status == 0 && f.Latency == 0 && !f.Reset && !f.Drop {
-			return nil, fmt.Errorf("fault %q: does nothing (give status, latency, reset or drop)", rule)
+		if f.Status == 0 && f.Latency == 0 && !f.Reset && !f.Drop && !f.Truncate {
+			return nil, fmt.Errorf("fault %q: does nothing (give status, latency, reset, drop or truncate)", rule)
+		}
+		if f.Truncate && (f.Status != 0 || f.Drop) {
+			return nil, fmt.Errorf("fault %q: truncate cuts the real answer; it takes no status or drop", rule)
 		}
 		if f.Method != "" && f.Method != http.MethodGet && f.Method != http.MethodPut && f.Method != http.MethodHead {
 			return nil, fmt.Errorf("fault %q: method must be GET, PUT or HEAD", rule)

@@ -1,8 +1,10 @@
 package imdstest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -197,6 +199,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		switch {
+		case f.Truncate:
+			s.truncated(w, r, entry, f.Reset)
+			return
 		case f.Drop:
 			entry.Status = 0
 			s.record(entry)
@@ -332,6 +337,45 @@ func (s *Server) tokenState(tok string, present bool) string {
 	}
 	return "valid"
 }
+
+// truncated answers as serve would, but sends only half the body before
+// closing the connection (abruptly when reset). The entry is logged before
+// the client can see the answer.
+func (s *Server) truncated(w http.ResponseWriter, r *http.Request, entry Request, reset bool) {
+	rec := &bufferedResponse{header: http.Header{}}
+	code := s.serve(rec, r, entry.Token)
+	entry.Status = code
+	s.record(entry)
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	c, bw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	if tc, ok := c.(*net.TCPConn); ok && reset {
+		tc.SetLinger(0)
+	}
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", code, http.StatusText(code))
+	rec.header.Set("Content-Length", strconv.Itoa(rec.body.Len()))
+	rec.header.Set("Connection", "close")
+	rec.header.Write(bw)
+	bw.WriteString("\r\n")
+	bw.Write(rec.body.Bytes()[:rec.body.Len()/2])
+	bw.Flush()
+}
+
+// bufferedResponse keeps an answer for truncated to cut.
+type bufferedResponse struct {
+	header http.Header
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedResponse) WriteHeader(int)             {}
 
 // resetConn closes the client's connection abruptly (RST where possible).
 func resetConn(w http.ResponseWriter) {

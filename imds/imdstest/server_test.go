@@ -120,6 +120,29 @@ func TestFaultsFireAsOftenAsAsked(t *testing.T) {
 	}
 }
 
+func TestFaultTruncateSendsHalfTheBodyThenCloses(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		s, ts := serve(t, Options{})
+		_, whole := do(t, "GET", ts.URL+"/latest/meta-data/local-hostname", nil)
+		s.AddFault(Fault{Path: "meta-data/local-hostname", Truncate: true, Reset: reset})
+		resp, err := http.Get(ts.URL + "/latest/meta-data/local-hostname")
+		if err != nil {
+			t.Fatalf("reset=%v: no status line: %v", reset, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ContentLength != int64(len(whole)) {
+			t.Errorf("reset=%v: status %d, length %d, want 200 and %d", reset, resp.StatusCode, resp.ContentLength, len(whole))
+		}
+		if err == nil || string(body) != whole[:len(whole)/2] {
+			t.Errorf("reset=%v: read %q, %v; want %q and an error", reset, body, err, whole[:len(whole)/2])
+		}
+		if last := s.Log()[len(s.Log())-1]; last.Fault != "truncate" || last.Status != 200 {
+			t.Errorf("reset=%v: log entry %+v", reset, last)
+		}
+	}
+}
+
 func TestParseFaults(t *testing.T) {
 	fs, err := ParseFaults("path=meta-data/instance-id,status=503,retry-after=1,count=3; path=api/token,method=put,drop;latency=50ms")
 	if err != nil {
@@ -128,7 +151,11 @@ func TestParseFaults(t *testing.T) {
 	if len(fs) != 3 || fs[0].Status != 503 || fs[0].Count != 3 || fs[0].RetryAfter != "1" || !fs[1].Drop || fs[1].Method != "PUT" || fs[2].Latency.Milliseconds() != 50 {
 		t.Fatalf("parsed %+v", fs)
 	}
-	for _, bad := range []string{"status=abc", "status=700", "path=x", "bogus=1", "drop=yes", "latency=fast", "method=POST,status=500"} {
+	tr, err := ParseFaults("path=user-data,truncate,reset,count=1")
+	if err != nil || len(tr) != 1 || !tr[0].Truncate || !tr[0].Reset || tr[0].Count != 1 {
+		t.Fatalf("truncate parsed %+v, %v", tr, err)
+	}
+	for _, bad := range []string{"status=abc", "status=700", "path=x", "bogus=1", "drop=yes", "latency=fast", "method=POST,status=500", "truncate=1", "truncate,status=500"} {
 		if _, err := ParseFaults(bad); err == nil {
 			t.Errorf("ParseFaults(%q) accepted", bad)
 		}
