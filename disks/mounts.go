@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // MountComment marks the fstab lines this package writes. It is
@@ -77,10 +78,13 @@ type MountsPlan struct {
 }
 
 var (
-	deviceNameRE  = regexp.MustCompile(`^([x]{0,1}[shv]d[a-z][0-9]*|sr[0-9]+)$`)
-	networkNameRE = regexp.MustCompile(`^.+:.*`)
-	wsRE          = regexp.MustCompile(`[ \t\n\r\v\f]+`)
-	ephemeralRE   = regexp.MustCompile(`^ephemeral([0-9]+)$`)
+	deviceNameRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([x]{0,1}[shv]d[a-z][0-9]*|sr[0-9]+)$`) })
+	networkNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^.+:.*`) })
+	wsRE          = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`[ 	
+]+`)
+	})
+	ephemeralRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^ephemeral([0-9]+)$`) })
 )
 
 // DefaultMountOptions is the fourth fstab field when neither the entry nor
@@ -152,7 +156,7 @@ func (p *mountPlanner) deviceFor(name string) string {
 }
 
 func (p *mountPlanner) instanceStore(name string) string {
-	m := ephemeralRE.FindStringSubmatch(name)
+	m := ephemeralRE().FindStringSubmatch(name)
 	if m == nil {
 		return ""
 	}
@@ -187,7 +191,7 @@ func (p *mountPlanner) sanitize(start string) string {
 	if devname == "ephemeral" {
 		devname = "ephemeral0"
 	}
-	if networkNameRE.MatchString(start) {
+	if networkNameRE().MatchString(start) {
 		return start
 	}
 	devicePath, partNum, dotted := devname, "", false
@@ -205,7 +209,7 @@ func (p *mountPlanner) sanitize(start string) string {
 		if !strings.HasPrefix(devicePath, "/") {
 			devicePath = "/dev/" + devicePath
 		}
-	} else if deviceNameRE.MatchString(start) {
+	} else if deviceNameRE().MatchString(start) {
 		devicePath = "/dev/" + devicePath
 	}
 	var part string
@@ -249,7 +253,7 @@ func PlanMounts(in MountsInput) MountsPlan {
 				removed = append(removed, line)
 				continue
 			}
-			fstabDevs[wsRE.Split(line, -1)[0]] = true
+			fstabDevs[wsRE().Split(line, -1)[0]] = true
 			kept = append(kept, line)
 		}
 	}
@@ -377,7 +381,7 @@ func strPtr(s string) *string { return &s }
 func foldAll(lines []string) []string {
 	out := make([]string, len(lines))
 	for i, l := range lines {
-		out[i] = wsRE.ReplaceAllString(l, " ")
+		out[i] = wsRE().ReplaceAllString(l, " ")
 	}
 	return out
 }

@@ -1,7 +1,7 @@
 package modules
 
 import (
-	"encoding/xml"
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,15 +26,36 @@ var s3Hints = map[string]string{
 // S3 error document, its code and what it means. The rest of the body is
 // not repeated: it can be long and echoes the request.
 func statusError(resp *http.Response) error {
-	var doc struct {
-		Code string `xml:"Code"`
-	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<10))
-	if xml.Unmarshal(body, &doc) != nil || doc.Code == "" {
+	code := s3ErrorCode(body)
+	if code == "" {
 		return fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
-	if hint, ok := s3Hints[doc.Code]; ok {
-		return fmt.Errorf("HTTP %d %s: %s", resp.StatusCode, doc.Code, hint)
+	if hint, ok := s3Hints[code]; ok {
+		return fmt.Errorf("HTTP %d %s: %s", resp.StatusCode, code, hint)
 	}
-	return fmt.Errorf("HTTP %d %s", resp.StatusCode, doc.Code)
+	return fmt.Errorf("HTTP %d %s", resp.StatusCode, code)
+}
+
+// s3ErrorCode returns the <Code> of an S3 <Error> document, "" for any
+// other body. S3 error codes are plain words, so no XML decoder is needed
+// (encoding/xml's start-up tables would cost every command).
+func s3ErrorCode(body []byte) string {
+	if !bytes.Contains(body, []byte("<Error>")) {
+		return ""
+	}
+	_, rest, ok := bytes.Cut(body, []byte("<Code>"))
+	if !ok {
+		return ""
+	}
+	code, _, ok := bytes.Cut(rest, []byte("</Code>"))
+	if !ok || len(code) == 0 || len(code) > 64 {
+		return ""
+	}
+	for _, c := range code {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return ""
+		}
+	}
+	return string(code)
 }

@@ -6,9 +6,10 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 )
 
-var s3RegionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+var s3RegionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`) })
 
 // Validate checks the section as far as it can without the network: URL
 // schemes, placeholders, digests, the public key, the format, the region
@@ -75,7 +76,7 @@ func (c Config) Validate() error {
 	if _, err := ParseFormat(c.Format); err != nil {
 		bad("format", "%v", err)
 	}
-	if c.S3Region != "" && !s3RegionRE.MatchString(c.S3Region) {
+	if c.S3Region != "" && !s3RegionRE().MatchString(c.S3Region) {
 		bad("s3_region", "%q is not a region name like eu-west-1", c.S3Region)
 	}
 	if c.S3Endpoint != "" {

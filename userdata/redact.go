@@ -3,6 +3,7 @@ package userdata
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Redacted stands in for a secret that `flint userdata inspect` does not
@@ -28,7 +29,9 @@ func secretKey(k string) bool {
 
 // urlPassword matches the password of a URL's user information
 // (apt's proxy: http://user:password@host:3128).
-var urlPassword = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)([^/\s@]+)(@)`)
+var urlPassword = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)([^/\s@]+)(@)`)
+})
 
 // Redact returns a copy of a cloud-config tree with its secrets replaced
 // by Redacted: the values of keys that name passwords, tokens, private
@@ -110,7 +113,7 @@ func redactString(s string) string {
 		return Redacted
 	}
 	if strings.Contains(s, "://") {
-		s = urlPassword.ReplaceAllString(s, "${1}"+Redacted+"${3}")
+		s = urlPassword().ReplaceAllString(s, "${1}"+Redacted+"${3}")
 	}
 	return s
 }

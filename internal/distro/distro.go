@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // OSRelease holds the fields of os-release(5) that identify a distribution.
@@ -90,26 +91,28 @@ var (
 // of an EC2-like cloud expects; likewise the RHEL family and Fedora images
 // on EC2 use ec2-user where upstream cloud-init says cloud-user or the
 // distribution's name.
-var families = map[string]family{
-	"debian":       {"admin", "Debian", "/bin/bash", debianGroups},
-	"ubuntu":       {"ubuntu", "Ubuntu", "/bin/bash", []string{"adm", "cdrom", "dip", "lxd", "sudo"}},
-	"amzn":         {"ec2-user", "EC2 Default User", "/bin/bash", otherGroups},
-	"fedora":       {"ec2-user", "fedora Cloud User", "/bin/bash", otherGroups},
-	"rhel":         {"ec2-user", "Cloud User", "/bin/bash", rhelGroups},
-	"centos":       {"ec2-user", "Cloud User", "/bin/bash", rhelGroups},
-	"rocky":        {"ec2-user", "rocky Cloud User", "/bin/bash", rhelGroups},
-	"almalinux":    {"ec2-user", "almalinux Cloud User", "/bin/bash", rhelGroups},
-	"ol":           {"ec2-user", "ol Cloud User", "/bin/bash", rhelGroups},
-	"cloudlinux":   {"ec2-user", "cloudlinux Cloud User", "/bin/bash", rhelGroups},
-	"eurolinux":    {"ec2-user", "eurolinux Cloud User", "/bin/bash", rhelGroups},
-	"miraclelinux": {"ec2-user", "miraclelinux Cloud User", "/bin/bash", rhelGroups},
-	"virtuozzo":    {"ec2-user", "virtuozzo Cloud User", "/bin/bash", rhelGroups},
-	"sles":         {"ec2-user", "suse Cloud User", "/bin/bash", []string{"cdrom", "users"}},
-	"suse":         {"ec2-user", "suse Cloud User", "/bin/bash", []string{"cdrom", "users"}},
-	"arch":         {"arch", "arch Cloud User", "/bin/bash", []string{"wheel", "users"}},
-	"alpine":       {"alpine", "alpine Cloud User", "/bin/ash", []string{"adm", "wheel"}},
-	"gentoo":       {"gentoo", "gentoo Cloud User", "/bin/bash", []string{"users", "wheel"}},
-}
+var families = sync.OnceValue(func() map[string]family {
+	return map[string]family{
+		"debian":       {"admin", "Debian", "/bin/bash", debianGroups},
+		"ubuntu":       {"ubuntu", "Ubuntu", "/bin/bash", []string{"adm", "cdrom", "dip", "lxd", "sudo"}},
+		"amzn":         {"ec2-user", "EC2 Default User", "/bin/bash", otherGroups},
+		"fedora":       {"ec2-user", "fedora Cloud User", "/bin/bash", otherGroups},
+		"rhel":         {"ec2-user", "Cloud User", "/bin/bash", rhelGroups},
+		"centos":       {"ec2-user", "Cloud User", "/bin/bash", rhelGroups},
+		"rocky":        {"ec2-user", "rocky Cloud User", "/bin/bash", rhelGroups},
+		"almalinux":    {"ec2-user", "almalinux Cloud User", "/bin/bash", rhelGroups},
+		"ol":           {"ec2-user", "ol Cloud User", "/bin/bash", rhelGroups},
+		"cloudlinux":   {"ec2-user", "cloudlinux Cloud User", "/bin/bash", rhelGroups},
+		"eurolinux":    {"ec2-user", "eurolinux Cloud User", "/bin/bash", rhelGroups},
+		"miraclelinux": {"ec2-user", "miraclelinux Cloud User", "/bin/bash", rhelGroups},
+		"virtuozzo":    {"ec2-user", "virtuozzo Cloud User", "/bin/bash", rhelGroups},
+		"sles":         {"ec2-user", "suse Cloud User", "/bin/bash", []string{"cdrom", "users"}},
+		"suse":         {"ec2-user", "suse Cloud User", "/bin/bash", []string{"cdrom", "users"}},
+		"arch":         {"arch", "arch Cloud User", "/bin/bash", []string{"wheel", "users"}},
+		"alpine":       {"alpine", "alpine Cloud User", "/bin/ash", []string{"adm", "wheel"}},
+		"gentoo":       {"gentoo", "gentoo Cloud User", "/bin/bash", []string{"users", "wheel"}},
+	}
+})
 
 // DefaultUser returns the default login user of the distribution r names:
 // by ID, else by the first ID_LIKE entry the table knows (a derivative
@@ -121,7 +124,7 @@ func DefaultUser(r OSRelease) (u User, ok bool) {
 		ids = append([]string{"suse"}, ids...)
 	}
 	for _, id := range ids {
-		f, found := families[id]
+		f, found := families()[id]
 		if !found {
 			continue
 		}

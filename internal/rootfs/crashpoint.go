@@ -3,6 +3,7 @@ package rootfs
 import (
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -16,13 +17,19 @@ import (
 const KillBeforeRenameEnv = "FLINT_TEST_KILL_BEFORE_RENAME"
 
 var (
-	killBeforeRename, _ = strconv.ParseInt(os.Getenv(KillBeforeRenameEnv), 10, 64)
-	renames             atomic.Int64
+	// killBeforeRename is read on the first rename, not at start-up:
+	// the first Getenv copies the environment, which one-shot commands
+	// that publish nothing should not pay for.
+	killBeforeRename = sync.OnceValue(func() int64 {
+		n, _ := strconv.ParseInt(os.Getenv(KillBeforeRenameEnv), 10, 64)
+		return n
+	})
+	renames atomic.Int64
 )
 
 // crashPoint is called just before every rename that publishes a change.
 func crashPoint() {
-	if killBeforeRename > 0 && renames.Add(1) == killBeforeRename {
+	if n := killBeforeRename(); n > 0 && renames.Add(1) == n {
 		unix.Kill(os.Getpid(), unix.SIGKILL)
 		select {} // the signal is on its way; never publish the change
 	}
