@@ -369,6 +369,10 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 		if out, err := v.ssh("sudo -n flint status --wait"); err != nil {
 			t.Errorf("flint status --wait: %v\n%s", err, out)
 		}
+		// Where the boot's time went, as a person debugging it would look.
+		if out, err := v.ssh("sudo -n flint analyze"); err == nil {
+			t.Logf("flint analyze (first boot):\n%s", out)
+		}
 	})
 	t.Run("the default user logs in with the fixture's key and has passwordless sudo", func(t *testing.T) {
 		if out := v.must(t, "id -un; sudo -n true && echo sudo-ok"); !strings.Contains(out, guestUser) || !strings.Contains(out, "sudo-ok") {
@@ -417,6 +421,9 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	v = startVM(t, k, disk, srv.forward, key, guestUser)
 	boot2 := v.waitSSH(t, boot1, 10*time.Minute)
 	t.Logf("reboot: kernel start to SSH %v; flint.service start to READY %v", time.Since(v.started).Round(100*time.Millisecond), v.ready(t))
+	if out, err := v.ssh("sudo -n flint analyze"); err == nil {
+		t.Logf("flint analyze (reboot):\n%s", out)
+	}
 	if c := counts(); c != "2 1" {
 		t.Errorf("after a reboot: bootcmd, runcmd ran %s times, want 2 1", c)
 	}
