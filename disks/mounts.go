@@ -80,11 +80,8 @@ type MountsPlan struct {
 var (
 	deviceNameRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([x]{0,1}[shv]d[a-z][0-9]*|sr[0-9]+)$`) })
 	networkNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^.+:.*`) })
-	wsRE          = sync.OnceValue(func() *regexp.Regexp {
-		return regexp.MustCompile(`[ 	
-]+`)
-	})
-	ephemeralRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^ephemeral([0-9]+)$`) })
+	wsRE          = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[ \t\n\r\v\f]+`) })
+	ephemeralRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^ephemeral([0-9]+)$`) })
 )
 
 // DefaultMountOptions is the fourth fstab field when neither the entry nor
