@@ -94,6 +94,28 @@ func newGuest(t *testing.T, k kernel) *guest {
 	return g
 }
 
+// guestIMDSAddr is where the guest finds the metadata service. It exists
+// only inside the guest's slirp network: guestfwd relays it to a listener
+// on the host's loopback, and nothing on the host dials it.
+const guestIMDSAddr = "169.254.169.254:80"
+
+// slirpNetdev is the guest's first NIC: user-mode networking with
+// restrict=on (nothing off the host is reachable) and a guestfwd relay
+// for each guest-side address in forward to its host loopback listener.
+func slirpNetdev(forward map[string]string) string {
+	// slirp only forwards to addresses inside its network: make that the
+	// link-local /16, as on an instance, with the gateway at .0.2.
+	netdev := "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,dns=169.254.0.3,dhcpstart=169.254.0.15"
+	// A "tcp:" target would be one chardev connection that every guest
+	// connection shares (their bytes interleave); "cmd:" starts a relay per
+	// guest connection, and the relay only ever dials the host's loopback.
+	for guestAddr, host := range forward {
+		h, p, _ := strings.Cut(host, ":")
+		netdev += ",guestfwd=tcp:" + guestAddr + "-cmd:/bin/busybox nc " + h + " " + p
+	}
+	return netdev
+}
+
 // serve starts an HTTP server on the host's loopback and makes it reach-
 // able from the guest at guestAddr.
 func (g *guest) serve(t *testing.T, guestAddr string, h http.Handler) {
@@ -142,16 +164,7 @@ func (g *guest) boot(t *testing.T, body string) string {
 	if err := os.WriteFile(initrd, img.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// slirp only forwards to addresses inside its network: make that the
-	// link-local /16, as on an instance, with the gateway at .0.2.
-	netdev := "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,dns=169.254.0.3,dhcpstart=169.254.0.15"
-	// A "tcp:" target would be one chardev connection that every guest
-	// connection shares (their bytes interleave); "cmd:" starts a relay per
-	// guest connection, and the relay only ever dials the host's loopback.
-	for guestAddr, host := range g.forward {
-		h, p, _ := strings.Cut(host, ":")
-		netdev += ",guestfwd=tcp:" + guestAddr + "-cmd:/bin/busybox nc " + h + " " + p
-	}
+	netdev := slirpNetdev(g.forward)
 	mac := "0e:49:61:0f:c3:11"
 	if len(g.macs) > 0 {
 		mac = g.macs[0]
@@ -222,7 +235,7 @@ func TestGuestReachesTheEmulatorThroughTheLinkLocalAddress(t *testing.T) {
 	k := findKernel(t)
 	g := newGuest(t, k)
 	emu := emulator(t)
-	g.serve(t, "169.254.169.254:80", emu)
+	g.serve(t, guestIMDSAddr, emu)
 	if err := g.rd.copyFile("usr/bin/flint", 0o755, testenv.FlintBinary(t)); err != nil {
 		t.Fatal(err)
 	}

@@ -169,12 +169,7 @@ func startVM(t *testing.T, k kernel, disk string, forward map[string]string, key
 	t.Helper()
 	qemu := testenv.Tool(t, "qemu-system-x86_64")
 	v := &vm{console: &lockedBuffer{}, sshPort: freePort(t), key: key, user: user}
-	netdev := "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,dns=169.254.0.3,dhcpstart=169.254.0.15" +
-		fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", v.sshPort)
-	for guestAddr, host := range forward {
-		h, p, _ := strings.Cut(host, ":")
-		netdev += ",guestfwd=tcp:" + guestAddr + "-cmd:/bin/busybox nc " + h + " " + p
-	}
+	netdev := slirpNetdev(forward) + fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", v.sshPort)
 	args := []string{
 		"-machine", "q35", "-accel", accel(), "-cpu", "max", "-m", "1024", "-smp", "2",
 		"-nodefaults", "-display", "none", "-serial", "stdio",
@@ -307,7 +302,7 @@ func TestDebiansCloudInitBootsTheSameImage(t *testing.T) {
 	t.Cleanup(emu.Close)
 	key := guestInstance(t, emu)
 	srv := &guest{forward: map[string]string{}}
-	srv.serve(t, "169.254.169.254:80", emu)
+	srv.serve(t, guestIMDSAddr, emu)
 	root := unpackRoot(t, tarball)
 	addNICDriver(t, root, k)
 	v := startVM(t, k, makeDisk(t, root), srv.forward, key, "debian")
@@ -329,7 +324,7 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	sum := sha256.Sum256(bundle)
 	srv := &guest{forward: map[string]string{}}
 	serve := func(guestAddr string, h http.Handler) { srv.serve(t, guestAddr, h) }
-	serve("169.254.169.254:80", emu)
+	serve(guestIMDSAddr, emu)
 	serve("169.254.0.100:8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/bundles/"+k.release+"/amd64/aki-0a4a7cd4e1bb2ab4c.tar.gz" {
 			http.NotFound(w, r)

@@ -81,7 +81,7 @@ func TestFirstBootInAGuestInstallsAndLoadsTheKernelsModules(t *testing.T) {
 	k := findKernel(t)
 	g := newGuest(t, k)
 	emu := emulator(t)
-	g.serve(t, "169.254.169.254:80", emu)
+	g.serve(t, guestIMDSAddr, emu)
 	bundle := makeBundle(t, k)
 	sum := sha256.Sum256(bundle)
 	var bundleGets int

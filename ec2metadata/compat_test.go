@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/internal/testenv"
 )
 
@@ -123,7 +124,7 @@ var deliberate = []struct {
 	{[]string{"--path", "placement//region", "--path", "/2021-03-23/meta-data/ami-id"}, "upstream's later --path",
 		"latest/meta-data/placement/region: eu-west-1\n/2021-03-23/meta-data/ami-id: ami-0c55b159cbfafe1f0\n"},
 	{[]string{"--json", "-i"}, "flint's --json", "{\n  \"instance-id\": \"i-0123456789abcdef0\"\n}\n"},
-	{[]string{"--endpoint", "http://169.254.169.254", "-i"}, "flint's --endpoint", "instance-id: i-0123456789abcdef0\n"},
+	{[]string{"--endpoint", imds.DefaultEndpoint, "-i"}, "flint's --endpoint", "instance-id: i-0123456789abcdef0\n"},
 }
 
 func TestCompatibilityWithAmazonEC2UtilsScript(t *testing.T) {

@@ -23,10 +23,16 @@ import (
 	"github.com/flint-dev/flint/internal/retry"
 )
 
-// Endpoints used when nothing else is configured.
+// Endpoints used when nothing else is configured. On an instance these
+// addresses are the metadata service; anywhere else a packet to them
+// leaves the machine, so tests reach them only inside a network
+// namespace they made.
 const (
-	DefaultEndpoint     = "http://169.254.169.254"
-	DefaultIPv6Endpoint = "http://[fd00:ec2::254]"
+	DefaultEndpoint     = "http://" + defaultIPv4Host
+	DefaultIPv6Endpoint = "http://" + defaultIPv6Host
+
+	defaultIPv4Host = "169.254.169.254"
+	defaultIPv6Host = "[fd00:ec2::254]"
 )
 
 // Mode selects which protocol versions the client may use.

@@ -397,9 +397,9 @@ func TestEndpointResolution(t *testing.T) {
 		env        map[string]string
 		want, err  string
 	}{
-		{name: "nothing set gives the IPv4 default", want: "http://169.254.169.254"},
-		{name: "auto gives the IPv4 default until a connection chooses", flag: "auto", want: "http://169.254.169.254"},
-		{name: "IPv6 mode gives the IPv6 default", env: map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}, want: "http://[fd00:ec2::254]"},
+		{name: "nothing set gives the IPv4 default", want: imds.DefaultEndpoint},
+		{name: "auto gives the IPv4 default until a connection chooses", flag: "auto", want: imds.DefaultEndpoint},
+		{name: "IPv6 mode gives the IPv6 default", env: map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}, want: imds.DefaultIPv6Endpoint},
 		{name: "the endpoint variable beats the mode", env: map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}, want: "http://127.0.0.1:9"},
 		{name: "the flag beats the environment", flag: "http://127.0.0.2:8080/", env: map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"}, want: "http://127.0.0.2:8080"},
 		{name: "an unknown mode is refused", env: map[string]string{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv5"}, err: "want IPv4 or IPv6"},

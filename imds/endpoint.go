@@ -48,7 +48,7 @@ type autoDialer struct {
 }
 
 func newAutoDialer() *autoDialer {
-	return &autoDialer{v4: "169.254.169.254:80", v6: "[fd00:ec2::254]:80", v4Timeout: autoV4Timeout}
+	return &autoDialer{v4: defaultIPv4Host + ":80", v6: defaultIPv6Host + ":80", v4Timeout: autoV4Timeout}
 }
 
 // dial connects through dialAddr to the remembered address, or probes

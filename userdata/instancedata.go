@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/flint-dev/flint/imds"
 )
 
 // InstanceSources is what instance data is built from: the IMDS trees as
@@ -26,7 +28,7 @@ type InstanceSources struct {
 	// merged_cfg; nil gives a merged_cfg holding only its _doc.
 	MergedConfig map[string]any
 	// MetadataURL is the metadata service's base URL, named in
-	// v1.subplatform; empty means http://169.254.169.254.
+	// v1.subplatform; empty means imds.DefaultEndpoint.
 	MetadataURL string
 }
 
@@ -92,10 +94,11 @@ func BuildInstanceData(s InstanceSources) map[string]any {
 	} else if v, ok := meta["instance-id"]; ok {
 		instanceID = v
 	}
-	subplatform := "metadata (http://169.254.169.254)"
-	if s.MetadataURL != "" {
-		subplatform = "metadata (" + strings.TrimSuffix(s.MetadataURL, "/") + ")"
+	base := s.MetadataURL
+	if base == "" {
+		base = imds.DefaultEndpoint
 	}
+	subplatform := "metadata (" + strings.TrimSuffix(base, "/") + ")"
 	regionStr, _ := region.(string)
 	v1 := map[string]any{
 		"_beta_keys":        []any{"subplatform"},
