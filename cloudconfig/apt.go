@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/flint-dev/flint/userdata"
 )
 
 // Files cloud-init's apt module writes.
@@ -114,8 +116,8 @@ func Apt(in AptInput) (*AptPlan, error) {
 	}
 	var proxies []string
 	for _, pr := range [][2]string{{"proxy", "http"}, {"http_proxy", "http"}, {"ftp_proxy", "ftp"}, {"https_proxy", "https"}} {
-		if v := cfg[pr[0]]; pyTruthy(v) {
-			proxies = append(proxies, fmt.Sprintf("Acquire::%s::Proxy \"%s\";", pr[1], pyStr(v)))
+		if v := cfg[pr[0]]; userdata.Truthy(v) {
+			proxies = append(proxies, fmt.Sprintf("Acquire::%s::Proxy \"%s\";", pr[1], userdata.PyStr(v)))
 		}
 	}
 	if len(proxies) > 0 {
@@ -123,8 +125,8 @@ func Apt(in AptInput) (*AptPlan, error) {
 	} else {
 		p.Remove = append(p.Remove, AptProxyFile)
 	}
-	if v := cfg["conf"]; pyTruthy(v) {
-		p.Files = append(p.Files, File{Path: AptConfigFile, Mode: 0o644, Content: []byte(pyStr(v))})
+	if v := cfg["conf"]; userdata.Truthy(v) {
+		p.Files = append(p.Files, File{Path: AptConfigFile, Mode: 0o644, Content: []byte(userdata.PyStr(v))})
 	} else {
 		p.Remove = append(p.Remove, AptConfigFile)
 	}
@@ -167,7 +169,7 @@ func (p *AptPlan) addSources(src any, in AptInput, mirrors map[string]string) er
 		armored, hasKey := ent["key"].(string)
 		if !hasKey {
 			if id, ok := ent["keyid"]; ok {
-				keyid := pyStr(id)
+				keyid := userdata.PyStr(id)
 				if k, ok := in.KeyFetched[keyid]; ok {
 					armored, hasKey = k, true
 				} else {
@@ -214,7 +216,7 @@ func (p *AptPlan) addSources(src any, in AptInput, mirrors map[string]string) er
 			continue
 		}
 		replace := false
-		if v, ok := ent["append"]; ok && !pyTruthy(v) {
+		if v, ok := ent["append"]; ok && !userdata.Truthy(v) {
 			replace = true
 		}
 		p.Sources = append(p.Sources, AptSourceFile{Path: filename, Line: line + "\n", Replace: replace})
@@ -253,10 +255,10 @@ func aptMirrors(cfg map[string]any, in AptInput) (map[string]string, error) {
 			arches, _ := m["arches"].([]any)
 			match := false
 			for _, a := range arches {
-				if pyStr(a) == in.Arch {
+				if userdata.PyStr(a) == in.Arch {
 					match = true
 				}
-				if pyStr(a) == "default" && chosen == nil {
+				if userdata.PyStr(a) == "default" && chosen == nil {
 					chosen = m
 				}
 			}
@@ -300,7 +302,7 @@ func aptMirrors(cfg map[string]any, in AptInput) (map[string]string, error) {
 
 // disableSuites is cloud-init's disable_suites.
 func disableSuites(v any, src, release string) (string, error) {
-	if !pyTruthy(v) {
+	if !userdata.Truthy(v) {
 		return src, nil
 	}
 	list, ok := v.([]any)
@@ -310,7 +312,7 @@ func disableSuites(v any, src, release string) (string, error) {
 	known := map[string]string{"updates": "$RELEASE-updates", "backports": "$RELEASE-backports",
 		"security": "$RELEASE-security", "proposed": "$RELEASE-proposed", "release": "$RELEASE"}
 	for _, s := range list {
-		suite := pyStr(s)
+		suite := userdata.PyStr(s)
 		if k, ok := known[suite]; ok {
 			suite = k
 		}
@@ -384,7 +386,7 @@ func basicRender(s string, params map[string]any) (string, error) {
 				return ""
 			}
 		}
-		return pyStr(cur)
+		return userdata.PyStr(cur)
 	})
 	return out, rerr
 }

@@ -2,6 +2,8 @@ package cloudconfig
 
 import (
 	"strings"
+
+	"github.com/flint-dev/flint/userdata"
 )
 
 // Debian's paths for ca_certs (cloud-init's DEFAULT_CONFIG).
@@ -62,9 +64,9 @@ func CACerts(in CACertsInput) (*CACertsPlan, error) {
 	remove := false
 	if v, ok := cfg["remove-defaults"]; ok {
 		p.Notes = append(p.Notes, "DEPRECATION: key 'ca-certs.remove-defaults' is now deprecated. Use 'ca_certs.remove_defaults' instead.")
-		remove = pyTruthy(v)
+		remove = userdata.Truthy(v)
 	} else {
-		remove = pyTruthy(cfg["remove_defaults"])
+		remove = userdata.Truthy(cfg["remove_defaults"])
 	}
 	if remove {
 		p.EmptyDirs = []string{CACertPath, CACertSystemPath}
@@ -92,7 +94,7 @@ func certConfig(cur []byte) []byte {
 		return []byte(CACertFilename + "\n")
 	}
 	var keep []string
-	for _, l := range pySplitLines(string(cur)) {
+	for _, l := range userdata.PySplitLines(string(cur)) {
 		if l != CACertFilename {
 			keep = append(keep, l)
 		}
@@ -109,36 +111,13 @@ func cfgOptionList(v any) []string {
 	case []any:
 		out := make([]string, 0, len(v))
 		for _, x := range v {
-			out = append(out, pyStr(x))
+			out = append(out, userdata.PyStr(x))
 		}
 		return out
 	case string:
 		return []string{v}
 	}
-	return []string{pyStr(v)}
-}
-
-// pyTruthy is python's bool() for YAML values.
-func pyTruthy(v any) bool {
-	switch v := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return v
-	case string:
-		return v != ""
-	case int:
-		return v != 0
-	case int64:
-		return v != 0
-	case float64:
-		return v != 0
-	case []any:
-		return len(v) > 0
-	case map[string]any:
-		return len(v) > 0
-	}
-	return true
+	return []string{userdata.PyStr(v)}
 }
 
 func typeName(v any) string {
@@ -155,14 +134,4 @@ func typeName(v any) string {
 		return "a number"
 	}
 	return "a mapping"
-}
-
-// pySplitLines is str.splitlines for \n, \r\n and \r.
-func pySplitLines(s string) []string {
-	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
-	l := strings.Split(s, "\n")
-	if len(l) > 0 && l[len(l)-1] == "" {
-		l = l[:len(l)-1]
-	}
-	return l
 }

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+
+	"github.com/flint-dev/flint/userdata"
 )
 
 // File is a file a module writes: Path is absolute on the target system.
@@ -42,7 +44,7 @@ func isTrue(v any) bool {
 	if b, ok := v.(bool); ok {
 		return b
 	}
-	switch strings.ToLower(strings.TrimSpace(pyStr(v))) {
+	switch strings.ToLower(strings.TrimSpace(userdata.PyStr(v))) {
 	case "true", "1", "on", "yes":
 		return true
 	}
@@ -53,25 +55,9 @@ func isFalse(v any) bool {
 	if b, ok := v.(bool); ok {
 		return !b
 	}
-	switch strings.ToLower(strings.TrimSpace(pyStr(v))) {
+	switch strings.ToLower(strings.TrimSpace(userdata.PyStr(v))) {
 	case "off", "0", "no", "false":
 		return true
 	}
 	return false
-}
-
-// pyStr is python's str() for the scalar values YAML gives.
-func pyStr(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		if v {
-			return "True"
-		}
-		return "False"
-	case string:
-		return v
-	}
-	return fmt.Sprint(v)
 }

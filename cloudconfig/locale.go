@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/flint-dev/flint/userdata"
 )
 
 // LocaleDefaultFile is Debian's system locale file.
@@ -47,7 +49,7 @@ type LocalePlan struct {
 func Locale(in LocaleInput) (*LocalePlan, error) {
 	path := LocaleDefaultFile
 	if in.ConfigFile != nil {
-		if s := pyStr(in.ConfigFile); s != "" {
+		if s := userdata.PyStr(in.ConfigFile); s != "" {
 			path = s
 		}
 	}
@@ -57,7 +59,7 @@ func Locale(in LocaleInput) (*LocalePlan, error) {
 		locale = "en_US.UTF-8"
 	}
 	if in.Present && in.Value != nil {
-		locale = pyStr(in.Value)
+		locale = userdata.PyStr(in.Value)
 	}
 	if isFalse(in.Value) && in.Present {
 		return nil, nil

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+
+	"github.com/flint-dev/flint/userdata"
 )
 
 // phoneHomeAll is cloud-init's POST_LIST_ALL.
@@ -59,14 +61,14 @@ func PhoneHome(v any, facts PhoneHomeFacts) (*PhoneHomePlan, error) {
 		tries = int(n)
 	}
 	fields := phoneHomeAll
-	if p, ok := cfg["post"]; ok && pyStr(p) != "all" {
+	if p, ok := cfg["post"]; ok && userdata.PyStr(p) != "all" {
 		l, ok := p.([]any)
 		if !ok {
 			return nil, configErrorf("phone_home.post", "is %s; want \"all\" or a list of field names", typeName(p))
 		}
 		fields = nil
 		for _, f := range l {
-			fields = append(fields, pyStr(f))
+			fields = append(fields, userdata.PyStr(f))
 		}
 	}
 	all := map[string]string{"instance_id": facts.InstanceID, "hostname": facts.Hostname, "fqdn": facts.FQDN}
@@ -83,7 +85,7 @@ func PhoneHome(v any, facts PhoneHomeFacts) (*PhoneHomePlan, error) {
 		}
 	}
 	sort.Strings(p.Missing)
-	u, err := basicRender(pyStr(rawURL), map[string]any{"INSTANCE_ID": facts.InstanceID})
+	u, err := basicRender(userdata.PyStr(rawURL), map[string]any{"INSTANCE_ID": facts.InstanceID})
 	if err != nil {
 		return nil, configErrorf("phone_home.url", "%v", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/flint-dev/flint/userdata"
 )
 
 // PowerStatePlan is what power_state does once the run is over:
@@ -35,9 +37,9 @@ func PowerState(v any) (*PowerStatePlan, error) {
 	if !ok {
 		return nil, configErrorf("power_state", "is %s, not a mapping", typeName(v))
 	}
-	flag := map[string]string{"halt": "-H", "poweroff": "-P", "reboot": "-r"}[pyStr(ps["mode"])]
+	flag := map[string]string{"halt": "-H", "poweroff": "-P", "reboot": "-r"}[userdata.PyStr(ps["mode"])]
 	if _, isStr := ps["mode"].(string); flag == "" || !isStr {
-		return nil, configErrorf("power_state.mode", "must be one of halt, poweroff, reboot; found %q", pyStr(ps["mode"]))
+		return nil, configErrorf("power_state.mode", "must be one of halt, poweroff, reboot; found %q", userdata.PyStr(ps["mode"]))
 	}
 	delay := "now"
 	if d, ok := ps["delay"]; ok {
@@ -45,20 +47,20 @@ func PowerState(v any) (*PowerStatePlan, error) {
 		if s, isStr := d.(string); isStr && s == "now" {
 			err = nil
 		} else if err != nil {
-			return nil, configErrorf("power_state.delay", "must be 'now' or '+m' (minutes); found %q", pyStr(d))
+			return nil, configErrorf("power_state.delay", "must be 'now' or '+m' (minutes); found %q", userdata.PyStr(d))
 		} else {
 			delay = fmt.Sprintf("+%d", n)
 		}
 	}
 	cmd := []string{"shutdown", flag, delay}
-	if m := ps["message"]; pyTruthy(m) {
-		cmd = append(cmd, pyStr(m))
+	if m := ps["message"]; userdata.Truthy(m) {
+		cmd = append(cmd, userdata.PyStr(m))
 	}
 	p := &PowerStatePlan{Command: cmd, Timeout: 30, Static: true}
 	if t, ok := ps["timeout"]; ok {
 		f, err := pyFloat(t)
 		if err != nil {
-			return nil, configErrorf("power_state.timeout", "failed to convert %q to a number", pyStr(t))
+			return nil, configErrorf("power_state.timeout", "failed to convert %q to a number", userdata.PyStr(t))
 		}
 		p.Timeout = f
 	}
@@ -75,7 +77,7 @@ func PowerState(v any) (*PowerStatePlan, error) {
 		p.Condition, p.ConditionShell, p.Static = []string{c}, true, false
 	case []any:
 		for _, a := range c {
-			p.Condition = append(p.Condition, pyStr(a))
+			p.Condition = append(p.Condition, userdata.PyStr(a))
 		}
 		p.Static = false
 	default:

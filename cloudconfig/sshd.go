@@ -3,6 +3,8 @@ package cloudconfig
 import (
 	"io/fs"
 	"strings"
+
+	"github.com/flint-dev/flint/userdata"
 )
 
 // SSHDConfigPath is sshd's main configuration file.
@@ -44,7 +46,7 @@ func SSHPwauth(in SSHPwauthInput) (f *File, restart bool, err error) {
 		if s, ok := in.Value.(string); ok && strings.EqualFold(s, "unchanged") {
 			return nil, false, nil
 		}
-		return nil, false, configErrorf("ssh_pwauth", "%q is not true, false or \"unchanged\"; sshd's PasswordAuthentication left unchanged", pyStr(in.Value))
+		return nil, false, configErrorf("ssh_pwauth", "%q is not true, false or \"unchanged\"; sshd's PasswordAuthentication left unchanged", userdata.PyStr(in.Value))
 	}
 	path, current, mode := SSHDConfigPath, in.SSHDConfig, fs.FileMode(0o644)
 	if includesDropIns(in.SSHDConfig) {

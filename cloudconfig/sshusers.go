@@ -2,6 +2,8 @@ package cloudconfig
 
 import (
 	"strings"
+
+	"github.com/flint-dev/flint/userdata"
 )
 
 // sshRedirectExit is the status the forced command exits with
@@ -26,7 +28,7 @@ func SSHRedirectOptions(defaultUser, disabledUser string) string {
 // instance keys, cloud-init only warns: Note says so and no lines come.
 func SSHRedirect(name string, user map[string]any, defaultUser string, cloudKeys []string) (lines []string, note string, err error) {
 	v, ok := user["ssh_redirect_user"]
-	if !ok || !pyTruthy(v) {
+	if !ok || !userdata.Truthy(v) {
 		return nil, "", nil
 	}
 	key := "users." + name + ".ssh_redirect_user"
@@ -37,7 +39,7 @@ func SSHRedirect(name string, user map[string]any, defaultUser string, cloudKeys
 		return nil, "", configErrorf(key, "cannot be given with ssh_import_id or ssh_authorized_keys; user not created")
 	}
 	if b, isBool := v.(bool); !(isBool && b) && v != "default" {
-		return nil, "", configErrorf(key, "%q is not true, \"default\" or false; user not created", pyStr(v))
+		return nil, "", configErrorf(key, "%q is not true, \"default\" or false; user not created", userdata.PyStr(v))
 	}
 	if defaultUser == "" {
 		return nil, "ignoring ssh_redirect_user for " + name + ": no default user", nil
@@ -112,7 +114,7 @@ func SSHImportIDs(topLevel any, users map[string]map[string]any, defaultUser str
 			}
 			l = uniqStrings(parts)
 		default:
-			l = []string{pyStr(v)}
+			l = []string{userdata.PyStr(v)}
 		}
 		if len(l) > 0 {
 			out = append(out, SSHImport{User: n, IDs: l})
@@ -141,7 +143,7 @@ func uniqStrings(l []any) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, x := range l {
-		s := pyStr(x)
+		s := userdata.PyStr(x)
 		if !seen[s] {
 			seen[s] = true
 			out = append(out, s)

@@ -246,7 +246,7 @@ func DecodeCloudConfig(doc map[string]any) (*CloudConfig, []string) {
 func (d *ccDecoder) scalar(key string, v any) string {
 	switch v.(type) {
 	case string, int64, float64, bool:
-		return pyStr(v)
+		return PyStr(v)
 	case nil:
 		return ""
 	}
@@ -315,7 +315,7 @@ func (d *ccDecoder) strListValue(key string, v any) []string {
 		for i, e := range v {
 			switch e.(type) {
 			case string, int64, float64, bool:
-				out = append(out, pyStr(e))
+				out = append(out, PyStr(e))
 			default:
 				d.warnf("%s[%d]: %s is not a string; ignored", key, i, typeName(e))
 			}
@@ -463,7 +463,7 @@ func (d *ccDecoder) chpasswd(v any) *Chpasswd {
 	var lines []string
 	switch l := m["list"].(type) {
 	case string:
-		lines = pySplitLines(l)
+		lines = PySplitLines(l)
 	case []any:
 		lines = d.strListValue("chpasswd.list", l)
 	}
@@ -594,11 +594,11 @@ func (d *ccDecoder) commands(key string, v any) []Command {
 		case []any:
 			argv := make([]string, 0, len(e))
 			for _, a := range e {
-				argv = append(argv, pyStr(a))
+				argv = append(argv, PyStr(a))
 			}
 			out = append(out, Command{Argv: argv})
 		case int64, float64, bool:
-			out = append(out, Command{Shell: pyStr(e)})
+			out = append(out, Command{Shell: PyStr(e)})
 		case nil:
 		default:
 			d.warnf("%s[%d]: %s is not a command; ignored", key, i, typeName(e))
@@ -625,9 +625,9 @@ func (d *ccDecoder) packages(v any) []Package {
 				d.warnf("packages[%d]: expected [name] or [name, version]; ignored", i)
 				continue
 			}
-			p := Package{Name: pyStr(e[0])}
+			p := Package{Name: PyStr(e[0])}
 			if len(e) == 2 {
-				p.Version = pyStr(e[1])
+				p.Version = PyStr(e[1])
 			}
 			out = append(out, p)
 		default:

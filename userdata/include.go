@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/flint-dev/flint/internal/retry"
 )
@@ -186,7 +185,7 @@ func (p *processor) include(content []byte) error {
 		return fmt.Errorf("#include nested more than 8 deep")
 	}
 	once := false
-	for _, line := range pySplitLines(string(content)) {
+	for _, line := range PySplitLines(string(content)) {
 		lc := strings.ToLower(line)
 		switch {
 		case strings.HasPrefix(lc, "#include-once"):
@@ -320,35 +319,3 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return d.Sync()
 }
 
-// pySplitLines is Python's str.splitlines(): every line boundary Python
-// recognises, without the line endings.
-func pySplitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); {
-		r, n := rune(s[i]), 1
-		if r >= 0x80 {
-			r, n = utf8.DecodeRuneInString(s[i:])
-		}
-		switch r {
-		case '\n', '\v', '\f', 0x1c, 0x1d, 0x1e, 0x85, 0x2028, 0x2029:
-			out = append(out, s[start:i])
-			i += n
-			start = i
-			continue
-		case '\r':
-			out = append(out, s[start:i])
-			i++
-			if i < len(s) && s[i] == '\n' {
-				i++
-			}
-			start = i
-			continue
-		}
-		i += n
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
-}

@@ -162,7 +162,7 @@ func decodeLeaf(s string) any {
 	}
 	if strings.Contains(s, "\n") {
 		var lines []any
-		for _, l := range pySplitLines(s) {
+		for _, l := range PySplitLines(s) {
 			lines = append(lines, l)
 		}
 		return lines

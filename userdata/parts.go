@@ -424,8 +424,8 @@ func (p *processor) archive(payload []byte) error {
 			content = s
 		}
 		mtype := ""
-		if t, ok := ent["type"]; ok && truthy(t) {
-			mtype = pyStr(t)
+		if t, ok := ent["type"]; ok && Truthy(t) {
+			mtype = PyStr(t)
 		}
 		if mtype == "" {
 			mtype = TypeFromStartsWith([]byte(content))
@@ -440,63 +440,23 @@ func (p *processor) archive(payload []byte) error {
 		ctype := mediaType(mtype)
 		part := &Part{ContentType: ctype, Payload: []byte(content), Headers: []Header{{"Content-Type", ctype}}}
 		if f, ok := ent["filename"]; ok {
-			part.Filename = pyStrip(pyStr(f))
+			part.Filename = pyStrip(PyStr(f))
 		}
 		if li, ok := ent["launch-index"]; ok {
-			part.Headers = append(part.Headers, Header{"Launch-Index", pyStr(li)})
+			part.Headers = append(part.Headers, Header{"Launch-Index", PyStr(li)})
 		}
 		for _, k := range sortedKeys(ent) {
 			switch strings.ToLower(k) {
 			case "content", "filename", "type", "launch-index", "content-disposition", "number-attachments", "content-type":
 				continue
 			}
-			part.Headers = append(part.Headers, Header{k, pyStr(ent[k])})
+			part.Headers = append(part.Headers, Header{k, PyStr(ent[k])})
 		}
 		if err := p.attach(part); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func truthy(v any) bool {
-	switch v := v.(type) {
-	case nil:
-		return false
-	case string:
-		return v != ""
-	case bool:
-		return v
-	case int64:
-		return v != 0
-	case float64:
-		return v != 0
-	case []any:
-		return len(v) > 0
-	case map[string]any:
-		return len(v) > 0
-	}
-	return true
-}
-
-// pyStr renders a scalar as Python's str() would.
-func pyStr(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		if v {
-			return "True"
-		}
-		return "False"
-	case string:
-		return v
-	case int64:
-		return strconv.FormatInt(v, 10)
-	case float64:
-		return pyFloatRepr(v)
-	}
-	return fmt.Sprint(v)
 }
 
 // ScriptContent returns a script part's content ready to be written and
