@@ -194,3 +194,17 @@ func TestANamedConfigFileThatIsMissingIsAnError(t *testing.T) {
 		}
 	}
 }
+
+func TestSSHKeysServesTheDistributionsDefaultUserWhenTheConfigNamesNone(t *testing.T) {
+	_, url := emulator(t)
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\n"), 0o644)
+	code, out, _ := run("ssh-keys", "--root", root, "--endpoint", url, "admin")
+	if code != 0 || !strings.Contains(out, "alice@laptop") {
+		t.Fatalf("ssh-keys admin on a Debian image: exit %d, %q; want the instance's keys, as the users handler gives them to admin", code, out)
+	}
+	if _, out, _ := run("ssh-keys", "--root", root, "--endpoint", url, "someone"); strings.Contains(out, "alice@laptop") {
+		t.Fatalf("ssh-keys someone got the instance's keys: %q", out)
+	}
+}

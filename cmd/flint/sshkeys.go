@@ -69,6 +69,10 @@ func cmdSSHKeys(ctx context.Context, user, root, endpoint, caBundle string, stdo
 		}
 		mode, _ = imds.ParseMode(cfg.IMDS.Mode)
 	}
+	if lookup.DefaultUser == "" {
+		// As the users handler decides: the distribution's default user.
+		lookup.DefaultUser = builtin.ImageDefaultUserName(root)
+	}
 	switch {
 	case caBundle != "":
 		lookup.CABundle = caBundle
