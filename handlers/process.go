@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -28,14 +29,47 @@ type Process struct {
 	Stdin []byte
 	// Timeout kills the process group (TERM, then KILL after a grace period).
 	Timeout time.Duration
+	// Explain ends the error of a failed run with the program's last line
+	// of output: tools flint runs as checks (sshd -t, visudo -c) say there
+	// why they refused. Never for user-data's programs, whose output may
+	// hold secrets and belongs in the output log only.
+	Explain bool
+}
+
+// lastLine keeps the last non-empty line written to it (capped).
+type lastLine struct {
+	cur, last []byte
+}
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if c == '\n' {
+			if len(bytes.TrimSpace(l.cur)) > 0 {
+				l.last = append(l.last[:0], l.cur...)
+			}
+			l.cur = l.cur[:0]
+			continue
+		}
+		if len(l.cur) < 200 {
+			l.cur = append(l.cur, c)
+		}
+	}
+	return len(p), nil
+}
+
+func (l *lastLine) String() string {
+	if len(bytes.TrimSpace(l.cur)) > 0 {
+		return string(bytes.TrimSpace(l.cur))
+	}
+	return string(bytes.TrimSpace(l.last))
 }
 
 // killGrace is how long a timed-out process group has between SIGTERM and SIGKILL.
 const killGrace = 2 * time.Second
 
-// processPath is the PATH programs run with, and where a bare program
+// ProcessPath is the PATH programs run with, and where a bare program
 // name is looked up (inside the root when chrooted).
-const processPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const ProcessPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // chrootNeeds are what a root must hold for programs to run inside it:
 // a shell, and the mount points given the host's /proc, /sys and /dev.
@@ -79,7 +113,7 @@ func (b *Boot) RunProcess(ctx context.Context, p Process) error {
 		}
 	}
 	env := append([]string{
-		"PATH=" + processPath,
+		"PATH=" + ProcessPath,
 		"LANG=C.UTF-8",
 		"HOME=/root",
 		"FLINT_ROOT=" + b.Root.Dir(),
@@ -111,6 +145,11 @@ func (b *Boot) RunProcess(ctx context.Context, p Process) error {
 	out := b.Output.Writer(p.Name)
 	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
+	var tail lastLine
+	if p.Explain {
+		w := io.MultiWriter(out, &tail)
+		cmd.Stdout, cmd.Stderr = w, w
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Children that keep the output pipe open must not hold Wait forever.
 	cmd.WaitDelay = killGrace
@@ -161,6 +200,9 @@ func (b *Boot) RunProcess(ctx context.Context, p Process) error {
 			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 				return fmt.Errorf("%s: killed by signal %v", p.Name, ws.Signal())
 			}
+			if why := tail.String(); why != "" {
+				return fmt.Errorf("%s: exited with status %d: %s", p.Name, ee.ExitCode(), why)
+			}
 			return fmt.Errorf("%s: exited with status %d", p.Name, ee.ExitCode())
 		}
 		if err != nil {
@@ -187,19 +229,19 @@ func (b *Boot) inRoot(s string) string {
 	return s
 }
 
-// lookInRoot resolves a program name on processPath inside the root, as
+// lookInRoot resolves a program name on ProcessPath inside the root, as
 // the shell of the root would.
 func (b *Boot) lookInRoot(name string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
-	for _, d := range filepath.SplitList(processPath) {
+	for _, d := range filepath.SplitList(ProcessPath) {
 		p := filepath.Join(d, name)
 		if fi, err := b.Root.Stat(p, rootfs.InRoot); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s not found in %s (PATH %s)", name, b.Root.Dir(), processPath)
+	return "", fmt.Errorf("%s not found in %s (PATH %s)", name, b.Root.Dir(), ProcessPath)
 }
 
 // startInMountNamespace starts cmd (whose SysProcAttr chroots it into

@@ -36,7 +36,18 @@ var sshdCheck = func(ctx context.Context, b *handlers.Boot) (checked bool, err e
 	if _, err := b.Root.Stat(sshd, rootfs.InRoot); err != nil {
 		return false, nil
 	}
-	return true, b.RunProcess(ctx, handlers.Process{Name: "sshd -t", Argv: []string{"/" + sshd, "-t"}, Timeout: sshdTimeout})
+	// sshd -t refuses to run without its privilege separation directory,
+	// which ssh.service's RuntimeDirectory makes when sshd starts: after
+	// flint at boot, and never in an image being baked. Make it for the
+	// check as systemd would, and leave nothing behind that was not there.
+	const privsep = "run/sshd"
+	if _, err := b.Root.Stat(privsep, rootfs.InRoot); err != nil {
+		if err := b.Root.MkdirAll(privsep, 0o755, rootfs.NoOwner, rootfs.InRoot); err != nil {
+			return true, fmt.Errorf("sshd -t needs /%s: %w", privsep, err)
+		}
+		defer b.Root.Remove(privsep, rootfs.InRoot)
+	}
+	return true, b.RunProcess(ctx, handlers.Process{Name: "sshd -t", Argv: []string{"/" + sshd, "-t"}, Timeout: sshdTimeout, Explain: true})
 }
 
 func runSSHPwauth(ctx context.Context, b *handlers.Boot) error {
