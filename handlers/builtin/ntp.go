@@ -11,6 +11,7 @@ import (
 	"github.com/flint-dev/flint/internal/distro"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
+	"github.com/flint-dev/flint/userdata"
 )
 
 // ntpHandler is cloud-init's ntp, once per instance, in cloud-init's
@@ -19,9 +20,8 @@ import (
 // cloud-init's preference order, or the one ntp_client names) and renders
 // its configuration from cloud-init's templates; a configuration already
 // at that path is kept aside as <path>.dist, then the service is enabled
-// and reloaded when live. flint installs no package here: when the client
-// is not installed its configuration is written and the handler is
-// partial, so a later boot (after `packages` installed it) reloads it.
+// and reloaded when live. A client that is not installed is installed
+// with the image's package manager first, as cloud-init does.
 var ntpHandler = handlers.Builtin{Name: "ntp", Frequency: state.PerInstance, Run: runNTP}
 
 func runNTP(ctx context.Context, b *handlers.Boot) error {
@@ -48,7 +48,7 @@ func runNTP(ctx context.Context, b *handlers.Boot) error {
 			if strings.HasPrefix(exe, "/") {
 				return exists(exe)
 			}
-			for _, dir := range strings.Split(handlersProcessPath, ":") {
+			for _, dir := range strings.Split(handlers.ProcessPath, ":") {
 				if exists(path.Join(dir, exe)) {
 					return true
 				}
@@ -75,16 +75,17 @@ func runNTP(ctx context.Context, b *handlers.Boot) error {
 		return fmt.Errorf("ntp: %w", err)
 	}
 	if plan.Install {
-		b.Partial("%s is not installed: its configuration is written (install it with packages: [%s]); a later boot reloads it",
-			plan.Client.Name, strings.Join(plan.Client.Packages, ", "))
-		return nil
+		// As cloud-init's ntp module does: the client is installed.
+		var pkgs []userdata.Package
+		for _, n := range plan.Client.Packages {
+			pkgs = append(pkgs, userdata.Package{Name: n})
+		}
+		if err := installPackages(ctx, b, "ntp", true, false, pkgs, defaultPackagesTimeout); err != nil {
+			return fmt.Errorf("%w; the %s configuration is written", err, plan.Client.Name)
+		}
 	}
 	return runPlanCommands(ctx, b, [][]string{
 		{"systemctl", "enable", plan.Service + ".service"},
 		{"systemctl", "reload-or-restart", plan.Service + ".service"},
 	})
 }
-
-// handlersProcessPath is where programs are looked up in the root (the
-// PATH programs run with).
-const handlersProcessPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -1,6 +1,8 @@
 package builtin
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,12 +26,18 @@ func TestNTPConfiguresTheInstalledClientAndKeepsItsConfigAside(t *testing.T) {
 	}
 }
 
-func TestNTPWithoutTheClientWritesItsConfigAndIsPartial(t *testing.T) {
-	in := planInstance(t, "#cloud-config\nntp: {ntp_client: chrony}\n", nil)
+func TestNTPWithoutTheClientInstallsItAsCloudInitDoes(t *testing.T) {
+	in := planInstance(t, "#cloud-config\nntp: {ntp_client: chrony}\n", map[string]string{"usr/bin/apt-get": ""})
+	if err := os.Chmod(filepath.Join(in.Root, "usr/bin/apt-get"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	st, out := in.Run(t, notLiveOnly("ntp"))
 	r := handlerstest.Result(st, "ntp")
-	if r.Status != handlers.ResultPartial || !strings.Contains(r.Reason, "chrony is not installed") {
-		t.Fatalf("ntp %s: %s, want partial\n%s", r.Status, r.Reason, out)
+	if r.Status != handlers.ResultPlanned || !strings.Contains(r.Reason, "the chrony configuration is written") {
+		t.Fatalf("ntp %s: %s, want the install planned\n%s", r.Status, r.Reason, out)
+	}
+	if notes := strings.Join(r.Notes, "\n"); !strings.Contains(notes, "apt-get") || !strings.Contains(notes, "install chrony") {
+		t.Errorf("notes do not plan installing chrony:\n%s", notes)
 	}
 	if got := in.ReadFile(t, "etc/chrony/chrony.conf"); !strings.Contains(got, "0.debian.pool.ntp.org") {
 		t.Errorf("chrony.conf without the default pools:\n%s", got)

@@ -128,11 +128,30 @@ func runPackages(ctx context.Context, b *handlers.Boot) error {
 	if timeout <= 0 {
 		timeout = defaultPackagesTimeout
 	}
+	if err := installPackages(ctx, b, "packages", cc.PackageUpdate, cc.PackageUpgrade, cc.Packages, timeout); err != nil {
+		return err
+	}
+	if len(cc.Packages) > 0 {
+		var names []string
+		for _, p := range cc.Packages {
+			names = append(names, p.Name)
+		}
+		b.Note("installed %s", strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// installPackages runs the root's package manager for update, upgrade and
+// pkgs (what `packages` asks, and the clients other modules install as
+// cloud-init's distro.install_packages does), chrooted in a root other
+// than "/"; without --live, and in a dry run, it notes the commands it
+// would run. who names the asking module in messages.
+func installPackages(ctx context.Context, b *handlers.Boot, who string, update, upgrade bool, pkgs []userdata.Package, timeout time.Duration) error {
 	pm, err := findPackageManager(b.Root)
 	if err != nil {
-		return fmt.Errorf("cannot apply packages/package_update/package_upgrade: %w", err)
+		return fmt.Errorf("%s: %w", who, err)
 	}
-	cmds, env := packageCommands(pm, cc.PackageUpdate, cc.PackageUpgrade, cc.Packages)
+	cmds, env := packageCommands(pm, update, upgrade, pkgs)
 	// With a root other than "/", RunProcess runs them chrooted in it.
 	in := ""
 	if !b.Root.IsHost() {
@@ -145,10 +164,10 @@ func runPackages(ctx context.Context, b *handlers.Boot) error {
 		if b.DryRun {
 			return nil
 		}
-		return fmt.Errorf("packages: %w", handlers.ErrNotLive)
+		return fmt.Errorf("%s: %w", who, handlers.ErrNotLive)
 	}
 	for i, c := range cmds {
-		label := "packages: " + pm.Name + " " + c.Step
+		label := who + ": " + pm.Name + " " + c.Step
 		err := b.RunProcess(ctx, handlers.Process{Name: label, Argv: c.Argv, Env: env, Timeout: timeout})
 		if err != nil {
 			if i < len(cmds)-1 {
@@ -157,13 +176,6 @@ func runPackages(ctx context.Context, b *handlers.Boot) error {
 			return err
 		}
 		b.Note("%s: ok", label)
-	}
-	if len(cc.Packages) > 0 {
-		var names []string
-		for _, p := range cc.Packages {
-			names = append(names, p.Name)
-		}
-		b.Note("installed %s", strings.Join(names, ", "))
 	}
 	return nil
 }
