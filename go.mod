@@ -57,3 +57,5 @@ require (
 )
 
 replace github.com/ardanlabs/jinja => ./third_party/ardanlabs-jinja
+
+replace github.com/klauspost/compress => ./third_party/klauspost-compress
