@@ -14,7 +14,9 @@
 #   ROUNDS=N               in N alternating rounds (default 6)
 # Wall times are pooled medians; the per-round ratios show their spread, and
 # the CPU ratio (user+system, medians of the rounds' means) moves less than
-# wall time when other work shares the machine.
+# wall time when other work shares the machine. Where valgrind is installed,
+# the user-space instructions of one run of each (cachegrind) follow: they
+# do not move with the machine's load.
 # Needs: root, ip (iproute2), hyperfine, python3, go (to build).
 set -euo pipefail
 
@@ -92,3 +94,16 @@ for i, name in enumerate(["version", "query -i", "ssh-keys"], 1):
     c = statistics.median(cpu["n"]) / statistics.median(cpu["b"])
     print(f"{name:<10} {b:8.3f} {n:8.3f} {n / b:9.3f}   {min(ratios):.3f}..{max(ratios):.3f}     {c:12.3f}")
 PY
+
+command -v valgrind >/dev/null || exit 0
+count() { # binary args...: user-space instructions of one run
+	ip netns exec "$ns" valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+		awk '/I +refs:/ {gsub(",", "", $NF); print $NF}'
+}
+echo
+printf '%-10s %12s %12s %9s\n' "command" "base instr" "new instr" "new/base"
+for args in "version" "query -i" "ssh-keys --root $root admin"; do
+	b=$(count "$base" $args)
+	n=$(count "$flint" $args)
+	printf '%-10s %12s %12s %9.3f\n' "${args%% --*}" "$b" "$n" "$(echo "$n $b" | awk '{print $1 / $2}')"
+done
