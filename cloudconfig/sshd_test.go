@@ -83,8 +83,7 @@ func TestSSHPwauthOddValuesAndARealSSHD(t *testing.T) {
 	}
 
 	// sshd itself accepts the drop-in: sshd -t on a config that includes it.
-	sshd := testenv.Tool(t, "/usr/sbin/sshd")
-	testenv.Root(t)
+	sshd := testenv.SSHD(t)
 	dir := t.TempDir()
 	for _, v := range []any{true, false} {
 		f, _, err := SSHPwauth(SSHPwauthInput{Present: true, Value: v, SSHDConfig: []byte(debianSSHDConfig)})

@@ -137,12 +137,8 @@ func login(ssh, key, user string, port int) ([]byte, error) {
 
 func TestARealSSHDLogsInWithTheKeysFlintServes(t *testing.T) {
 	testenv.Short(t)
-	testenv.Root(t)
-	sshd := testenv.Tool(t, "/usr/sbin/sshd")
+	sshd := testenv.SSHD(t)
 	sshc := testenv.Tool(t, "ssh")
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation directory
-		t.Fatal(err)
-	}
 	user := throwawayUser(t)
 	pki := newEICPKI(t, "")
 	flint, root := commandDir(t, user, pemCerts(pki.root))
@@ -234,11 +230,7 @@ func mustRoot(t *testing.T, dir string) *rootfs.Root {
 }
 
 func TestThePackagedDropInPassesSSHDAndYieldsToAnEarlierCommand(t *testing.T) {
-	testenv.Root(t)
-	sshd := testenv.Tool(t, "/usr/sbin/sshd")
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sshd := testenv.SSHD(t)
 	dropIn, err := os.ReadFile("../packaging/sshd/flint.conf")
 	if err != nil {
 		t.Fatal(err)

@@ -84,13 +84,7 @@ func TestAMismatchedGivenHostKeyIsRefusedWithoutQuotingIt(t *testing.T) {
 }
 
 func TestSSHDAcceptsTheHostKeysFlintWrites(t *testing.T) {
-	testenv.Root(t)
-	sshd := testenv.Tool(t, "/usr/sbin/sshd")
-	// sshd insists on its privilege separation directory, which the
-	// ssh service creates at boot; it is created here if missing and left.
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sshd := testenv.SSHD(t)
 	in := acctInstance(t, "")
 	if r, out := hostKeysRun(t, in); r.Status != "ok" {
 		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)

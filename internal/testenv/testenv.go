@@ -48,6 +48,20 @@ func Tool(t testing.TB, name string) string {
 	return p
 }
 
+// SSHD requires root and Debian's sshd and returns its path, with sshd's
+// privilege separation directory (/run/sshd) present: sshd -t and -T refuse
+// to check a configuration without it, and a machine where sshd has never
+// run (a fresh CI machine, a container) has none.
+func SSHD(t testing.TB) string {
+	t.Helper()
+	Root(t)
+	sshd := Tool(t, "/usr/sbin/sshd")
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return sshd
+}
+
 // Short skips long tests under -short; it never fails, since -short is a
 // developer's explicit choice and CI does not pass it.
 func Short(t testing.TB) {
