@@ -42,9 +42,10 @@ func Catalog() handlers.Catalog {
 		// and scripts go on, as cloud-init's final stage does after sshd.
 		hostKeysHandler,
 		// cloud-init's config stage: locale, set_passwords' ssh_pwauth,
-		// apt_configure, ntp, then timezone.
+		// yum_add_repo (RPM images), apt_configure, ntp, then timezone.
 		localeHandler,
 		sshPwauthHandler,
+		yumReposHandler,
 		aptHandler,
 		ntpHandler,
 		timezoneHandler,
