@@ -101,5 +101,3 @@ func uniqMergeSorted(items []any) []string {
 	sort.Strings(out)
 	return out
 }
-
-func sortStrings(l []string) { sort.Strings(l) }

@@ -151,20 +151,6 @@ func TestSmallModulesOddValues(t *testing.T) {
 	if l, note, err := SSHRedirect("u", map[string]any{"ssh_redirect_user": "default"}, "admin", nil); l != nil || err != nil || !strings.Contains(note, "no instance public keys") {
 		t.Errorf("no keys: %v %q %v", l, note, err)
 	}
-	got := SSHImportIDs([]any{"gh:alice", "lp:bob", "gh:alice"}, map[string]map[string]any{
-		"admin": {}, "web": {"ssh_import_id": "gh:carol,,gh:dave"}, "none": {}}, "admin")
-	want := []SSHImport{{"admin", []string{"gh:alice", "lp:bob"}}, {"web", []string{"gh:carol", "gh:dave"}}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ssh_import_id: %v, want %v", got, want)
-	}
-	for id, want := range map[string]string{"gh:alice": "https://github.com/alice.keys", "bob": "https://launchpad.net/~bob/+sshkeys"} {
-		if u, err := SSHImportURL(id); err != nil || u != want {
-			t.Errorf("%s: %s %v", id, u, err)
-		}
-	}
-	if _, err := SSHImportURL("xx:y"); !errors.As(err, &ce) {
-		t.Errorf("unknown protocol: %v", err)
-	}
 	if p, err := PhoneHome(map[string]any{"url": "not a url"}, PhoneHomeFacts{}); p != nil || !errors.As(err, &ce) {
 		t.Errorf("bad url: %v %v", p, err)
 	}

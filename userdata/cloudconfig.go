@@ -149,6 +149,7 @@ var handledKeys = map[string]bool{
 	// decides.
 	"locale": true, "locale_configfile": true, "ca_certs": true, "ca-certs": true, "ntp": true,
 	"apt": true, "phone_home": true, "power_state": true,
+	"yum_repos": true, "yum_repo_dir": true, "ssh_import_id": true, // the yum-repos and ssh-import-id handlers
 	// Read from the merged document by the disk handlers (growpart,
 	// resize-rootfs, mounts, disk-setup), which package disks decodes.
 	"growpart": true, "resize_rootfs": true, "mounts": true, "mount_default_fields": true,

@@ -41,10 +41,13 @@ func Catalog() handlers.Catalog {
 		// (ordered after flint.service) may start while packages, runcmd
 		// and scripts go on, as cloud-init's final stage does after sshd.
 		hostKeysHandler,
-		// cloud-init's config stage: locale, set_passwords' ssh_pwauth,
+		// cloud-init's config stage: ssh_import_id, locale,
+		// set_passwords' ssh_pwauth, yum_add_repo (RPM images),
 		// apt_configure, ntp, then timezone.
+		sshImportIDHandler,
 		localeHandler,
 		sshPwauthHandler,
+		yumReposHandler,
 		aptHandler,
 		ntpHandler,
 		timezoneHandler,

@@ -77,9 +77,6 @@ func TestTheKeysPlanGivesRootTheSharedKeysBehindTheForcedCommand(t *testing.T) {
 			if tc.rootOpts == "" && opts != "" || !strings.Contains(opts, tc.rootOpts) {
 				t.Errorf("root's key options %q, want %q", opts, tc.rootOpts)
 			}
-			if !slices.Equal(p.importIDs, []string{"dev"}) {
-				t.Errorf("import ids %v", p.importIDs)
-			}
 		})
 	}
 	if _, err := planKeys(sshKeysConfig{DisableRootOpts: `command="unterminated`}, &userdata.CloudConfig{}, specs, md, nil, nil); err == nil {

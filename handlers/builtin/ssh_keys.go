@@ -81,8 +81,6 @@ type keysPlan struct {
 	grants []keyGrant
 	// probs are keys that were skipped, with the reason.
 	probs []sshkeys.Problem
-	// importIDs are users whose ssh_import_id is not honoured.
-	importIDs []string
 	// rootSkipped counts the shared keys root did not get: with
 	// disable_root and no default user, root's file would only hold a
 	// forced command that sends everyone to a user that does not exist.
@@ -116,9 +114,6 @@ func planKeys(cfg sshKeysConfig, cc *userdata.CloudConfig, specs []userSpec, mdK
 		var ks []sshkeys.Key
 		if s.Default {
 			ks = append(ks, shared...)
-		}
-		if len(s.SSHImportID) > 0 {
-			p.importIDs = append(p.importIDs, s.Name)
 		}
 		own, probs := sshkeys.Parse("cloud-config users "+s.Name+" ssh_authorized_keys", strings.Join(s.SSHAuthorizedKeys, "\n"))
 		p.probs = append(p.probs, probs...)
@@ -158,7 +153,7 @@ func planKeys(cfg sshKeysConfig, cc *userdata.CloudConfig, specs []userSpec, mdK
 			if err != nil {
 				// Never give root a plain key because its forced
 				// command was mistyped.
-				return keysPlan{importIDs: p.importIDs}, fmt.Errorf("ssh_keys.disable_root_opts: %w; root's keys not written", err)
+				return keysPlan{}, fmt.Errorf("ssh_keys.disable_root_opts: %w; root's keys not written", err)
 			}
 			rootKeys = append(rootKeys, rk)
 		}
@@ -239,10 +234,6 @@ func runSSHKeys(ctx context.Context, b *handlers.Boot) error {
 		rawUsers = ud.Config["users"]
 	}
 	plan, err := planKeys(cfg, cc, specs, mdKeys, mdProbs, rawUserEntries(rawUsers))
-	for _, name := range plan.importIDs {
-		b.Note("%s: ssh_import_id is not supported (it fetches keys from the network); give ssh_authorized_keys", name)
-		b.Log.Warn("ssh_import_id is not supported", "user", name)
-	}
 	if err != nil {
 		return err
 	}
