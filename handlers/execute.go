@@ -111,19 +111,16 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	st.InstanceID = id
 	var store *state.Store
 	var out *OutputLog
+	// stateErr: the state directory cannot be written (a full disk). The
+	// chain runs anyway, nothing of it recorded: the default user and the
+	// keys matter more than the record of them.
+	var stateErr error
 	if s.DryRun {
 		// Read what already ran, write nothing.
 		store = state.View(root, id)
 	} else {
-		if store, err = state.Open(root); err != nil {
-			return fail(st, statusRoot, err)
-		}
-		prev, err := store.SetInstance(id)
-		if err != nil {
-			return fail(st, statusRoot, err)
-		}
-		if prev != id {
-			st.Previous = prev
+		if store, stateErr = openState(root, id, st); store == nil {
+			return fail(st, statusRoot, stateErr)
 		}
 		if out, err = OpenOutputLog(root, int64(cfg.Handlers.OutputLogMax)); err != nil {
 			return fail(st, statusRoot, err)
@@ -153,6 +150,10 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		Output: out, Console: s.Stderr,
 		ud:       &lazyUserData{}, // one parse per run, shared by every handler
 		endpoint: client.Endpoint(),
+	}
+	if stateErr != nil {
+		b.Unrecorded(stateErr)
+		log.Warn("the state directory cannot be written; running without recording", "error", stateErr)
 	}
 	opts := RunOptions{
 		Only: s.Only, Skip: s.Skip, Force: s.Force,
@@ -188,6 +189,28 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	log.Info("finished", "state", st.State, "duration_ms", st.DurationMS)
 	notify("STATUS=" + st.State)
 	return st, nil
+}
+
+// openState opens the state directory and makes id its current instance.
+// When that cannot be written (a full disk) the store still reads what
+// earlier runs recorded, and each write to it fails on its own: the
+// error returned is reported once, by the chain.
+func openState(root *rootfs.Root, id string, st *Status) (*state.Store, error) {
+	if !state.ValidName(id) {
+		return nil, fmt.Errorf("instance id %q is not a safe name", id)
+	}
+	store, err := state.Open(root)
+	if err != nil {
+		return state.View(root, id), err
+	}
+	prev, err := store.SetInstance(id)
+	if prev != id {
+		st.Previous = prev
+	}
+	if err != nil {
+		return state.View(root, id), err
+	}
+	return store, nil
 }
 
 // fail records a run that could not start its chain.
