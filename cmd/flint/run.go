@@ -43,7 +43,8 @@ func runCommand() Command {
 			"recorded in /run/flint/status.json (see flint status).",
 		Exit: []exitCode{
 			{exitOK, "done: every handler succeeded, was skipped or (with --dry-run or without --live) planned"},
-			{exitFail, "the run failed: a required handler, the configuration or the metadata"},
+			{exitFail, "the run failed: a required handler, the configuration, the metadata, or a read-only " +
+				"root and state directory (nothing was done; flint status says which)"},
 			{exitUsage, "degraded: a handler failed or did only part of its work, or user-data asked for " +
 				"something that was dropped (see flint status); the rest ran. Also bad usage"},
 		},
@@ -99,7 +100,8 @@ func statusCommand() Command {
 			"wait for user-data or only planned their changes.",
 		Exit: []exitCode{
 			{exitOK, "the run is done and every handler succeeded"},
-			{exitFail, "the run failed, is still running (without --wait), or none is recorded"},
+			{exitFail, "the run failed (the error line says why; a read-only root is one), is still running " +
+				"(without --wait), or none is recorded"},
 			{exitUsage, "degraded: a handler failed or did part of its work, or the run has warnings; or bad usage"},
 			{exitTimeout, "--wait --timeout ran out before the run finished"},
 		},

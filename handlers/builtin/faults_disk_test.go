@@ -258,4 +258,51 @@ func TestFaultTheDisk(t *testing.T) {
 		}
 		wantNextBootsOnce(t, in, posts)
 	})
+	// A read-only root: nothing can be provisioned and nothing is tried.
+	// The one line goes to stderr (the unit's journal) and, under /run,
+	// a tmpfs that stays writable, to the status flint status reads.
+	readOnlyRoot := func(t *testing.T, mounts string, recorded bool) {
+		in := reachInstance(t)
+		os.MkdirAll(filepath.Join(in.Root, "run"), 0o755)
+		before := treeOf(t, in.Root)
+		code, out, status, statusCode := mountedRun(t, in, "mount --bind ROOT ROOT\nmount -o remount,bind,ro ROOT\n"+mounts, faultHandlers)
+		if code != 1 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "read-only file system: nothing was done") {
+			t.Fatalf("exit %d, want 1 and one line saying the root is read-only and nothing was done:\n%s", code, out)
+		}
+		line := strings.TrimPrefix(strings.TrimSpace(out), "flint: ")
+		if recorded {
+			if statusCode != 1 || !strings.Contains(status, "status: error\n") || !strings.Contains(status, "error: "+line+"\n") {
+				t.Errorf("flint status exit %d, want 1 showing the error %q:\n%s", statusCode, line, status)
+			}
+		} else if statusCode != 1 || !strings.Contains(status, "no run recorded") {
+			t.Errorf("flint status exit %d without a writable /run:\n%s", statusCode, status)
+		}
+		if after := treeOf(t, in.Root); !slices.Equal(before, after) {
+			t.Errorf("the read-only root changed:\n%q\n%q", before, after)
+		}
+		wantRecovered(t, in)
+		wantNoTemp(t, in)
+	}
+	t.Run("a read-only root", func(t *testing.T) {
+		readOnlyRoot(t, "mount -t tmpfs flint-run ROOT/run", true)
+	})
+	t.Run("a read-only root and run", func(t *testing.T) {
+		readOnlyRoot(t, "", false)
+	})
+	t.Run("a read-only root with a writable /var", func(t *testing.T) {
+		// As an image with a read-only / and a writable /var: the chain
+		// runs, recorded, and what cannot be written fails on its own.
+		in := reachInstance(t)
+		os.MkdirAll(filepath.Join(in.Root, "run"), 0o755)
+		os.MkdirAll(filepath.Join(in.Root, "var"), 0o755)
+		vardir := t.TempDir()
+		code, out, status, _ := mountedRun(t, in, "mount --bind ROOT ROOT\nmount -o remount,bind,ro ROOT\n"+
+			"mount -t tmpfs flint-run ROOT/run\nmount --bind "+vardir+" ROOT/var", faultHandlers)
+		if code != 2 || !strings.Contains(status, "status: degraded") || strings.Contains(status, "state directory") {
+			t.Fatalf("exit %d, want 2 (degraded: the chain ran)\n%s\n%s", code, out, status)
+		}
+		if sems, _ := filepath.Glob(filepath.Join(vardir, "lib/flint/instances/*/sem/*")); len(sems) == 0 {
+			t.Errorf("nothing recorded in the writable state directory")
+		}
+	})
 }
