@@ -219,10 +219,12 @@ type step struct {
 	key string
 	// what is the step in words, for the result's lines.
 	what string
-	// lazy: the record is made durable with the run's state (one syncfs
-	// at its end), not by an fsync of its own. For a step that only
-	// must not undo what happened after the run (a password the user
-	// changed since): a power cut during the run undoes nothing.
+	// lazy: for a step that only must not undo what happened after the
+	// run that did it (a password the user changed since): its record
+	// is completed (done) after the step, and a step begun by a run
+	// that did not get there (killed) is done again. Its record is made
+	// durable with the run's state (one syncfs at its end), not by an
+	// fsync of its own.
 	lazy bool
 }
 
@@ -247,18 +249,41 @@ func (s step) begin(b *handlers.Boot) (bool, error) {
 	if err == nil {
 		var rec runRecord
 		json.Unmarshal(data, &rec)
-		b.Note("%s: done by an earlier run (begun %s); not done again", s.what, rec.Started.Format(time.RFC3339))
-		return false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+		if !s.lazy || rec.Finished != nil {
+			b.Note("%s: done by an earlier run (begun %s); not done again", s.what, rec.Started.Format(time.RFC3339))
+			return false, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("its at-most-once record cannot be read: %w", err)
 	}
-	data, _ = json.Marshal(runRecord{Started: time.Now().UTC()})
-	if err := b.Root.WriteFile(rel, append(data, '\n'), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700, NoSync: s.lazy}); err != nil {
+	if err := s.write(b, rel, runRecord{Started: time.Now().UTC()}); err != nil {
 		b.Unrecorded(err)
 		return false, errNoRecord
 	}
 	return true, nil
+}
+
+// done completes the record of a lazy step once the step is done.
+func (s step) done(b *handlers.Boot) {
+	rel, err := s.record(b)
+	if err != nil || !s.lazy || b.DryRun {
+		return
+	}
+	now := time.Now().UTC()
+	rec := runRecord{Started: now, Finished: &now, Result: "ok"}
+	if data, err := b.Root.ReadFile(rel, rootfs.InRoot); err == nil {
+		json.Unmarshal(data, &rec)
+		rec.Finished, rec.Result = &now, "ok"
+	}
+	if err := s.write(b, rel, rec); err != nil {
+		// The next run does it again: nothing happened since this one.
+		b.Unrecorded(err)
+	}
+}
+
+func (s step) write(b *handlers.Boot, rel string, rec runRecord) error {
+	data, _ := json.Marshal(rec)
+	return b.Root.WriteFile(rel, append(data, '\n'), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700, NoSync: s.lazy})
 }
 
 // wait is the result's line for a step not done because of err (from

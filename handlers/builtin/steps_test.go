@@ -155,6 +155,24 @@ chpasswd:
 	if got := acctField(t, in, "etc/shadow", "admin", 2); got != "19500" {
 		t.Errorf("admin's password expired again: last change %q", got)
 	}
+
+	// A run killed between the record and the password: the next run
+	// sets it (nothing can have changed it since), so carol's account is
+	// not left with useradd's "!", which refuses key logins.
+	rec := filepath.Join(in.Root, stepsInstance+"sem/steps/password.carol")
+	if err := os.WriteFile(rec, []byte(`{"started":"2026-01-01T00:00:00Z"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shadow = strings.Replace(in.ReadFile(t, "etc/shadow"), "carol:$6$mine$xyz:", "carol:!:", 1)
+	if err := os.WriteFile(filepath.Join(in.Root, "etc/shadow"), []byte(shadow), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	forgetDone(t, in, "users")
+	st, out = acctRun(t, in, nil)
+	acctWant(t, st, out, map[string]string{"users": handlers.ResultOK})
+	if got := acctField(t, in, "etc/shadow", "carol", 1); got != "$6$first$abc" {
+		t.Errorf("a password begun by a killed run: %q, want it set", got)
+	}
 }
 
 func TestAnOverwritingFsSetupIsDoneAtMostOncePerInstance(t *testing.T) {

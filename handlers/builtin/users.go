@@ -396,7 +396,8 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 	for _, pw := range plan.passwords {
 		// Set again when the handler runs again, it would undo the
 		// user's own change since, and expire it again.
-		if !(step{key: "chpasswd." + pw.Name, what: "chpasswd for " + pw.Name, lazy: true}).beginOrWait(b) {
+		once := step{key: "chpasswd." + pw.Name, what: "chpasswd for " + pw.Name, lazy: true}
+		if !once.beginOrWait(b) {
 			continue
 		}
 		if err := t.SetPassword(ctx, pw.Name, pw.Password, pw.Type == "hash"); err != nil {
@@ -407,6 +408,7 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 				return err
 			}
 		}
+		once.done(b)
 	}
 	if plan.sudoers != "" {
 		if err := installSudoers(ctx, b, plan.sudoers); err != nil {
@@ -471,6 +473,9 @@ func ensureUser(ctx context.Context, b *handlers.Boot, t accounts.Tools, u userS
 		if err := t.SetPasswordField(ctx, s.Name, f); err != nil {
 			return err
 		}
+	}
+	if decide {
+		pw.done(b)
 	}
 	return nil
 }
