@@ -58,9 +58,6 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	failed := map[string]bool{}
 	partial := false
 	stopped := ""
-	// firstUnrecorded names the first handler whose semaphore could not
-	// be written: the state directory's error is reported there, once.
-	firstUnrecorded := ""
 	for i, h := range hs {
 		if i > 0 && hs[i-1].Name() == opts.ReadyAfter && opts.Notify != nil {
 			// Whatever host-keys did (ran, skipped, failed), what sshd
@@ -125,12 +122,11 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 		case err == nil:
 			r.Status = ResultOK
 			if err := b.State.MarkDone(h.Frequency(), name); err != nil {
-				r.Status, r.Reason = ResultFailed, "ran, but could not record it: "+err.Error()
-				if firstUnrecorded != "" {
-					r.Reason = "ran, but could not record it (see " + firstUnrecorded + ")"
-				} else {
-					firstUnrecorded = name
-				}
+				// Its work is in place; the next boot does it again, which
+				// is harmless: what must not be done twice has a record of
+				// its own, made before it was done.
+				b.Unrecorded(err)
+				r.Status, r.Reason = ResultFailed, "ran, but could not record it ("+SeeStateWarning+"): the next boot runs it again"
 				unrecorded = true
 			}
 		case errors.Is(err, ErrNotLive):
@@ -141,6 +137,10 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 			partial = true
 		default:
 			r.Status, r.Reason = ResultFailed, err.Error()
+			if len(r.partial) > 0 {
+				// What it left for a later boot, beside what failed.
+				r.Reason += "; " + strings.Join(r.partial, "; ")
+			}
 		}
 		if opts.Plan != nil && b.DryRun {
 			for _, n := range r.Notes {

@@ -191,9 +191,15 @@ func TestBadConfigIsOneLineNamingTheFile(t *testing.T) {
 		{"imds: [\n", "flint.yaml:"},
 	} {
 		in.Config(t, tc.doc)
-		_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.Root, Endpoint: in.URL, Catalog: builtin.Catalog(), Skip: otherBuiltins("hostname"), Stderr: &bytes.Buffer{}})
+		var told []string
+		_, err := handlers.Execute(context.Background(), handlers.Setup{Root: in.Root, Endpoint: in.URL, Catalog: builtin.Catalog(), Skip: otherBuiltins("hostname"), Stderr: &bytes.Buffer{},
+			Notify: func(s string) { told = append(told, s) }})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("config %q: err = %v, want one line with %q", tc.doc, err, tc.want)
+		}
+		// `systemctl status flint` shows the line too, and the boot goes on.
+		if err != nil && !slices.Equal(told, []string{"STATUS=error: " + err.Error(), "READY=1"}) {
+			t.Errorf("config %q: systemd told %q, want the error's line, then READY=1", tc.doc, told)
 		}
 		st, rerr := handlers.ReadStatusDir(in.Root)
 		if rerr != nil || st.State != handlers.StateError {

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/internal/logging"
@@ -53,6 +56,15 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		notify = func(string) {}
 	}
 	defer notify("READY=1")
+	// systemd shows the last STATUS= in `systemctl status flint`: the
+	// state, and the error's line when the run failed.
+	defer func() {
+		if st.State == StateError && st.Error != "" {
+			notify("STATUS=error: " + st.Error)
+		} else {
+			notify("STATUS=" + st.State)
+		}
+	}()
 	root, err := rootfs.Open(s.Root)
 	if err != nil {
 		return fail(st, nil, err)
@@ -69,6 +81,13 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	}
 	log := logging.New(cfg.Log.Target, cfg.Log.Level, s.Stderr)
 	if !s.DryRun {
+		if err := readOnlyRoot(root); err != nil {
+			// Nothing can be provisioned: say so where a person looks
+			// (stderr, which is the unit's journal; systemd's STATUS=;
+			// status.json under /run, a tmpfs that stays writable) and
+			// change nothing else.
+			return fail(st, statusRoot, err)
+		}
 		if err := WriteStatus(root, st); err != nil {
 			return fail(st, nil, err)
 		}
@@ -111,19 +130,16 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	st.InstanceID = id
 	var store *state.Store
 	var out *OutputLog
+	// stateErr: the state directory cannot be written (a full disk). The
+	// chain runs anyway, nothing of it recorded: the default user and the
+	// keys matter more than the record of them.
+	var stateErr error
 	if s.DryRun {
 		// Read what already ran, write nothing.
 		store = state.View(root, id)
 	} else {
-		if store, err = state.Open(root); err != nil {
-			return fail(st, statusRoot, err)
-		}
-		prev, err := store.SetInstance(id)
-		if err != nil {
-			return fail(st, statusRoot, err)
-		}
-		if prev != id {
-			st.Previous = prev
+		if store, stateErr = openState(root, id, st); store == nil {
+			return fail(st, statusRoot, stateErr)
 		}
 		if out, err = OpenOutputLog(root, int64(cfg.Handlers.OutputLogMax)); err != nil {
 			return fail(st, statusRoot, err)
@@ -153,6 +169,10 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		Output: out, Console: s.Stderr,
 		ud:       &lazyUserData{}, // one parse per run, shared by every handler
 		endpoint: client.Endpoint(),
+	}
+	if stateErr != nil {
+		b.Unrecorded(stateErr)
+		log.Warn("the state directory cannot be written; running without recording", "error", stateErr)
 	}
 	opts := RunOptions{
 		Only: s.Only, Skip: s.Skip, Force: s.Force,
@@ -186,8 +206,61 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		}
 	}
 	log.Info("finished", "state", st.State, "duration_ms", st.DurationMS)
-	notify("STATUS=" + st.State)
 	return st, nil
+}
+
+// openState opens the state directory and makes id its current instance.
+// When that cannot be written (a full disk) the store still reads what
+// earlier runs recorded, and each write to it fails on its own: the
+// error returned is reported once, by the chain.
+func openState(root *rootfs.Root, id string, st *Status) (*state.Store, error) {
+	if !state.ValidName(id) {
+		return nil, fmt.Errorf("instance id %q is not a safe name", id)
+	}
+	store, err := state.Open(root)
+	if err != nil {
+		return state.View(root, id), err
+	}
+	prev, err := store.SetInstance(id)
+	if prev != id {
+		st.Previous = prev
+	}
+	if err != nil {
+		return state.View(root, id), err
+	}
+	return store, nil
+}
+
+// readOnlyRoot says when nothing can be provisioned: the root and the
+// file system of its state directory are read-only. A read-only root
+// with a writable /var runs, and so does a read-only state directory on
+// a writable root, without recording (openState).
+func readOnlyRoot(root *rootfs.Root) error {
+	if !readOnly(root, ".") {
+		return nil
+	}
+	dir := state.Dir
+	for dir != "." {
+		if _, err := root.Stat(dir, rootfs.InRoot); err == nil {
+			break
+		}
+		dir = path.Dir(dir)
+	}
+	if !readOnly(root, dir) {
+		return nil
+	}
+	return fmt.Errorf("%s and its state directory are on a read-only file system: nothing was done (a boot that can write them does the work)", root.Dir())
+}
+
+// readOnly reports whether rel's file system is mounted read-only.
+func readOnly(root *rootfs.Root, rel string) bool {
+	f, err := root.OpenFile(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0, rootfs.InRoot)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var fs unix.Statfs_t
+	return unix.Fstatfs(int(f.Fd()), &fs) == nil && fs.Flags&unix.ST_RDONLY != 0
 }
 
 // fail records a run that could not start its chain.

@@ -80,6 +80,8 @@ type Boot struct {
 type runNotes struct {
 	mu       sync.Mutex
 	warnings []string
+	// unrecorded: a write below the state directory failed this run.
+	unrecorded bool
 }
 
 // add records w once however often it is given.
@@ -113,6 +115,35 @@ func (b *Boot) Warn(format string, args ...any) {
 		b.notes = &runNotes{}
 	}
 	b.notes.add(w)
+}
+
+// SeeStateWarning is how a handler's line refers to the run's warning
+// about a state directory that cannot be written (see Unrecorded).
+const SeeStateWarning = "the state directory cannot be written, see warnings"
+
+// Unrecorded reports err, an error writing below the state directory (a
+// full or read-only disk), which kept the running handler from recording
+// what it did, or from doing what must be done at most once. The first
+// such error of a run becomes one of its warnings; the handlers' own
+// lines refer to it (SeeStateWarning) instead of repeating it.
+func (b *Boot) Unrecorded(err error) {
+	if b.notes == nil {
+		b.notes = &runNotes{}
+	}
+	b.notes.unrecord(err)
+}
+
+func (n *runNotes) unrecord(err error) {
+	n.mu.Lock()
+	first := !n.unrecorded
+	n.unrecorded = true
+	n.mu.Unlock()
+	if first {
+		n.add(fmt.Sprintf("the state directory cannot be written (%s): per-instance work that ran is not recorded "+
+			"and runs again at the next boot; what must run at most once (scripts, phone_home, power_state, "+
+			"passwords, appends, disk_setup's overwrites) waits for a boot that can record it",
+			strings.ReplaceAll(err.Error(), "\n", " ")))
+	}
 }
 
 // Partial records that the running handler did what it could but not

@@ -230,9 +230,14 @@ func TestSystemdIsToldProgressAndReadiness(t *testing.T) {
 	}
 }
 
-// crashUserData makes a first boot write a file and run a command that
-// counts its runs.
+// crashUserData makes a first boot make a user with a password, write a
+// file and run a command that counts its runs.
 const crashUserData = `#cloud-config
+users:
+  - default
+  - name: carol
+    lock_passwd: false
+    passwd: "$6$crash$Hash"
 write_files:
   - path: /etc/crash-file
     content: |
@@ -250,14 +255,20 @@ runcmd:
 // half-written.
 func TestAKill9BeforeEveryStateWriteOfAFirstBootThenANormalBootFinishesOnce(t *testing.T) {
 	testenv.Short(t)
+	testenv.Root(t)
+	for _, tool := range []string{"useradd", "usermod", "groupadd", "chpasswd", "visudo"} {
+		testenv.Tool(t, tool)
+	}
 	bin := testenv.FlintBinary(t)
 	boot := func(in *instance, env ...string) *exec.Cmd {
-		cmd := exec.Command(bin, "run", "--root", in.Root, "--live", "--endpoint", in.URL, "--skip", "network,users,ssh-keys")
+		cmd := exec.Command(bin, "run", "--root", in.Root, "--live", "--endpoint", in.URL, "--skip", "network")
 		cmd.Env = append(os.Environ(), env...)
 		return cmd
 	}
 	for k := 1; ; k++ {
 		in := newInstance(t)
+		in.Accounts(t)
+		in.Config(t, "users:\n  default_user:\n    name: admin\n    shell: /bin/sh\n    lock_passwd: true\n")
 		in.Emu.Set("user-data", []byte(crashUserData))
 		out, err := boot(in, fmt.Sprintf("%s=%d", rootfs.KillBeforeRenameEnv, k)).CombinedOutput()
 		var ee *exec.ExitError
@@ -290,6 +301,21 @@ func TestAKill9BeforeEveryStateWriteOfAFirstBootThenANormalBootFinishesOnce(t *t
 		}
 		if got := in.ReadFile(t, "etc/crash-file"); got != "written whole or not at all\n" {
 			t.Errorf("kill before replacement %d: etc/crash-file = %q", k, got)
+		}
+		// The accounts once each, with the password fields a whole run
+		// gives them: the default user's locked so that key logins work
+		// ("*", not useradd's "!"), carol's set.
+		passwd, shadow := "\n"+in.ReadFile(t, "etc/passwd"), "\n"+in.ReadFile(t, "etc/shadow")
+		for user, field := range map[string]string{"admin": "*", "carol": "$6$crash$Hash"} {
+			if n := strings.Count(passwd, "\n"+user+":"); n != 1 {
+				t.Errorf("kill before replacement %d: %s is %d times in passwd", k, user, n)
+			}
+			if !strings.Contains(shadow, "\n"+user+":"+field+":") {
+				t.Errorf("kill before replacement %d: %s's password field is not %q:%s", k, user, field, shadow)
+			}
+		}
+		if ak := in.ReadFile(t, "home/admin/.ssh/authorized_keys"); strings.Count(ak, "\n") != 2 {
+			t.Errorf("kill before replacement %d: admin's keys %q, want the fixture's two once", k, ak)
 		}
 		inst := "var/lib/flint/instances/i-0123456789abcdef0/"
 		for _, f := range []string{inst + "results.json", inst + handlers.MetadataFile} {

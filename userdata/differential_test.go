@@ -244,8 +244,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestExtraDocuments is the $USERDATA_DIFF_DIR comparison; without the
-// variable it compares nothing and says so in its log.
 // TestExtraDocuments compares the documents of a directory: by default
 // the examples cloud-init ships (/usr/share/doc/cloud-init/examples, real
 // user-data written by cloud-init's authors, some gzip'd by Debian),

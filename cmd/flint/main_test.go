@@ -187,6 +187,7 @@ func TestANamedConfigFileThatIsMissingIsAnError(t *testing.T) {
 		{"run", "--root", t.TempDir(), "--config", missing, "--dry-run", "--endpoint", "http://127.0.0.1:9"},
 		{"config", "check", missing},
 		{"events", "--config", missing, "--endpoint", "http://127.0.0.1:9"},
+		{"modules", "install", "--root", t.TempDir(), "--release", "6.1.0-0-cloud-amd64", "--config", missing, "--endpoint", "http://127.0.0.1:9"},
 	} {
 		code, _, stderr := run(args...)
 		if code != exitFail || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, missing+" does not exist") {

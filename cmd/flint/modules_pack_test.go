@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/flint-dev/flint/modules"
 )
 
@@ -96,5 +98,42 @@ func TestConfigCheckValidatesTheModulesSection(t *testing.T) {
 	os.WriteFile(conf, []byte("modules:\n  manifest: s3://bucket/manifest.json\n  public_key: |\n"+indented+"\n"), 0o644)
 	if code, _, errOut := run("config", "check", "--root", root); code != exitOK {
 		t.Fatalf("a PEM public key: exit %d %q", code, errOut)
+	}
+}
+
+func TestConfigCheckPrintsEveryHandlerSectionItLoads(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "etc", "flint")
+	os.MkdirAll(filepath.Join(dir, "flint.d"), 0o755)
+	_, pub, _, err := modules.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	indented := "    " + strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n    ")
+	os.WriteFile(filepath.Join(dir, "flint.yaml"), []byte("modules:\n  manifest: s3://bucket/manifest.json\n  public_key: |\n"+indented+"\n"+
+		"scripts:\n  timeout: 10m\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "flint.d", "50-site.yaml"), []byte("scripts:\n  timeout: 20m\n"), 0o644)
+	code, out, errOut := run("config", "check", "--root", root)
+	if code != exitOK {
+		t.Fatalf("exit %d %q", code, errOut)
+	}
+	var got map[string]any
+	if err := yaml.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("the effective configuration is not one YAML document: %v\n%s", err, out)
+	}
+	modulesSection, _ := got["modules"].(map[string]any)
+	scripts, _ := got["scripts"].(map[string]any)
+	if modulesSection["manifest"] != "s3://bucket/manifest.json" || modulesSection["public_key"] != string(pub) ||
+		scripts["timeout"] != "20m0s" || got["imds"] == nil {
+		t.Errorf("the handlers' sections are not printed as the files set them (the drop-in last):\n%s", out)
+	}
+	if !strings.Contains(out, "\n# hostname: not set (the hostname handler's defaults)\n") {
+		t.Errorf("a section no file sets is not named:\n%s", out)
+	}
+	// What it prints is a configuration it accepts.
+	again := filepath.Join(t.TempDir(), "effective.yaml")
+	os.WriteFile(again, []byte(out), 0o644)
+	if code, _, errOut := run("config", "check", again); code != exitOK {
+		t.Errorf("config check of its own output: exit %d %q", code, errOut)
 	}
 }

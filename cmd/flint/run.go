@@ -16,6 +16,7 @@ import (
 
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/handlers/builtin"
+	"github.com/flint-dev/flint/internal/config"
 	"github.com/flint-dev/flint/internal/rootfs"
 )
 
@@ -43,7 +44,8 @@ func runCommand() Command {
 			"recorded in /run/flint/status.json (see flint status).",
 		Exit: []exitCode{
 			{exitOK, "done: every handler succeeded, was skipped or (with --dry-run or without --live) planned"},
-			{exitFail, "the run failed: a required handler, the configuration or the metadata"},
+			{exitFail, "the run failed: a required handler, the configuration, the metadata, or a read-only " +
+				"root and state directory (nothing was done; flint status says which)"},
 			{exitUsage, "degraded: a handler failed or did only part of its work, or user-data asked for " +
 				"something that was dropped (see flint status); the rest ran. Also bad usage"},
 		},
@@ -99,7 +101,8 @@ func statusCommand() Command {
 			"wait for user-data or only planned their changes.",
 		Exit: []exitCode{
 			{exitOK, "the run is done and every handler succeeded"},
-			{exitFail, "the run failed, is still running (without --wait), or none is recorded"},
+			{exitFail, "the run failed (the error line says why; a read-only root is one), is still running " +
+				"(without --wait), or none is recorded"},
 			{exitUsage, "degraded: a handler failed or did part of its work, or the run has warnings; or bad usage"},
 			{exitTimeout, "--wait --timeout ran out before the run finished"},
 		},
@@ -235,14 +238,54 @@ func configCommand() Command {
 				if err := builtin.Catalog().ValidateSections(cfg); err != nil {
 					return fail(stderr, "%v", err)
 				}
-				fmt.Fprintf(stdout, "# effective configuration from: %s\n", strings.Join(cfg.Files(), ", "))
-				enc := yaml.NewEncoder(stdout)
-				enc.SetIndent(2)
-				enc.Encode(cfg)
+				out, err := effectiveConfig(cfg)
+				if err != nil {
+					return fail(stderr, "%v", err)
+				}
+				fmt.Fprintf(stdout, "# effective configuration from: %s\n%s", strings.Join(cfg.Files(), ", "), out)
 				return exitOK
 			},
 		}},
 	}
+}
+
+// effectiveConfig renders the core sections with their defaults, then
+// each handler's section as the files set it (drop-ins merged), in the
+// chain's order; a section no file sets is a comment saying the handler
+// uses its defaults.
+func effectiveConfig(cfg *config.Config) (string, error) {
+	var b strings.Builder
+	// One encoder a value: one encoder given several separates them as
+	// documents.
+	encode := func(v any) error {
+		enc := yaml.NewEncoder(&b)
+		enc.SetIndent(2)
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		return enc.Close()
+	}
+	if err := encode(cfg); err != nil {
+		return "", err
+	}
+	for _, d := range builtin.Catalog() {
+		if d.Section == "" {
+			continue
+		}
+		v := d.Config()
+		set, err := cfg.Section(d.Section, v)
+		if err != nil {
+			return "", err
+		}
+		if !set {
+			fmt.Fprintf(&b, "# %s: not set (the %s handler's defaults)\n", d.Section, d.Name)
+			continue
+		}
+		if err := encode(map[string]any{d.Section: v}); err != nil {
+			return "", err
+		}
+	}
+	return b.String(), nil
 }
 
 // checkBootable refuses --root DIR --live before anything is written

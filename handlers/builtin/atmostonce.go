@@ -103,6 +103,11 @@ type scriptRun struct {
 	Shell bool
 }
 
+// errNoRecord is wrapped by the error of a script, or a step, that was
+// not run because its at-most-once record could not be written: it waits
+// for a boot that can write it.
+var errNoRecord = errors.New("its at-most-once record cannot be written")
+
 // runAtMostOnce runs s unless its record says it already ran (in its
 // scope). The record is made durable before the exec, so a crash during
 // the script leaves it marked as started: the next run reports it as
@@ -126,7 +131,8 @@ func runAtMostOnce(ctx context.Context, b *handlers.Boot, s scriptRun, timeout t
 			now := time.Now().UTC()
 			rec.Finished, rec.Result = &now, "interrupted"
 			if err := writeRecord(b, s.Record, rec); err != nil {
-				return err
+				// The next run says it again; it does not run it either.
+				b.Unrecorded(err)
 			}
 			b.Note("%s: interrupted in an earlier run (started %s); not run again", s.Label, rec.Started.Format(time.RFC3339))
 			return fmt.Errorf("%s: interrupted in an earlier run; not run again", s.Label)
@@ -141,7 +147,8 @@ func runAtMostOnce(ctx context.Context, b *handlers.Boot, s scriptRun, timeout t
 	rec = runRecord{Started: time.Now().UTC(), BootID: boot}
 	if err := writeRecord(b, s.Record, rec); err != nil {
 		// Without a durable record the script could run twice: do not run it.
-		return fmt.Errorf("%s: not run: %w", s.Label, err)
+		b.Unrecorded(err)
+		return fmt.Errorf("%s: not run: %w", s.Label, errNoRecord)
 	}
 	argv := []string{b.Root.Path(s.Path)}
 	if s.Shell {
@@ -163,10 +170,152 @@ func runAtMostOnce(ctx context.Context, b *handlers.Boot, s scriptRun, timeout t
 	} else {
 		b.Note("%s: ok (exit status 0)", s.Label)
 	}
-	if werr := writeRecord(b, s.Record, rec); werr != nil && err == nil {
-		err = fmt.Errorf("%s: ran, but its result could not be recorded: %w", s.Label, werr)
+	if werr := writeRecord(b, s.Record, rec); werr != nil {
+		// Its record says it began: it does not run again either way.
+		b.Unrecorded(werr)
+		if err == nil {
+			err = fmt.Errorf("%s: ran, but its result could not be recorded (%s)", s.Label, handlers.SeeStateWarning)
+		}
 	}
 	return err
+}
+
+// unstored collects the scripts a run did not store or run because the
+// state directory could not be written, for one line in the result.
+type unstored []string
+
+// add takes the error of storing or running the script label: true when
+// it is the state directory's (reported once for the run), which it
+// keeps for the line.
+func (u *unstored) add(b *handlers.Boot, label string, err error, storing bool) bool {
+	if storing {
+		b.Unrecorded(err)
+	} else if !errors.Is(err, errNoRecord) {
+		return false
+	}
+	*u = append(*u, label)
+	return true
+}
+
+// report gives the line, if any: what was not run, and why.
+func (u unstored) report(b *handlers.Boot) {
+	if len(u) > 0 {
+		b.Partial("not run: %s: their scripts or at-most-once records cannot be written (%s); a boot that can write them runs them",
+			strings.Join(u, ", "), handlers.SeeStateWarning)
+	}
+}
+
+// stepRecords holds, in the instance's directory, the at-most-once
+// records of handlers' steps that must not be done twice for an instance
+// (a POST, a shutdown, passwords set, a disk overwritten): a step that
+// is redone when its handler runs again (after a failure, or on a disk
+// where the handler's semaphore cannot be written) would undo what
+// happened since or do it twice.
+const stepRecords = "sem/steps/"
+
+// step is one thing a handler does at most once per instance.
+type step struct {
+	// key names its record (one file name).
+	key string
+	// what is the step in words, for the result's lines.
+	what string
+	// lazy: for a step that only must not undo what happened after the
+	// run that did it (a password the user changed since): its record
+	// is completed (done) after the step, and a step begun by a run
+	// that did not get there (killed) is done again. Its record is made
+	// durable with the run's state (one syncfs at its end), not by an
+	// fsync of its own.
+	lazy bool
+}
+
+func (s step) record(b *handlers.Boot) (string, error) {
+	return instancePath(b, stepRecords+cleanFilename(s.key))
+}
+
+// begin writes the step's record before the step is done, and says
+// whether to do it now: not when an earlier run of the instance began
+// it (noted), nor when its record cannot be written. Then err says why,
+// the cause is the run's one warning (Boot.Unrecorded), and the caller
+// says what waits (wait) for a boot that can write the record.
+func (s step) begin(b *handlers.Boot) (bool, error) {
+	if b.DryRun {
+		return true, nil
+	}
+	rel, err := s.record(b)
+	if err != nil {
+		return false, err
+	}
+	data, err := b.Root.ReadFile(rel, rootfs.InRoot)
+	if err == nil {
+		var rec runRecord
+		json.Unmarshal(data, &rec)
+		if !s.lazy || rec.Finished != nil {
+			b.Note("%s: done by an earlier run (begun %s); not done again", s.what, rec.Started.Format(time.RFC3339))
+			return false, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("its at-most-once record cannot be read: %w", err)
+	}
+	if err := s.write(b, rel, runRecord{Started: time.Now().UTC()}); err != nil {
+		b.Unrecorded(err)
+		return false, errNoRecord
+	}
+	return true, nil
+}
+
+// done completes the record of a lazy step once the step is done.
+func (s step) done(b *handlers.Boot) {
+	rel, err := s.record(b)
+	if err != nil || !s.lazy || b.DryRun {
+		return
+	}
+	now := time.Now().UTC()
+	rec := runRecord{Started: now, Finished: &now, Result: "ok"}
+	if data, err := b.Root.ReadFile(rel, rootfs.InRoot); err == nil {
+		json.Unmarshal(data, &rec)
+		rec.Finished, rec.Result = &now, "ok"
+	}
+	if err := s.write(b, rel, rec); err != nil {
+		// The next run does it again: nothing happened since this one.
+		b.Unrecorded(err)
+	}
+}
+
+func (s step) write(b *handlers.Boot, rel string, rec runRecord) error {
+	data, _ := json.Marshal(rec)
+	return b.Root.WriteFile(rel, append(data, '\n'), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700, NoSync: s.lazy})
+}
+
+// wait is the result's line for a step not done because of err (from
+// begin): a boot that can write its record does it.
+func (s step) wait(b *handlers.Boot, err error) {
+	if errors.Is(err, errNoRecord) {
+		b.Partial("%s not done: %v (%s); a boot that can write it does it", s.what, err, handlers.SeeStateWarning)
+		return
+	}
+	b.Partial("%s not done: %v", s.what, err)
+}
+
+// beginOrWait is begin, saying what waits when the record cannot be
+// written.
+func (s step) beginOrWait(b *handlers.Boot) bool {
+	ok, err := s.begin(b)
+	if err != nil {
+		s.wait(b, err)
+	}
+	return ok
+}
+
+// forget removes the step's record when the step did not happen after
+// all (every try refused), so a later boot tries again.
+func (s step) forget(b *handlers.Boot) {
+	rel, err := s.record(b)
+	if err == nil {
+		err = b.Root.Remove(rel, rootfs.InRoot)
+	}
+	if err != nil {
+		b.Log.Warn("the step will not be tried again: its record cannot be removed", "step", s.what, "error", err)
+	}
 }
 
 func writeRecord(b *handlers.Boot, rel string, rec runRecord) error {

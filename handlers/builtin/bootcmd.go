@@ -34,7 +34,9 @@ func runBootcmd(ctx context.Context, b *handlers.Boot) error {
 		return err
 	}
 	if err := writeScript(b, rel, shellify(cc.Bootcmd)); err != nil {
-		return err
+		b.Unrecorded(err)
+		b.Partial("bootcmd not run: its script cannot be stored (%s)", handlers.SeeStateWarning)
+		return nil
 	}
 	if !b.Live {
 		b.Note("%d bootcmd commands written to %s, not run", len(cc.Bootcmd), b.Root.Path(rel))

@@ -57,7 +57,8 @@ func runBoothooks(ctx context.Context, b *handlers.Boot) error {
 		return err
 	}
 	sem, _ := instancePath(b, "sem/scripts/boothooks")
-	f := failures{what: "boothooks", total: len(hooks)}
+	f := failures{what: "boothooks"}
+	var waiting unstored
 	seen := map[string]int{}
 	planned := 0
 	for _, p := range hooks {
@@ -70,7 +71,7 @@ func runBoothooks(ctx context.Context, b *handlers.Boot) error {
 		content := boothookScript(p.Content())
 		rel := dir + "/" + name
 		if err := writeScript(b, rel, content); err != nil {
-			f.add(fmt.Errorf("boothook %s: %w", name, err))
+			waiting.add(b, "boothook "+name, err, true)
 			continue
 		}
 		if !b.Live {
@@ -82,8 +83,12 @@ func runBoothooks(ctx context.Context, b *handlers.Boot) error {
 			Label: "boothook " + name, Path: rel, Record: sem + "/" + name,
 			PerBoot: true, Shell: needsShell(content),
 		}, timeout)
-		f.add(err)
+		if err == nil || !waiting.add(b, "boothook "+name, err, false) {
+			f.total++
+			f.add(err)
+		}
 	}
+	waiting.report(b)
 	if err := f.err(); err != nil {
 		return err
 	}

@@ -19,6 +19,10 @@ import (
 // NVMe instance stores, device_aliases first). A device it cannot
 // identify, or one holding data that overwrite: false keeps, is one line
 // in the result with nothing changed on it; the other entries go on.
+// What is redone safely when the handler runs again (a failure, a disk
+// that cannot record it) is redone; an entry with overwrite (or an
+// fs_setup cmd), which would wipe the data written since, is done at
+// most once per instance (step.begin).
 var diskSetupHandler = handlers.Builtin{Name: "disk-setup", Frequency: state.PerInstance, Run: runDiskSetup}
 
 func runDiskSetup(ctx context.Context, b *handlers.Boot) error {
@@ -70,6 +74,9 @@ func runDiskSetup(ctx context.Context, b *handlers.Boot) error {
 			b.Note("disk_setup %s: %s", dev, plan.Note)
 			continue
 		}
+		if spec.Overwrite && !(step{key: "disk_setup." + name, what: "disk_setup " + dev + " (overwrite)"}).beginOrWait(b) {
+			continue
+		}
 		if err := disks.ApplyDiskSetup(ctx, runner, plan); err != nil {
 			fail(err)
 			continue
@@ -77,7 +84,7 @@ func runDiskSetup(ctx context.Context, b *handlers.Boot) error {
 		b.Note("disk_setup %s: partitioned (%s)", dev, tableType(spec))
 	}
 
-	for _, spec := range cfg.FsSetup {
+	for i, spec := range cfg.FsSetup {
 		dev, part, err := disks.SplitFsDevice(names, spec)
 		if err != nil {
 			fail(fmt.Errorf("fs_setup: %w", err))
@@ -100,6 +107,10 @@ func runDiskSetup(ctx context.Context, b *handlers.Boot) error {
 		}
 		if len(plan.Cmd) == 0 {
 			b.Note("fs_setup %s: %s", plan.Device, plan.Note)
+			continue
+		}
+		once := step{key: fmt.Sprintf("fs_setup.%d", i), what: "fs_setup " + plan.Device + " (overwrite or cmd)"}
+		if (spec.Overwrite || len(spec.Cmd) > 0) && !once.beginOrWait(b) {
 			continue
 		}
 		if err := disks.ApplyFsSetup(ctx, runner, plan); err != nil {

@@ -50,11 +50,15 @@ func diskConfig(ctx context.Context, b *handlers.Boot, keys ...string) (disks.Co
 // even with --live: the work is planned, reported and left for the root's
 // own boot. The returned error is what the handler returns when it may
 // not (nil in a dry run, ErrNotLive otherwise).
+// disksHere says whether the root's disks are this system's: the running
+// system's root only.
+var disksHere = func(b *handlers.Boot) bool { return b.Root.IsHost() }
+
 func liveDisks(b *handlers.Boot, what string) (bool, error) {
 	switch {
 	case b.DryRun:
 		return false, nil
-	case !b.Root.IsHost():
+	case !disksHere(b):
 		return false, fmt.Errorf("%s: %s is not the running system's root, its disks are changed on its own boot: %w", what, b.Root.Dir(), handlers.ErrNotLive)
 	}
 	return true, nil

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/flint-dev/flint/internal/testenv"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -484,76 +482,6 @@ func TestFaultTheServiceItself(t *testing.T) {
 			wantOnce(t, in)
 		})
 	}
-}
-
-// faultMounted runs the flint binary on the instance, with the matrix's
-// handlers, in a private mount namespace where mounts (shell commands,
-// ROOT standing for the instance's root) are made first. It returns the
-// exit code and the output.
-func faultMounted(t *testing.T, in *instance, mounts string) (int, string) {
-	t.Helper()
-	script := strings.ReplaceAll(mounts, "ROOT", in.Root) + "\nexec \"$0\" \"$@\""
-	args := []string{"-m", "--propagation", "private", "sh", "-ec", script, testenv.FlintBinary(t),
-		"run", "--root", in.Root, "--live", "--endpoint", in.URL, "--only", strings.Join(faultHandlers, ",")}
-	cmd := exec.Command(testenv.Tool(t, "unshare"), args...)
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("unshare: %v\n%s", err, out)
-	}
-	return code, string(out)
-}
-
-func TestFaultTheDisk(t *testing.T) {
-	needAccountTools(t)
-	testenv.Tool(t, "unshare")
-	t.Run("a full disk under the state directory", func(t *testing.T) {
-		in := reachInstance(t)
-		// The state directory's file system is full: the work can be
-		// done but not recorded as done.
-		code, out := faultMounted(t, in, "mkdir -p ROOT/var/lib/flint\n"+
-			"mount -t tmpfs -o size=64k,mode=0700 flint-full ROOT/var/lib/flint\n"+
-			"dd if=/dev/zero of=ROOT/var/lib/flint/.fill bs=4k 2>/dev/null || true")
-		if code != 2 {
-			t.Fatalf("exit %d, want 2 (degraded)\n%s", code, out)
-		}
-		wantReachable(t, in, "alice@laptop", "deploy-key")
-		wantOnce(t, in)
-		st := readStatus(t, in)
-		if st.State != handlers.StateDegraded {
-			t.Errorf("status.json: %s", st.State)
-		}
-		for _, name := range []string{"write-files", "users", "ssh-keys", "host-keys"} {
-			if r := handlerstest.Result(st, name); r.Status != handlers.ResultFailed || !strings.Contains(r.Reason, "could not record") {
-				t.Errorf("%s: %s (%s), want failed: not recorded", name, r.Status, r.Reason)
-			}
-		}
-		if n := strings.Count(strings.Join(reasons(st), "\n"), "no space left"); n != 1 {
-			t.Errorf("the full disk is reported %d times: %q", n, reasons(st))
-		}
-		wantNoTemp(t, in)
-		// Nothing is recorded: the next boot does it again, and what it
-		// does is there once.
-		if sems, _ := filepath.Glob(filepath.Join(in.Root, "var/lib/flint/instances/*/sem/*")); len(sems) != 0 {
-			t.Errorf("recorded on a full disk: %v", sems)
-		}
-		wantRecovered(t, in)
-	})
-	t.Run("a read-only root", func(t *testing.T) {
-		in := reachInstance(t)
-		before := treeOf(t, in.Root)
-		code, out := faultMounted(t, in, "mount --bind ROOT ROOT\nmount -o remount,bind,ro ROOT")
-		if code != 1 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "read-only file system") {
-			t.Fatalf("exit %d, want 1 and one line naming the read-only file system:\n%s", code, out)
-		}
-		if after := treeOf(t, in.Root); !slices.Equal(before, after) {
-			t.Errorf("the read-only root changed:\n%q\n%q", before, after)
-		}
-		wantRecovered(t, in)
-		wantNoTemp(t, in)
-	})
 }
 
 func readStatus(t *testing.T, in *instance) *handlers.Status {

@@ -21,8 +21,11 @@ import (
 // public keys, "N/A" for what is missing) is sent up to `tries` times,
 // 3 s apart. It is a live action: without --live on another root it is
 // planned. A POST that never succeeds fails the handler with one line
-// (cloud-init logs it and goes on), so a later boot tries again. The URL
-// is logged without credentials or query.
+// (cloud-init logs it and goes on), so a later boot tries again. A POST
+// is sent at most once per instance: its record is made durable before
+// it (step.begin), so no crash or unrecorded run sends it twice, and
+// without the record it is not sent. The URL is logged without
+// credentials or query.
 var phoneHomeHandler = handlers.Builtin{Name: "phone-home", Frequency: state.PerInstance, Run: runPhoneHome}
 
 // phoneHomeWait is the pause between tries (cloud-init's sec_between),
@@ -63,6 +66,12 @@ func runPhoneHome(ctx context.Context, b *handlers.Boot) error {
 		}
 		return fmt.Errorf("post to %s: %w", shown, handlers.ErrNotLive)
 	}
+	// A POST that arrived must not arrive again when this handler runs
+	// again (a later failure, a disk that cannot record it).
+	post := step{key: "phone-home", what: "phone_home's POST to " + shown}
+	if !post.beginOrWait(b) {
+		return nil
+	}
 	body := plan.Form.Encode()
 	var last error
 	tries := max(plan.Tries, 1)
@@ -70,6 +79,7 @@ func runPhoneHome(ctx context.Context, b *handlers.Boot) error {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
+				post.forget(b)
 				return ctx.Err()
 			case <-time.After(phoneHomeWait):
 			}
@@ -79,6 +89,8 @@ func runPhoneHome(ctx context.Context, b *handlers.Boot) error {
 			return nil
 		}
 	}
+	// Refused every time: a later boot tries again.
+	post.forget(b)
 	return fmt.Errorf("phone_home: posting to %s failed %d times (last: %s)", shown, tries, strings.ReplaceAll(last.Error(), plan.URL, shown))
 }
 

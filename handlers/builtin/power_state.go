@@ -20,7 +20,10 @@ import (
 // (at most `timeout` seconds), then checks `condition`: under systemd a
 // transient unit (systemd-run), so stopping flint.service does not kill
 // it, else a process in a session of its own. It acts on the running
-// system only: with another root it is planned.
+// system only: with another root it is planned. It is started at most
+// once per instance (step.begin): never again after a crash, a later
+// failure or a run that could not record it, and not at all without
+// its record.
 var powerStateHandler = handlers.Builtin{Name: "power-state", Frequency: state.PerInstance, Run: runPowerState}
 
 func runPowerState(ctx context.Context, b *handlers.Boot) error {
@@ -42,30 +45,49 @@ func runPowerState(ctx context.Context, b *handlers.Boot) error {
 	if plan.Condition != nil {
 		what += " if " + strings.Join(plan.Condition, " ") + " succeeds"
 	}
-	if b.DryRun || !b.Root.IsHost() {
+	if b.DryRun || !powerStateHere(b) {
 		b.Note("would run %s once flint has exited (waiting at most %gs)", what, plan.Timeout)
 		if b.DryRun {
 			return nil
 		}
 		return fmt.Errorf("%s (the running system only): %w", plan.Command[0], handlers.ErrNotLive)
 	}
-	script := powerStateScript(plan, os.Getpid())
-	var cmd *exec.Cmd
-	if underSystemd() {
-		cmd = exec.Command("systemd-run", "--no-block", "--collect", "--unit=flint-power-state", "--description=flint power_state", "/bin/sh", "-c", script)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("power_state: systemd-run: %w: %s", err, firstLineOf(string(out)))
-		}
-	} else {
-		cmd = exec.Command("/bin/sh", "-c", script)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("power_state: %w", err)
-		}
-		cmd.Process.Release()
+	// A shutdown asked once per instance must not come back at every
+	// boot where the handler runs again (a disk that cannot record it
+	// would make a reboot loop of mode: reboot).
+	start := step{key: "power-state", what: "power_state " + plan.Command[0]}
+	if !start.beginOrWait(b) {
+		return nil
+	}
+	if err := startPowerState(powerStateScript(plan, os.Getpid())); err != nil {
+		// Nothing was started: a later boot tries again.
+		start.forget(b)
+		return err
 	}
 	b.Note("%s once flint has exited (waiting at most %gs)", what, plan.Timeout)
 	return nil
+}
+
+// powerStateHere says whether the power state change acts here: on the
+// running system only.
+var powerStateHere = func(b *handlers.Boot) bool { return b.Root.IsHost() }
+
+// startPowerState starts script in a process of its own that outlives
+// flint: a transient unit under systemd, else a new session.
+var startPowerState = func(script string) error {
+	if underSystemd() {
+		cmd := exec.Command("systemd-run", "--no-block", "--collect", "--unit=flint-power-state", "--description=flint power_state", "/bin/sh", "-c", script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("power_state: systemd-run: %w: %s", err, firstLineOf(string(out)))
+		}
+		return nil
+	}
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("power_state: %w", err)
+	}
+	return cmd.Process.Release()
 }
 
 // powerStateScript is the shell program that waits for process pid to

@@ -33,7 +33,11 @@ func runRuncmd(ctx context.Context, b *handlers.Boot) error {
 		return err
 	}
 	if err := writeScript(b, rel, shellify(cc.Runcmd)); err != nil {
-		return err
+		// Not marked done: a boot that can store it does, and the scripts
+		// handler then runs it once.
+		b.Unrecorded(err)
+		b.Partial("runcmd not stored (%s); a boot that can write it stores it and runs it", handlers.SeeStateWarning)
+		return nil
 	}
 	b.Note("%d runcmd commands written to %s (run by the scripts handler)", len(cc.Runcmd), b.Root.Path(rel))
 	return nil

@@ -99,6 +99,7 @@ func runScripts(ctx context.Context, b *handlers.Boot) error {
 		return err
 	}
 	f := failures{what: "scripts"}
+	var waiting unstored
 	for _, p := range ud.Parts {
 		dir, ok := partScriptDir(p, instScripts)
 		if !ok {
@@ -111,7 +112,7 @@ func runScripts(ctx context.Context, b *handlers.Boot) error {
 			continue
 		}
 		if err := writeScript(b, dir+"/"+name, dos2unix(p.Content())); err != nil {
-			f.add(fmt.Errorf("storing %s: %w", name, err))
+			waiting.add(b, "user-data part "+name, err, true)
 		}
 	}
 	planned := 0
@@ -135,14 +136,17 @@ func runScripts(ctx context.Context, b *handlers.Boot) error {
 				planned++
 				continue
 			}
-			f.total++
 			err = runAtMostOnce(ctx, b, scriptRun{
 				Label: label, Path: rel, Record: g.records + "/" + name,
 				PerBoot: g.perBoot, Shell: needsShell(content),
 			}, timeout)
-			f.add(err)
+			if err == nil || !waiting.add(b, label, err, false) {
+				f.total++
+				f.add(err)
+			}
 		}
 	}
+	waiting.report(b)
 	if err := f.err(); err != nil {
 		return err
 	}

@@ -3,17 +3,21 @@ package builtin
 import (
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/handlers/handlerstest"
+	"github.com/flint-dev/flint/internal/testenv"
 )
 
 // The fixture's role credentials (imdstest's default instance).
@@ -154,5 +158,72 @@ func TestAWholeBootShowsNoSecretInLogsStatusResultsOrFilesOthersCanRead(t *testi
 	})
 	if checked < 3 {
 		t.Errorf("only %d files readable by others were written; the walk is wrong", checked)
+	}
+}
+
+// TestAWholeBootSendsNoSecretToTheJournal runs a boot as the flint
+// binary with log.target journal, in a mount namespace where journald's
+// socket is the test's: everything flint logs and every line its programs
+// print reaches the test, and no secret is among it.
+func TestAWholeBootSendsNoSecretToTheJournal(t *testing.T) {
+	needAccountTools(t)
+	unshare := testenv.Tool(t, "unshare")
+	in := acctInstance(t, secretUserData)
+	in.Config(t, acctConfig+"log:\n  target: journal\n")
+	rec := &tokenRecorder{next: in.Emu}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "socket"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var journal []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf, oob := make([]byte, 1<<20), make([]byte, 1024)
+		for {
+			conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+			if err != nil {
+				return
+			}
+			journal = append(journal, string(buf[:n]))
+			// An entry too big for a datagram comes as a memfd.
+			msgs, _ := syscall.ParseSocketControlMessage(oob[:oobn])
+			for _, m := range msgs {
+				fds, _ := syscall.ParseUnixRights(&m)
+				for _, fd := range fds {
+					f := os.NewFile(uintptr(fd), "entry")
+					b, _ := io.ReadAll(io.NewSectionReader(f, 0, 1<<30))
+					f.Close()
+					journal = append(journal, string(b))
+				}
+			}
+		}
+	}()
+	script := "mount -t tmpfs flint-run /run && mkdir -p /run/systemd/journal && mount --bind " + dir + " /run/systemd/journal && exec \"$0\" \"$@\""
+	out, err := exec.Command(unshare, "-m", "--propagation", "private", "sh", "-ec", script, testenv.FlintBinary(t),
+		"run", "--root", in.Root, "--live", "--endpoint", srv.URL, "--skip", "network").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 2) {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	<-done
+	all := strings.Join(journal, "\n")
+	for _, want := range []string{"SYSLOG_IDENTIFIER=flint\n", "SYSLOG_IDENTIFIER=flint-output\n", "region eu-west-1"} {
+		if !strings.Contains(all, want) {
+			t.Fatalf("the journal stream lacks %q: the test shows nothing\n%s\nstderr: %s", want, all, out)
+		}
+	}
+	rec.mu.Lock()
+	secrets := append([]string{fixtureSecretKey, fixtureSession, "SecretHashOfCarolDoNotShow", "ErinPlainSecretPw",
+		"AdminChpasswdSecretPw", "PrivateKeyMaterialDoNotShow"}, rec.tokens...)
+	rec.mu.Unlock()
+	for _, s := range secrets {
+		if strings.Contains(all, s) || strings.Contains(string(out), s) {
+			t.Errorf("the journal stream or stderr shows the secret %.12s…", s)
+		}
 	}
 }

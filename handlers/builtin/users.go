@@ -76,6 +76,9 @@ func defaultUserName(cfg interface {
 // usersHandler creates the default user and cloud-config `users:` with the
 // image's useradd/usermod/groupadd, sets or locks passwords, applies
 // cloud-config chpasswd, and installs sudo rules (checked by visudo).
+// Accounts, groups and sudo rules converge when it runs again; each
+// account's password field is decided at most once per instance
+// (step.begin).
 var usersHandler = handlers.Builtin{
 	Name: "users", Frequency: state.PerInstance,
 	Section: usersSection, Config: func() any { return new(usersConfig) },
@@ -391,6 +394,12 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 		}
 	}
 	for _, pw := range plan.passwords {
+		// Set again when the handler runs again, it would undo the
+		// user's own change since, and expire it again.
+		once := step{key: "chpasswd." + pw.Name, what: "chpasswd for " + pw.Name, lazy: true}
+		if !once.beginOrWait(b) {
+			continue
+		}
 		if err := t.SetPassword(ctx, pw.Name, pw.Password, pw.Type == "hash"); err != nil {
 			return fmt.Errorf("chpasswd: setting the password of %s: %w", pw.Name, err)
 		}
@@ -399,6 +408,7 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 				return err
 			}
 		}
+		once.done(b)
 	}
 	if plan.sudoers != "" {
 		if err := installSudoers(ctx, b, plan.sudoers); err != nil {
@@ -430,6 +440,21 @@ func ensureUser(ctx context.Context, b *handlers.Boot, t accounts.Tools, u userS
 		}
 	}
 	set := s.HashedPasswd != "" || s.PlainTextPasswd != ""
+	// The password field is decided (set, locked) once per instance:
+	// decided again when the handler runs again, it would undo the
+	// user's own change since, or chpasswd's. An account made now still
+	// loses useradd's "!", which would refuse key logins.
+	pw := step{key: "password." + s.Name, what: "the password of " + s.Name, lazy: true}
+	decide, err := pw.begin(b)
+	if err != nil && (!u.create || set && !s.LockPasswd) {
+		pw.wait(b, err)
+	}
+	if !decide {
+		if !u.create {
+			return nil
+		}
+		set = false
+	}
 	if set && !s.LockPasswd {
 		secret, hashed := s.HashedPasswd, true
 		if s.HashedPasswd == "" {
@@ -448,6 +473,9 @@ func ensureUser(ctx context.Context, b *handlers.Boot, t accounts.Tools, u userS
 		if err := t.SetPasswordField(ctx, s.Name, f); err != nil {
 			return err
 		}
+	}
+	if decide {
+		pw.done(b)
 	}
 	return nil
 }

@@ -114,7 +114,10 @@ func writeOneFile(ctx context.Context, b *handlers.Boot, db *accounts.DB, w user
 		if appendRecord != "" {
 			next := sha256.Sum256(data)
 			if err := b.Root.WriteFile(appendRecord, []byte(hex.EncodeToString(next[:])), rootfs.WriteOptions{Perm: 0o600, MkdirPerm: 0o700}); err != nil {
-				return err
+				// Without the record it could be appended twice.
+				b.Unrecorded(err)
+				b.Partial("/%s not appended to: %s (%s); a boot that can write it appends once", rel, errNoRecord, handlers.SeeStateWarning)
+				return nil
 			}
 		}
 	}

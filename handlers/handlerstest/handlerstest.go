@@ -121,3 +121,30 @@ func Result(st *handlers.Status, name string) handlers.Result {
 	}
 	return handlers.Result{}
 }
+
+// Accounts gives the instance's root a throwaway account database
+// (passwd, group, shadow, gshadow, login.defs, sudoers) for the image's
+// useradd --root, and the directories the users and ssh-keys handlers
+// write in.
+func (in *Instance) Accounts(t testing.TB) {
+	t.Helper()
+	files := map[string]string{
+		"etc/passwd":     "root:x:0:0:root:/root:/bin/sh\n",
+		"etc/group":      "root:x:0:\nadm:x:4:\nsudo:x:27:\nusers:x:100:\n",
+		"etc/shadow":     "root:*:19000:0:99999:7:::\n",
+		"etc/gshadow":    "root:*::\nadm:*::\nsudo:*::\nusers:*::\n",
+		"etc/login.defs": "USERGROUPS_ENAB yes\nUID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nSYS_UID_MIN 100\nSYS_UID_MAX 999\nSYS_GID_MIN 100\nSYS_GID_MAX 999\nENCRYPT_METHOD SHA512\n",
+		"etc/sudoers":    "root ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n",
+	}
+	for rel, content := range files {
+		p := filepath.Join(in.Root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(in.Root, "etc/shadow"), 0o640)
+	os.MkdirAll(filepath.Join(in.Root, "home"), 0o755)
+	os.MkdirAll(filepath.Join(in.Root, "etc/ssh"), 0o755)
+	os.MkdirAll(filepath.Join(in.Root, "root"), 0o700)
+}
