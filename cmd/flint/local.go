@@ -26,8 +26,8 @@ func localCommand() Command {
 		Usage: "[--root DIR] [--wait DURATION] [--dry-run]",
 		Short: "the early stage: bring the primary interface up where the image configures nothing",
 		Long: "Run by flint-local.service before network-pre.target. On an image that has no network " +
-			"configuration for the primary interface (the physical Ethernet interface the kernel registered " +
-			"first), writes IPv4 DHCP with IPv6 router advertisements accepted for the image's network stack " +
+			"configuration for the primary interface (the physical Ethernet interface first on its bus, " +
+			"the lowest PCI address; once chosen, the one flint's file names while it is present), writes IPv4 DHCP with IPv6 router advertisements accepted for the image's network stack " +
 			"(netplan, NetworkManager, ifupdown or systemd-networkd). An interface the image configures is left alone.",
 		Exit:    exits("the interface is configured (now or before)", "no interface, no known network stack, or a write failed"),
 		Signals: true,

@@ -25,7 +25,10 @@ func ReadLinks(sys string) ([]Link, error) {
 			continue // gone while listing
 		}
 		l := Link{Index: idx, Name: e.Name(), MAC: strings.ToLower(readTrim(filepath.Join(p, "address")))}
-		_, devErr := os.Stat(filepath.Join(p, "device"))
+		dev, devErr := filepath.EvalSymlinks(filepath.Join(p, "device"))
+		if devErr == nil {
+			l.Device = dev
+		}
 		_, wireless := os.Stat(filepath.Join(p, "wireless"))
 		uevent := readTrim(filepath.Join(p, "uevent"))
 		l.Ether = readTrim(filepath.Join(p, "type")) == "1" && devErr == nil && wireless != nil &&

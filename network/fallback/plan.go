@@ -30,24 +30,38 @@ type Link struct {
 	// Ether: ARPHRD_ETHER (type 1) backed by a device (not a bridge,
 	// bond, VLAN, veth or other virtual link) and not wireless.
 	Ether bool
+	// Device is the sysfs path of the link's device (for a PCI NIC
+	// /sys/devices/pci0000:00/0000:00:05.0/...), or empty.
+	Device string
 }
 
-// Primary returns the fallback interface: the physical Ethernet link with
-// the lowest ifindex, that is the first one the kernel registered (on EC2,
-// device index 0). cloud-init's net.find_fallback_nic picks among the same
-// candidates (no loopback, no virtual or wireless devices) but prefers
-// eth0 and then a link with carrier in name order; names are udev's to
-// change and carrier is unknown before a link is up, so the kernel's order
-// is the rule here.
+// Primary returns the fallback interface: the physical Ethernet link whose
+// device comes first on its bus (the lowest PCI address: on EC2 the ENI of
+// device index 0), and among links with no device path the one the kernel
+// registered first (the lowest ifindex). The kernel's registration order
+// alone is not stable: drivers probe devices concurrently, and on one boot
+// in several the second NIC of a virtio guest took the lower ifindex.
+// cloud-init's net.find_fallback_nic picks among the same candidates (no
+// loopback, no virtual or wireless devices) but prefers eth0 and then a
+// link with carrier in name order; names are udev's to change and carrier
+// is unknown before a link is up, so the bus order is the rule here.
 func Primary(links []Link) (Link, bool) {
 	var best Link
 	found := false
 	for _, l := range links {
-		if l.Ether && l.MAC != "" && (!found || l.Index < best.Index) {
+		if l.Ether && l.MAC != "" && (!found || before(l, best)) {
 			best, found = l, true
 		}
 	}
 	return best, found
+}
+
+// before orders links by device path, then by ifindex.
+func before(a, b Link) bool {
+	if a.Device != b.Device && a.Device != "" && b.Device != "" {
+		return a.Device < b.Device
+	}
+	return a.Index < b.Index
 }
 
 // Stack is a network configuration stack an image may use.
@@ -108,7 +122,9 @@ func Detect(root fs.FS) (Stack, error) {
 	return "", ErrNoStack
 }
 
-// Decide plans the fallback configuration of the primary interface.
+// Decide plans the fallback configuration of the primary interface. Where
+// flint's own file from an earlier boot configures a link that is still
+// present, that link stays the primary: the choice is made once.
 func Decide(root fs.FS, links []Link) (Plan, error) {
 	l, ok := Primary(links)
 	if !ok {
@@ -118,27 +134,51 @@ func Decide(root fs.FS, links []Link) (Plan, error) {
 	if err != nil {
 		return Plan{Link: l}, err
 	}
+	for _, e := range links {
+		if e.Ether && e.MAC != "" && planFor(root, s, e).Configured == "/"+ownFiles[s] {
+			l = e
+			break
+		}
+	}
+	p := planFor(root, s, l)
+	if p.Configured != "" {
+		p.Files, p.Commands = nil, nil
+	}
+	return p, nil
+}
+
+// ownFiles are the files flint writes for each stack (for ifupdown where
+// /etc/network/interfaces sources interfaces.d; otherwise flint appends
+// to the image's file and an earlier choice is not told apart from the
+// image's own).
+var ownFiles = map[Stack]string{
+	Netplan:        "etc/netplan/50-flint-primary.yaml",
+	NetworkManager: "etc/NetworkManager/system-connections/flint-primary.nmconnection",
+	Ifupdown:       "etc/network/interfaces.d/50-flint-primary",
+	Networkd:       "etc/systemd/network/10-flint-primary.network",
+}
+
+// planFor is the plan for l with stack s: what configures l, and the
+// files that would.
+func planFor(root fs.FS, s Stack, l Link) Plan {
 	p := Plan{Link: l, Stack: s}
 	switch s {
 	case Netplan:
 		p.Configured = netplanConfigures(root, l)
-		p.Files = []File{{"etc/netplan/50-flint-primary.yaml", netplanFile(l), 0o600}}
+		p.Files = []File{{ownFiles[s], netplanFile(l), 0o600}}
 		p.Commands = [][]string{{"netplan", "generate"}}
 	case NetworkManager:
 		p.Configured = nmConfigures(root, l)
-		p.Files = []File{{"etc/NetworkManager/system-connections/flint-primary.nmconnection", nmFile(l), 0o600}}
+		p.Files = []File{{ownFiles[s], nmFile(l), 0o600}}
 	case Ifupdown:
 		var f File
 		p.Configured, f = ifupdownPlan(root, l)
 		p.Files = []File{f}
 	case Networkd:
 		p.Configured = networkdConfigures(root, l)
-		p.Files = []File{{"etc/systemd/network/10-flint-primary.network", networkdFile(l), 0o644}}
+		p.Files = []File{{ownFiles[s], networkdFile(l), 0o644}}
 	}
-	if p.Configured != "" {
-		p.Files, p.Commands = nil, nil
-	}
-	return p, nil
+	return p
 }
 
 const header = "# Written by flint local: the image had no network configuration for the\n# primary interface. Delete this file to stop using it; flint writes it again\n# only while nothing else configures the interface.\n"

@@ -70,6 +70,52 @@ func TestPrimaryIsThePhysicalEthernetTheKernelRegisteredFirst(t *testing.T) {
 	}
 }
 
+func TestPrimaryFollowsTheBusNotTheRegistrationOrder(t *testing.T) {
+	// The second virtio NIC registered first (ifindex 2): its PCI slot is
+	// still the later one.
+	first := Link{Index: 3, Name: "enp0s2", MAC: "0e:49:61:0f:c3:11", Ether: true, Device: "/sys/devices/pci0000:00/0000:00:02.0/virtio0"}
+	second := Link{Index: 2, Name: "enp0s3", MAC: "0e:7c:1a:44:aa:02", Ether: true, Device: "/sys/devices/pci0000:00/0000:00:03.0/virtio1"}
+	for _, ls := range [][]Link{{first, second}, {second, first}} {
+		if got, _ := Primary(ls); got != first {
+			t.Errorf("Primary(%v) = %s, want enp0s2 (the lower PCI address)", ls, got.Name)
+		}
+	}
+}
+
+// An earlier boot wrote the fallback for one link; on this boot the
+// other link comes first (a new instance of the image, devices probed in
+// another order): the earlier choice stays, and nothing is written.
+func TestDecideKeepsTheLinkItChoseOnAnEarlierBoot(t *testing.T) {
+	ls := []Link{{Index: 1, Name: "lo"}, secondary, primary}
+	for _, img := range []struct {
+		name string
+		root fstest.MapFS
+	}{
+		{"systemd-networkd", networkdImage()},
+		{"NetworkManager", nmImage()},
+		{"netplan", netplanImage()},
+		{"ifupdown", ifupdownImage("auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n")},
+	} {
+		t.Run(img.name, func(t *testing.T) {
+			before, err := Decide(img.root, ls)
+			if err != nil || before.Link != primary || len(before.Files) != 1 {
+				t.Fatalf("first boot: %+v %v", before, err)
+			}
+			img.root[before.Files[0].Path] = &fstest.MapFile{Data: before.Files[0].Data, Mode: before.Files[0].Mode}
+
+			swapped := []Link{{Index: 1, Name: "lo"}, primary, secondary}
+			swapped[1].Index, swapped[2].Index = 3, 2 // the secondary registered first this time
+			after, err := Decide(img.root, swapped)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Link.MAC != primary.MAC || after.Configured != "/"+before.Files[0].Path || after.Files != nil {
+				t.Errorf("second boot chose %s (configured by %q, files %d), want %s left alone", after.Link.Name, after.Configured, len(after.Files), primary.Name)
+			}
+		})
+	}
+}
+
 func TestDecideWritesTheFallbackForTheImagesStack(t *testing.T) {
 	tests := []struct {
 		name     string

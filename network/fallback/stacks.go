@@ -221,7 +221,7 @@ func ifupdownPlan(root fs.FS, l Link) (string, File) {
 	}
 	stanza := ifupdownStanza(l)
 	if sourced {
-		return "", File{"etc/network/interfaces.d/50-flint-primary", []byte(header + stanza), 0o644}
+		return "", File{ownFiles[Ifupdown], []byte(header + stanza), 0o644}
 	}
 	old, err := fs.ReadFile(root, main)
 	if err != nil {
