@@ -127,8 +127,11 @@ func TestConfigCheckPrintsEveryHandlerSectionItLoads(t *testing.T) {
 		scripts["timeout"] != "20m0s" || got["imds"] == nil {
 		t.Errorf("the handlers' sections are not printed as the files set them (the drop-in last):\n%s", out)
 	}
-	if !strings.Contains(out, "\n# hostname: not set (the hostname handler's defaults)\n") {
+	if !strings.Contains(out, "\n# network: not set (the network handler's defaults)\n") {
 		t.Errorf("a section no file sets is not named:\n%s", out)
+	}
+	if hostname, _ := got["hostname"].(map[string]any); hostname["manage_etc_hosts"] != true {
+		t.Errorf("a section no file sets whose defaults are known is not printed with them:\n%s", out)
 	}
 	// What it prints is a configuration it accepts.
 	again := filepath.Join(t.TempDir(), "effective.yaml")

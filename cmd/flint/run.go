@@ -250,9 +250,10 @@ func configCommand() Command {
 }
 
 // effectiveConfig renders the core sections with their defaults, then
-// each handler's section as the files set it (drop-ins merged), in the
-// chain's order; a section no file sets is a comment saying the handler
-// uses its defaults.
+// each handler's section in the chain's order: with the defaults applied
+// where its type says what they are (a Defaults method), else as the files
+// set it (drop-ins merged), and a section no file sets and whose defaults
+// are the handler's own is a comment saying so.
 func effectiveConfig(cfg *config.Config) (string, error) {
 	var b strings.Builder
 	// One encoder a value: one encoder given several separates them as
@@ -273,11 +274,15 @@ func effectiveConfig(cfg *config.Config) (string, error) {
 			continue
 		}
 		v := d.Config()
+		defaults, known := v.(interface{ Defaults() })
+		if known {
+			defaults.Defaults()
+		}
 		set, err := cfg.Section(d.Section, v)
 		if err != nil {
 			return "", err
 		}
-		if !set {
+		if !set && !known {
 			fmt.Fprintf(&b, "# %s: not set (the %s handler's defaults)\n", d.Section, d.Name)
 			continue
 		}

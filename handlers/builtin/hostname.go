@@ -26,6 +26,13 @@ type hostnameConfig struct {
 	FromTag string `yaml:"from_tag"`
 }
 
+// Defaults sets what an unset section means, for `flint config check`'s
+// effective view.
+func (c *hostnameConfig) Defaults() {
+	manage := true
+	c.ManageEtcHosts = &manage
+}
+
 // hostnameHandler sets the host name from cloud-config (hostname, fqdn,
 // prefer_fqdn_over_hostname) or meta-data/local-hostname, following
 // cloud-init's get_hostname_fqdn rules, or, when flint.yaml's
