@@ -275,6 +275,9 @@ func readRPM(r io.Reader, src, release string) (packTree, error) {
 	trees := map[string]*pkgRelease{}
 	if err := readCPIOTrees(p.cpio, tmp, trees, &t.notes); err != nil {
 		t.cleanup()
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return packTree{}, fmt.Errorf("pack %s: payload: the compressed data ends early: the package is truncated", src)
+		}
 		return packTree{}, fmt.Errorf("pack %s: payload: %w", src, err)
 	}
 	if err := p.finish(); err != nil {
@@ -336,7 +339,7 @@ func (c *cpioReader) next() (cpioEntry, error) {
 	}
 	var h [110]byte
 	if _, err := io.ReadFull(c.r, h[:]); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if err == io.EOF {
 			return cpioEntry{}, errors.New("truncated cpio archive (no trailer)")
 		}
 		return cpioEntry{}, err

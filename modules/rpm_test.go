@@ -520,7 +520,7 @@ func TestPackRPMHandlesOddAndHostileEntries(t *testing.T) {
 		{"rpm's stripped cpio", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, newcArchive("07070X"))}, "stripped cpio payload"},
 		{"not a cpio archive", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, []byte(strings.Repeat("x", 200)))}, "not a newc cpio archive"},
 		{"no trailer", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good[:len(good)-124])}, "truncated cpio archive (no trailer)"},
-		{"a truncated payload", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good)[:30]}, "truncated"},
+		{"a truncated payload", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good)[:30]}, "the package is truncated"},
 		{"a damaged payload", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good), edit: func(_, p []byte) { p[len(p)-1] ^= 1 }}, "the package is damaged"},
 		{"a damaged header", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good), edit: func(m, _ []byte) { m[len(m)-1] ^= 1 }}, "the main header does not match its digest"},
 		{"a huge header", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good), edit: func(m, _ []byte) { copy(m[8:], []byte{0xff, 0xff, 0xff, 0xff}) }}, "larger than rpm allows"},
