@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // An rpm package is a 96-byte lead, a signature header padded to a
@@ -275,8 +277,11 @@ func readRPM(r io.Reader, src, release string) (packTree, error) {
 	trees := map[string]*pkgRelease{}
 	if err := readCPIOTrees(p.cpio, tmp, trees, &t.notes); err != nil {
 		t.cleanup()
-		if errors.Is(err, io.ErrUnexpectedEOF) {
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF):
 			return packTree{}, fmt.Errorf("pack %s: payload: the compressed data ends early: the package is truncated", src)
+		case errors.Is(err, zstd.ErrWindowSizeExceeded):
+			return packTree{}, fmt.Errorf("pack %s: payload: zstd asks for a window over %d MiB (--ultra or --long), more than pack reads", src, maxWindow>>20)
 		}
 		return packTree{}, fmt.Errorf("pack %s: payload: %w", src, err)
 	}

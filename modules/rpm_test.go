@@ -21,6 +21,7 @@ import (
 	"github.com/goreleaser/nfpm/v2"
 	"github.com/goreleaser/nfpm/v2/files"
 	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/flint-dev/flint/internal/testenv"
 )
@@ -386,6 +387,21 @@ func (h handRPM) bytes() []byte {
 	return append(append(out, main...), payload...)
 }
 
+// zstdWide compresses as zstd --long does: with a window over the
+// installer's cap.
+func zstdWide(t *testing.T, raw []byte) []byte {
+	var buf bytes.Buffer
+	w, err := zstd.NewWriter(&buf, zstd.WithWindowSize(4*maxWindow), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(raw)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func TestPackRPMHandlesOddAndHostileEntries(t *testing.T) {
 	p := "./lib/modules/" + rel + "/"
 	dir := t.TempDir()
@@ -523,6 +539,7 @@ func TestPackRPMHandlesOddAndHostileEntries(t *testing.T) {
 		{"a truncated payload", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good)[:30]}, "the package is truncated"},
 		{"a damaged payload", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good), edit: func(_, p []byte) { p[len(p)-1] ^= 1 }}, "the package is damaged"},
 		{"a damaged header", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good), edit: func(m, _ []byte) { m[len(m)-1] ^= 1 }}, "the main header does not match its digest"},
+		{"a zstd window over the cap", handRPM{comp: "zstd", payload: zstdWide(t, newcArchive("070701", cpioEnt{name: p + "big.ko", body: strings.Repeat("module", 2<<20)}))}, "zstd asks for a window over 8 MiB"},
 		{"a huge header", handRPM{comp: "gzip", payload: compress(t, FormatTarGz, good), edit: func(m, _ []byte) { copy(m[8:], []byte{0xff, 0xff, 0xff, 0xff}) }}, "larger than rpm allows"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
