@@ -15,7 +15,7 @@ export FLINT_CACHE ?= $(HOME)/.cache/flint
 APT_PACKAGES := cloud-init amazon-ec2-utils openssh-server openssh-client qemu-system-x86 \
 	kmod busybox-static hyperfine iproute2 sudo passwd xz-utils zstd curl systemd \
 	ca-certificates tar gzip debootstrap fdisk e2fsprogs xfsprogs btrfs-progs util-linux openssl dpkg \
-	lintian rpm strace
+	lintian rpm rpm2cpio strace
 
 # Package version: the last v* tag, else 0.0.0; plus the commits since
 # and the commit, so successive builds upgrade each other.

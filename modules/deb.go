@@ -17,7 +17,8 @@ import (
 // A Debian package is an ar archive: debian-binary, control.tar.* and
 // data.tar.* (uncompressed, gzip, xz or zstd). Pack reads the
 // lib/modules/<release> part of data.tar and the Architecture of control,
-// without dpkg, so a vendor can pack on any machine.
+// without dpkg, so a vendor can pack on any machine. rpm.go reads .rpm
+// packages the same way.
 
 var (
 	arMagic  = []byte("!<arch>\n")
@@ -38,16 +39,19 @@ func readPackage(src, release string) (packTree, error) {
 	switch {
 	case bytes.Equal(head, arMagic):
 	case bytes.HasPrefix(head, rpmMagic):
-		return packTree{}, fmt.Errorf("pack %s: .rpm packages are not read yet; unpack it (rpm2cpio %s | cpio -idm) and pack the directory", src, filepath.Base(src))
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return packTree{}, fmt.Errorf("pack: %w", err)
+		}
+		return readRPM(f, src, release)
 	default:
-		return packTree{}, fmt.Errorf("pack %s: not a directory or a Debian package", src)
+		return packTree{}, fmt.Errorf("pack %s: not a directory, a Debian package or an rpm", src)
 	}
 	tmp, err := os.MkdirTemp("", "flint-pack-")
 	if err != nil {
 		return packTree{}, err
 	}
 	t := packTree{cleanup: func() { os.RemoveAll(tmp) }}
-	trees := map[string]*debTree{}
+	trees := map[string]*pkgRelease{}
 	br := bufio.NewReader(f)
 	sawData := false
 	for {
@@ -80,33 +84,40 @@ func readPackage(src, release string) (packTree, error) {
 			br.ReadByte()
 		}
 	}
+	if !sawData {
+		t.cleanup()
+		return packTree{}, fmt.Errorf("pack %s: no data.tar member; not a Debian binary package", src)
+	}
+	if err := t.choose(src, release, trees); err != nil {
+		t.cleanup()
+		return packTree{}, err
+	}
+	return t, nil
+}
+
+// choose takes the release's items out of a package's trees: the one
+// asked for, or the only one there is.
+func (t *packTree) choose(src, release string, trees map[string]*pkgRelease) error {
 	var rels []string
 	for r := range trees {
 		rels = append(rels, r)
 	}
 	sort.Strings(rels)
 	switch {
-	case !sawData:
-		err = fmt.Errorf("pack %s: no data.tar member; not a Debian binary package", src)
 	case release != "" && trees[release] == nil:
-		err = fmt.Errorf("pack %s: no lib/modules/%s in the package (found %s)", src, release, strings.Join(rels, ", "))
+		return fmt.Errorf("pack %s: no lib/modules/%s in the package (found %s)", src, release, strings.Join(rels, ", "))
 	case release == "" && len(rels) == 0:
-		err = fmt.Errorf("pack %s: the package has no lib/modules/<release> tree", src)
+		return fmt.Errorf("pack %s: the package has no lib/modules/<release> tree", src)
 	case release == "" && len(rels) > 1:
-		err = fmt.Errorf("pack %s: the package holds several releases (%s); choose one with --release", src, strings.Join(rels, ", "))
+		return fmt.Errorf("pack %s: the package holds several releases (%s); choose one with --release", src, strings.Join(rels, ", "))
 	case release == "":
 		release = rels[0]
 	}
-	if err != nil {
-		t.cleanup()
-		return packTree{}, err
-	}
 	t.release = release
-	t.items = trees[release].items
-	if !trees[release].hasRoot {
-		t.items = append(t.items, packItem{rel: "", typ: tar.TypeDir, mode: 0o755})
-	}
-	return t, nil
+	items, notes := trees[release].withParents()
+	t.items = items
+	t.notes = append(t.notes, notes...)
+	return nil
 }
 
 // nextArMember reads one ar member header: the name and the size of the
@@ -163,17 +174,96 @@ func debArch(r io.Reader) (string, error) {
 	}
 }
 
-// debTree collects one release's items from data.tar.
-type debTree struct {
-	items   []packItem
-	byRel   map[string]int
-	hasRoot bool
+// pkgRelease collects one release's items from a package.
+type pkgRelease struct {
+	items []packItem
+	byRel map[string]int
+}
+
+// add appends it, or replaces an earlier entry of the same name as tar -x
+// and cpio -i do, and returns its index.
+func (p *pkgRelease) add(it packItem) int {
+	if i, dup := p.byRel[it.rel]; dup {
+		p.items[i] = it
+		return i
+	}
+	p.byRel[it.rel] = len(p.items)
+	p.items = append(p.items, it)
+	return len(p.items) - 1
+}
+
+// releaseOf returns the items of release, made on first use.
+func releaseOf(trees map[string]*pkgRelease, release string) *pkgRelease {
+	p := trees[release]
+	if p == nil {
+		p = &pkgRelease{byRel: map[string]int{}}
+		trees[release] = p
+	}
+	return p
+}
+
+// withParents returns the items sorted by name with the directories a
+// package leaves implicit added (the release directory itself, and the
+// parents of files a split package does not own), as unpacking it would
+// make them. An entry beneath a non-directory is dropped: unpacking it
+// would write through a link.
+func (p *pkgRelease) withParents() ([]packItem, []string) {
+	var notes []string
+	items := make([]packItem, 0, len(p.items))
+	for _, it := range p.items {
+		if bad, ok := p.nonDirParent(it.rel); ok {
+			if bad == "" {
+				bad = "the release directory"
+			}
+			notes = append(notes, fmt.Sprintf("dropped %s: %s is not a directory", it.rel, bad))
+			continue
+		}
+		items = append(items, it)
+	}
+	have := map[string]bool{}
+	for _, it := range items {
+		have[it.rel] = true
+	}
+	for _, it := range items {
+		for d := it.rel; d != ""; {
+			d = parentRel(d)
+			if have[d] {
+				break
+			}
+			have[d] = true
+			items = append(items, packItem{rel: d, typ: tar.TypeDir, mode: 0o755})
+		}
+	}
+	if !have[""] {
+		items = append(items, packItem{rel: "", typ: tar.TypeDir, mode: 0o755})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].rel < items[j].rel })
+	return items, notes
+}
+
+// nonDirParent finds an entry above rel that is not a directory.
+func (p *pkgRelease) nonDirParent(rel string) (string, bool) {
+	for d := rel; d != ""; {
+		d = parentRel(d)
+		if i, ok := p.byRel[d]; ok && p.items[i].typ != tar.TypeDir {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// parentRel is the directory holding rel ("" for the release directory).
+func parentRel(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
 }
 
 // readDebData keeps the entries under (usr/)lib/modules/<release>/ of a
 // package's data.tar. File contents go to numbered files in tmp, so no
 // name from the package is ever used as a path on this machine.
-func readDebData(r io.Reader, tmp string, trees map[string]*debTree, notes *[]string) error {
+func readDebData(r io.Reader, tmp string, trees map[string]*pkgRelease, notes *[]string) error {
 	zr, _, done, err := Decompress(r, "")
 	if err != nil {
 		return err
@@ -196,18 +286,11 @@ func readDebData(r io.Reader, tmp string, trees map[string]*debTree, notes *[]st
 		if err != nil || !ok {
 			continue
 		}
-		t := trees[release]
-		if t == nil {
-			t = &debTree{byRel: map[string]int{}}
-			trees[release] = t
-		}
+		t := releaseOf(trees, release)
 		it := packItem{rel: rel, mode: h.Mode & 0o7777}
 		switch h.Typeflag {
 		case tar.TypeDir:
 			it.typ = tar.TypeDir
-			if rel == "" {
-				t.hasRoot = true
-			}
 		case tar.TypeSymlink:
 			it.typ, it.link = tar.TypeSymlink, h.Linkname
 		case tar.TypeReg:
@@ -229,12 +312,7 @@ func readDebData(r io.Reader, tmp string, trees map[string]*debTree, notes *[]st
 			*notes = append(*notes, fmt.Sprintf("dropped %s: entry type %q is not a file, directory or link", h.Name, string(rune(h.Typeflag))))
 			continue
 		}
-		if i, dup := t.byRel[rel]; dup {
-			t.items[i] = it // a later entry replaces an earlier one, as tar -x does
-			continue
-		}
-		t.byRel[rel] = len(t.items)
-		t.items = append(t.items, it)
+		t.add(it)
 	}
 }
 

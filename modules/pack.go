@@ -24,7 +24,7 @@ import (
 type PackOptions struct {
 	// Source is a release tree (lib/modules/<release> or any directory
 	// holding one kernel's modules), a root holding lib/modules/<release>
-	// (or usr/lib/modules/<release>), or a kernel package (.deb).
+	// (or usr/lib/modules/<release>), or a kernel package (.deb, .rpm).
 	Source string
 	// Release names the kernel release; needed only when the source does
 	// not say (a tree whose directory name is not the release, a root or

@@ -149,9 +149,11 @@ func TestPackFindsTheReleaseInARootOrATree(t *testing.T) {
 	}
 }
 
-func TestPackDropsBuildLinksAndHostileEntriesAndSaysSo(t *testing.T) {
-	dir := t.TempDir()
-	tree := makeTree(t, dir)
+// plantHostileEntries adds to a tree what a kernel build leaves and an
+// instance refuses: build and source links, links leaving the tree, a
+// link by the tree's own absolute path, a setuid file and a FIFO.
+func plantHostileEntries(t *testing.T, tree string) {
+	t.Helper()
 	links := map[string]string{
 		"build":             "/usr/src/linux-headers-" + rel,
 		"source":            "/home/builder/linux",
@@ -173,6 +175,12 @@ func TestPackDropsBuildLinksAndHostileEntriesAndSaysSo(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(tree, "kernel/fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestPackDropsBuildLinksAndHostileEntriesAndSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	tree := makeTree(t, dir)
+	plantHostileEntries(t, tree)
 	if os.Geteuid() == 0 {
 		if err := syscall.Mknod(filepath.Join(tree, "kernel/null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
 			t.Fatal(err)
@@ -252,7 +260,7 @@ func TestPackReadsADebianPackageLikeItsTree(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Pack(PackOptions{Source: filepath.Join(pkg, "DEBIAN", "control")}); err == nil || !strings.Contains(err.Error(), "not a directory or a Debian package") {
+	if _, err := Pack(PackOptions{Source: filepath.Join(pkg, "DEBIAN", "control")}); err == nil || !strings.Contains(err.Error(), "not a directory, a Debian package or an rpm") {
 		t.Fatalf("a text file: %v", err)
 	}
 }

@@ -29,8 +29,9 @@ func modulesVendorCommands() []Command {
 	return []Command{{
 		Name:  "pack",
 		Usage: "[--release R] [--arch A] [--format F] [--o FILE] [--manifest FILE [--url URL] [--kernel-id ID]] [--mtime SECONDS] SOURCE",
-		Short: "pack a module tree or a kernel .deb into a reproducible bundle",
-		Long: "SOURCE is a release tree, a root holding lib/modules/RELEASE, or a kernel .deb. The bundle is " +
+		Short: "pack a module tree or a kernel .deb or .rpm into a reproducible bundle",
+		Long: "SOURCE is a release tree, a root holding lib/modules/RELEASE, or a kernel package (.deb, or .rpm with a " +
+			"gzip, bzip2, xz or zstd payload), read without dpkg or rpm. The bundle is " +
 			"reproducible: sorted entries, fixed times, owners and modes. build and source links are dropped; " +
 			"links out of the tree, device nodes and setuid/setgid bits are dropped or cleared, each said on stderr. " +
 			"With --manifest, the bundle's entry is added to or updated in that manifest (sign it again afterwards).",
@@ -47,7 +48,7 @@ func modulesVendorCommands() []Command {
 		},
 		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if len(args) != 1 {
-				return usageError(stderr, "flint modules pack", "want one SOURCE (a directory or a .deb)")
+				return usageError(stderr, "flint modules pack", "want one SOURCE (a directory, a .deb or an .rpm)")
 			}
 			po.Source = args[0]
 			return modulesPack(po, format, manifest, bundleURL, kernelID, mtime, stdout, stderr)
