@@ -8,6 +8,7 @@ import (
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
+	"github.com/flint-dev/flint/userdata"
 )
 
 // localeHandler is cloud-init's locale, once per instance, first of
@@ -48,6 +49,10 @@ func runLocale(ctx context.Context, b *handlers.Boot) error {
 	}
 	plan, err := cloudconfig.Locale(in)
 	if err != nil {
+		if _, serr := b.Root.Stat("usr/sbin/locale-gen", rootfs.InRoot); serr != nil && in.Supported == nil {
+			// Not the locale's fault: the image carries no locales at all.
+			return fmt.Errorf("locale %q: the image has no locales to build it (no locale-gen, no /usr/share/i18n/SUPPORTED: Debian's locales package); locale left as it is", userdata.PyStr(v))
+		}
 		return fmt.Errorf("%w; locale left as it is", err)
 	}
 	if plan == nil {

@@ -80,6 +80,15 @@ func TestLocaleBadInputIsOneLineAndNothingIsWritten(t *testing.T) {
 	}
 }
 
+func TestLocaleAskedOnAnImageWithoutLocalesSaysSo(t *testing.T) {
+	in := planInstance(t, "#cloud-config\nlocale: de_DE.UTF-8\n", map[string]string{"etc/default/locale": "LANG=C.UTF-8\n"})
+	st, out := in.Run(t, notLiveOnly("locale"))
+	wantOneFailedLine(t, st, out, "locale", `"de_DE.UTF-8": the image has no locales to build it (no locale-gen`)
+	if got := in.ReadFile(t, "etc/default/locale"); got != "LANG=C.UTF-8\n" {
+		t.Errorf("etc/default/locale changed: %q", got)
+	}
+}
+
 func TestLocaleWithoutAKeyLeavesAnImageWithoutLocaleGenAlone(t *testing.T) {
 	in := planInstance(t, "#cloud-config\n{}\n", nil)
 	st, out := in.Run(t, notLiveOnly("locale"))
