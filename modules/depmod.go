@@ -23,18 +23,43 @@ func RunDepmod(ctx context.Context, base, release string) error {
 	if err != nil {
 		return err
 	}
+	_, err = runDepmod(ctx, bin, base, release, "")
+	return err
+}
+
+// runDepmod runs bin -b base [-C config] release and returns the lines it
+// wrote to stderr; a failure is one line with the first of them.
+func runDepmod(ctx context.Context, bin, base, release, config string) ([]string, error) {
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "-b", base, release)
+	args := []string{"-b", base}
+	if config != "" {
+		args = append(args, "-C", config)
+	}
+	cmd := exec.CommandContext(ctx, bin, append(args, release)...)
 	cmd.Stderr = &stderr
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if i := strings.IndexByte(msg, '\n'); i >= 0 {
-			msg = msg[:i]
-		}
-		return fmt.Errorf("depmod -b %s %s: %w: %s", base, release, err, msg)
+	err := cmd.Run()
+	said := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(said) == 1 && said[0] == "" {
+		said = nil
 	}
-	return nil
+	if err != nil {
+		msg := ""
+		if len(said) > 0 {
+			msg = said[0]
+		}
+		return said, fmt.Errorf("depmod -b %s %s: %w: %s", base, release, err, msg)
+	}
+	return said, nil
+}
+
+// depmodVersion names the depmod at bin ("kmod version 30").
+func depmodVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if v, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); err == nil && v != "" {
+		return v
+	}
+	return "depmod"
 }
 
 func lookDepmod() (string, error) {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path"
@@ -59,22 +60,38 @@ type ExtractStats struct {
 // link. Modes and modification times are kept; files are owned by root when
 // running as root.
 func Extract(r io.Reader, dir, release string, lim Limits) (ExtractStats, error) {
+	x, err := extract(r, dir, release, lim)
+	return x.stats, err
+}
+
+// extracted is what an extraction leaves besides the tree: the size and
+// checksum of every file and the target of every link, by tree-relative
+// path, and the module index stamp when the bundle carries one (it is
+// not written to the tree).
+type extracted struct {
+	stats ExtractStats
+	sums  map[string]fileSum
+	stamp []byte
+}
+
+func extract(r io.Reader, dir, release string, lim Limits) (extracted, error) {
 	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return ExtractStats{}, fmt.Errorf("open staging directory %s: %w", dir, err)
+		return extracted{}, fmt.Errorf("open staging directory %s: %w", dir, err)
 	}
 	x := &extractor{
 		root:    root,
 		release: release,
 		lim:     lim.withDefaults(),
 		seen:    make(map[string]seenEntry),
+		sums:    make(map[string]fileSum),
 		asRoot:  os.Geteuid() == 0,
 		buf:     make([]byte, 256<<10),
 		lastDir: -1,
 	}
 	defer x.close()
 	err = x.run(tar.NewReader(r))
-	return x.stats, err
+	return extracted{stats: x.stats, sums: x.sums, stamp: x.stamp}, err
 }
 
 type seenEntry struct {
@@ -95,6 +112,8 @@ type extractor struct {
 	seen    map[string]seenEntry
 	dirs    []dirMeta
 	links   []string
+	sums    map[string]fileSum
+	stamp   []byte
 	asRoot  bool
 	buf     []byte
 	stats   ExtractStats
@@ -179,6 +198,9 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 		x.dirs = append(x.dirs, dirMeta{rel: ".", mode: mode, mtime: h.ModTime})
 		return nil
 	}
+	if e.Rel == IndexStampName {
+		return x.readStamp(tr, h)
+	}
 	dirRel, base := path.Split(e.Rel)
 	dirRel = strings.TrimSuffix(dirRel, "/")
 	pfd, err := x.parent(h.Name, dirRel)
@@ -203,9 +225,11 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 			return refuse(h.Name, "unpacked size exceeds the cap of %d bytes", x.lim.MaxTotalSize)
 		}
 		x.seen[e.Rel] = seenEntry{typ: tar.TypeReg}
-		if err := x.writeFile(pfd, base, e.Rel, tr, h.Size, mode); err != nil {
+		sum, err := x.writeFile(pfd, base, e.Rel, tr, h.Size, mode)
+		if err != nil {
 			return err
 		}
+		x.sums[e.Rel] = sum
 		x.stats.Files++
 		x.stats.Bytes += h.Size
 	case tar.TypeSymlink:
@@ -214,6 +238,7 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 			return fmt.Errorf("create symbolic link %s: %w", e.Rel, err)
 		}
 		x.links = append(x.links, e.Rel)
+		x.sums[e.Rel] = fileSum{Link: h.Linkname}
 	case tar.TypeLink:
 		if t, ok := x.seen[e.Link]; !ok || t.typ != tar.TypeReg {
 			return refuse(h.Name, "hard link target %q is not a regular file earlier in the bundle", h.Linkname)
@@ -230,6 +255,7 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 			return fmt.Errorf("create hard link %s: %w", e.Rel, err)
 		}
 		x.seen[e.Rel] = seenEntry{typ: tar.TypeLink}
+		x.sums[e.Rel] = x.sums[e.Link]
 		return nil // a hard link shares its target's metadata
 	}
 	return x.setMeta(pfd, base, e.Rel, h.Typeflag == tar.TypeSymlink, h.ModTime)
@@ -305,46 +331,87 @@ func stepDown(fd int, name string) (int, error) {
 	return nfd, nil
 }
 
-func (x *extractor) writeFile(pfd int, base, rel string, r io.Reader, size int64, mode uint32) error {
+func (x *extractor) writeFile(pfd int, base, rel string, r io.Reader, size int64, mode uint32) (fileSum, error) {
+	sum := fileSum{Size: size}
 	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", rel, err)
+		return sum, fmt.Errorf("create %s: %w", rel, err)
 	}
 	f := os.NewFile(uintptr(fd), rel)
-	n, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, size), x.buf)
+	n, err := copyWithCRC(f, io.LimitReader(r, size), x.buf, &sum.CRC)
 	if err == nil && n != size {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
 		f.Close()
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return refuse(rel, "truncated archive (stream ended inside this file)")
+			return sum, refuse(rel, "truncated archive (stream ended inside this file)")
 		}
 		var re *RefusedError
 		if errors.As(err, &re) {
-			return err
+			return sum, err
 		}
-		return fmt.Errorf("write %s: %w", rel, err)
+		return sum, fmt.Errorf("write %s: %w", rel, err)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
 		f.Close()
-		return fmt.Errorf("chmod %s: %w", rel, err)
+		return sum, fmt.Errorf("chmod %s: %w", rel, err)
 	}
 	if x.asRoot {
 		if err := unix.Fchown(fd, 0, 0); err != nil {
 			f.Close()
-			return fmt.Errorf("chown %s: %w", rel, err)
+			return sum, fmt.Errorf("chown %s: %w", rel, err)
 		}
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
+		return sum, fmt.Errorf("write %s: %w", rel, err)
 	}
-	return nil
+	return sum, nil
 }
 
-// onlyWriter hides *os.File's ReadFrom so CopyBuffer uses our buffer instead
-// of allocating its own per file.
-type onlyWriter struct{ io.Writer }
+// copyWithCRC copies r to w through buf, folding what passes into the
+// CRC-32C at crc.
+func copyWithCRC(w io.Writer, r io.Reader, buf []byte, crc *uint32) (int64, error) {
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			*crc = crc32.Update(*crc, castagnoli, buf[:m])
+			k, werr := w.Write(buf[:m])
+			n += int64(k)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// readStamp keeps the module index stamp in memory: it describes the
+// bundle and is checked against what was extracted, never installed.
+func (x *extractor) readStamp(tr io.Reader, h *tar.Header) error {
+	if h.Typeflag != tar.TypeReg {
+		return refuse(h.Name, "%s is reserved for the module index stamp and must be a regular file", IndexStampName)
+	}
+	if h.Size > maxStampSize {
+		return refuse(h.Name, "module index stamp of %d bytes exceeds the %d-byte cap", h.Size, maxStampSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(tr, h.Size))
+	if err != nil {
+		return streamError(err)
+	}
+	if int64(len(b)) != h.Size {
+		return refuse(h.Name, "truncated archive (stream ended inside this file)")
+	}
+	x.seen[IndexStampName] = seenEntry{typ: tar.TypeReg}
+	x.stamp = b
+	return nil
+}
 
 func (x *extractor) setMeta(pfd int, base, rel string, isLink bool, mtime time.Time) error {
 	if x.asRoot && isLink {
