@@ -60,7 +60,7 @@ type ExtractStats struct {
 // link. Modes and modification times are kept; files are owned by root when
 // running as root.
 func Extract(r io.Reader, dir, release string, lim Limits) (ExtractStats, error) {
-	x, err := extract(r, dir, release, lim)
+	x, err := extract(r, dir, release, lim, false)
 	return x.stats, err
 }
 
@@ -74,7 +74,10 @@ type extracted struct {
 	stamp []byte
 }
 
-func extract(r io.Reader, dir, release string, lim Limits) (extracted, error) {
+// extract is Extract keeping what the installer checks the module index
+// with; writeback starts writing the tree to disk while it is extracted
+// (see extractor.writeback).
+func extract(r io.Reader, dir, release string, lim Limits, writeback bool) (extracted, error) {
 	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return extracted{}, fmt.Errorf("open staging directory %s: %w", dir, err)
@@ -88,9 +91,13 @@ func extract(r io.Reader, dir, release string, lim Limits) (extracted, error) {
 		asRoot:  os.Geteuid() == 0,
 		buf:     make([]byte, 256<<10),
 		lastDir: -1,
+		early:   writeback,
 	}
 	defer x.close()
 	err = x.run(tar.NewReader(r))
+	if serr := x.waitWriteback(); err == nil && serr != nil {
+		err = fmt.Errorf("write %s to disk: %w", dir, serr)
+	}
 	return extracted{stats: x.stats, sums: x.sums, stamp: x.stamp}, err
 }
 
@@ -117,6 +124,14 @@ type extractor struct {
 	asRoot  bool
 	buf     []byte
 	stats   ExtractStats
+
+	// Early writeback: a syncfs running on its own goroutine (syncing,
+	// closed when it returns, with its error in syncErr), started when
+	// syncedAt was the bytes written.
+	early    bool
+	syncing  chan struct{}
+	syncErr  error
+	syncedAt int64
 
 	// The parent of the previous entry, kept open: archives list a
 	// directory's files together.
@@ -232,6 +247,7 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 		x.sums[e.Rel] = sum
 		x.stats.Files++
 		x.stats.Bytes += h.Size
+		x.writeback()
 	case tar.TypeSymlink:
 		x.seen[e.Rel] = seenEntry{typ: tar.TypeSymlink}
 		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
@@ -259,6 +275,53 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 		return nil // a hard link shares its target's metadata
 	}
 	return x.setMeta(pfd, base, e.Rel, h.Typeflag == tar.TypeSymlink, h.ModTime)
+}
+
+// earlyWriteback is how many bytes more an early writeback waits for.
+const earlyWriteback = 16 << 20
+
+// writeback starts a syncfs of the tree's file system on its own goroutine
+// whenever earlyWriteback more bytes were written and none is running:
+// the kernel's flusher threads write what is extracted while the rest is
+// still being decoded, and the installer's final syncfs, which is what
+// makes the tree durable, has less left to wait for. Its error fails the
+// extraction: a writeback error it reports is not reported again to the
+// final syncfs.
+func (x *extractor) writeback() {
+	if !x.early || x.stats.Bytes-x.syncedAt < earlyWriteback {
+		return
+	}
+	if x.syncing != nil {
+		select {
+		case <-x.syncing:
+		default:
+			return
+		}
+		if x.syncErr != nil {
+			return
+		}
+	}
+	fd, err := unix.Dup(x.root)
+	if err != nil {
+		return
+	}
+	done := make(chan struct{})
+	x.syncing, x.syncedAt = done, x.stats.Bytes
+	go func() {
+		defer close(done)
+		x.syncErr = unix.Syncfs(fd)
+		unix.Close(fd)
+	}()
+}
+
+// waitWriteback waits for a running early writeback and returns the
+// first error of any.
+func (x *extractor) waitWriteback() error {
+	if x.syncing == nil {
+		return nil
+	}
+	<-x.syncing
+	return x.syncErr
 }
 
 // parent returns a descriptor of the directory dirRel inside the tree,

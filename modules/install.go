@@ -224,7 +224,8 @@ func (in *Installer) Install(ctx context.Context, b Bundle) (Result, error) {
 	stepHook("sync")
 	// One syncfs instead of an fsync per file: the tree must be on disk
 	// before the rename makes it visible, or a power cut could expose empty
-	// files under a committed name.
+	// files under a committed name. (The extraction started writing it
+	// back already; this waits for the rest.)
 	if !in.NoSync {
 		if err := syncFS(staging); err != nil {
 			return res, err
@@ -278,7 +279,7 @@ func (in *Installer) fetchAndExtract(ctx context.Context, b Bundle, want, tree s
 	ra := newReadAhead(decodeErrors{dr, format}, cancel)
 	defer ra.Close()
 	stepHook("extract")
-	x, err := extract(ra, tree, filepath.Base(tree), in.Limits)
+	x, err := extract(ra, tree, filepath.Base(tree), in.Limits, !in.NoSync)
 	if err != nil {
 		return Record{}, extracted{}, err
 	}
