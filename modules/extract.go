@@ -58,7 +58,8 @@ type ExtractStats struct {
 // caller discards it). No path outside dir is ever opened for writing: every
 // operation is relative to a descriptor of dir and never follows a symbolic
 // link. Modes and modification times are kept; files are owned by root when
-// running as root.
+// running as root. A module index stamp (IndexStampName) is read, checked
+// to be a regular file of bounded size, and not written.
 func Extract(r io.Reader, dir, release string, lim Limits) (ExtractStats, error) {
 	x, err := extract(r, dir, release, lim, false)
 	return x.stats, err
@@ -455,6 +456,10 @@ func copyWithCRC(w io.Writer, r io.Reader, buf []byte, crc *uint32) (int64, erro
 	}
 }
 
+// stampType marks the stamp among the entries seen: it is no file of the
+// tree, so nothing may link to it or lie under it.
+const stampType = 'I'
+
 // readStamp keeps the module index stamp in memory: it describes the
 // bundle and is checked against what was extracted, never installed.
 func (x *extractor) readStamp(tr io.Reader, h *tar.Header) error {
@@ -471,7 +476,7 @@ func (x *extractor) readStamp(tr io.Reader, h *tar.Header) error {
 	if int64(len(b)) != h.Size {
 		return refuse(h.Name, "truncated archive (stream ended inside this file)")
 	}
-	x.seen[IndexStampName] = seenEntry{typ: tar.TypeReg}
+	x.seen[IndexStampName] = seenEntry{typ: stampType}
 	x.stamp = b
 	return nil
 }

@@ -154,7 +154,7 @@ func withModuleIndex(items []packItem, release string, o PackOptions) ([]packIte
 		switch {
 		case it.rel == IndexStampName:
 			notes = append(notes, fmt.Sprintf("dropped %s: the name is reserved for the module index stamp", it.rel))
-		case !o.NoIndex && isDepmodOutput(it.rel):
+		case !o.NoIndex && isDepmodOutput(it.rel) && it.typ != tar.TypeDir:
 			replaced = append(replaced, it.rel)
 		default:
 			kept = append(kept, it)

@@ -92,9 +92,11 @@ type Installer struct {
 	// default settings.
 	Open func(ctx context.Context, b Bundle) (io.ReadCloser, error)
 	// Depmod builds the module indexes for base/lib/modules/<release>. It
-	// runs on the staging tree, before the tree becomes visible. Nil means
-	// RunDepmod; a tree that already carries modules.dep is accepted
-	// without depmod when the tool is missing.
+	// runs on the staging tree, before the tree becomes visible, unless
+	// the bundle carries an index that its stamp shows to be the tree's
+	// (see IndexStampName). Nil means RunDepmod; a bundle without stamp
+	// that carries modules.dep is accepted without depmod when the tool is
+	// missing.
 	Depmod func(ctx context.Context, base, release string) error
 	// NoSync skips syncfs and the directory fsyncs. Only for scratch roots
 	// (tests, throw-away image builds): without them a power cut right
