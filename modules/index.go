@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -130,7 +131,7 @@ func (f stampFile) sum() (fileSum, error) {
 	if err != nil || len(b) != 4 {
 		return fileSum{}, fmt.Errorf("%s: crc32c %q is not 8 hex digits", f.Path, f.CRC32C)
 	}
-	return fileSum{Size: f.Size, CRC: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])}, nil
+	return fileSum{Size: f.Size, CRC: binary.BigEndian.Uint32(b)}, nil
 }
 
 func stampEntry(rel string, s fileSum) stampFile {
