@@ -23,18 +23,79 @@ func RunDepmod(ctx context.Context, base, release string) error {
 	if err != nil {
 		return err
 	}
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "-b", base, release)
-	cmd.Stderr = &stderr
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if i := strings.IndexByte(msg, '\n'); i >= 0 {
-			msg = msg[:i]
-		}
-		return fmt.Errorf("depmod -b %s %s: %w: %s", base, release, err, msg)
+	_, err = runDepmod(ctx, bin, base, release, "")
+	return err
+}
+
+// runDepmod runs bin -b base [-C config] release and returns the lines it
+// wrote to stderr; a failure is one line with the first of them. depmod
+// follows symbolic links to directories, so a tree holding a link to one
+// of its own parents makes it walk and complain without end (gigabytes a
+// second): past depmodSayLimit bytes of complaints it is stopped, and only
+// the first depmodKeep bytes are kept.
+func runDepmod(ctx context.Context, bin, base, release, config string) ([]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stderr := &boundedOutput{keep: depmodKeep, limit: depmodSayLimit, over: cancel}
+	args := []string{"-b", base}
+	if config != "" {
+		args = append(args, "-C", config)
 	}
-	return nil
+	cmd := exec.CommandContext(ctx, bin, append(args, release)...)
+	cmd.Stderr = stderr
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	err := cmd.Run()
+	said := strings.Split(strings.TrimSpace(stderr.buf.String()), "\n")
+	if len(said) == 1 && said[0] == "" {
+		said = nil
+	}
+	if stderr.total > stderr.limit {
+		err = fmt.Errorf("stopped after %d bytes of errors (does a directory link to one of its parents?)", stderr.total)
+	}
+	if err != nil {
+		msg := ""
+		if len(said) > 0 {
+			msg = said[0]
+		}
+		return said, fmt.Errorf("depmod -b %s %s: %w: %s", base, release, err, msg)
+	}
+	return said, nil
+}
+
+// depmodKeep and depmodSayLimit bound what is kept of depmod's stderr and
+// how much it may write before it is stopped.
+const (
+	depmodKeep     = 64 << 10
+	depmodSayLimit = 4 << 20
+)
+
+// boundedOutput keeps the first keep bytes written to it and calls over
+// once more than limit bytes were written.
+type boundedOutput struct {
+	buf         bytes.Buffer
+	keep, limit int64
+	total       int64
+	over        func()
+}
+
+func (w *boundedOutput) Write(p []byte) (int, error) {
+	if room := w.keep - int64(w.buf.Len()); room > 0 {
+		w.buf.Write(p[:min(int64(len(p)), room)])
+	}
+	w.total += int64(len(p))
+	if w.total > w.limit {
+		w.over()
+	}
+	return len(p), nil
+}
+
+// depmodVersion names the depmod at bin ("kmod version 30").
+func depmodVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if v, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); err == nil && v != "" {
+		return v
+	}
+	return "depmod"
 }
 
 func lookDepmod() (string, error) {

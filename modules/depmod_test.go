@@ -106,3 +106,47 @@ func TestRunDepmodReportsItsFailureInOneLine(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A tree whose directory links to its parent makes depmod walk it without
+// end, writing gigabytes of errors a second: it is stopped, with one line,
+// and what it wrote is not all kept.
+func TestDepmodOnALoopingTreeIsStoppedWithOneLine(t *testing.T) {
+	bin, err := lookDepmod()
+	testenv.Need(t, err == nil, "needs depmod (kmod)")
+	base := t.TempDir()
+	tree := filepath.Join(base, "lib", "modules", "9.9.9")
+	if err := os.MkdirAll(filepath.Join(tree, "kernel"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(tree, "kernel", "a.ko"), []byte("not a module"), 0o644)
+	os.Symlink(".", filepath.Join(tree, "kernel", "self"))
+	os.Symlink("..", filepath.Join(tree, "kernel", "up"))
+	said, err := runDepmod(context.Background(), bin, base, "9.9.9", "")
+	if err == nil || !strings.Contains(err.Error(), "does a directory link to one of its parents?") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(strings.Join(said, "\n")); n > depmodKeep {
+		t.Errorf("kept %d bytes of depmod's complaints, more than %d", n, depmodKeep)
+	}
+}
+
+func TestPackDropsALinkToADirectoryThatHoldsIt(t *testing.T) {
+	for _, c := range []struct {
+		rel, target string
+		loop        bool
+	}{
+		{"kernel/self", ".", true},
+		{"kernel/up", "..", true},
+		{"kernel/drivers/up2", "../..", true},
+		{"top", ".", true},
+		{"kernel/abs", "/lib/modules/9.9.9/kernel", true},
+		{"extra", "kernel/drivers", false},
+		{"kernel/sibling", "../extra", false},
+		{"kernel/mod.ko", "drivers/a.ko", false},
+	} {
+		_, err := treeLink(c.rel, c.target, "9.9.9")
+		if (err != nil) != c.loop {
+			t.Errorf("%s -> %s: err %v, want a loop: %v", c.rel, c.target, err, c.loop)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path"
@@ -57,24 +58,48 @@ type ExtractStats struct {
 // caller discards it). No path outside dir is ever opened for writing: every
 // operation is relative to a descriptor of dir and never follows a symbolic
 // link. Modes and modification times are kept; files are owned by root when
-// running as root.
+// running as root. A module index stamp (IndexStampName) is read, checked
+// to be a regular file of bounded size, and not written.
 func Extract(r io.Reader, dir, release string, lim Limits) (ExtractStats, error) {
+	x, err := extract(r, dir, release, lim, false)
+	return x.stats, err
+}
+
+// extracted is what an extraction leaves besides the tree: the size and
+// checksum of every file and the target of every link, by tree-relative
+// path, and the module index stamp when the bundle carries one (it is
+// not written to the tree).
+type extracted struct {
+	stats ExtractStats
+	sums  map[string]fileSum
+	stamp []byte
+}
+
+// extract is Extract keeping what the installer checks the module index
+// with; writeback starts writing the tree to disk while it is extracted
+// (see extractor.writeback).
+func extract(r io.Reader, dir, release string, lim Limits, writeback bool) (extracted, error) {
 	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return ExtractStats{}, fmt.Errorf("open staging directory %s: %w", dir, err)
+		return extracted{}, fmt.Errorf("open staging directory %s: %w", dir, err)
 	}
 	x := &extractor{
 		root:    root,
 		release: release,
 		lim:     lim.withDefaults(),
 		seen:    make(map[string]seenEntry),
+		sums:    make(map[string]fileSum),
 		asRoot:  os.Geteuid() == 0,
 		buf:     make([]byte, 256<<10),
 		lastDir: -1,
+		early:   writeback,
 	}
 	defer x.close()
 	err = x.run(tar.NewReader(r))
-	return x.stats, err
+	if serr := x.waitWriteback(); err == nil && serr != nil {
+		err = fmt.Errorf("write %s to disk: %w", dir, serr)
+	}
+	return extracted{stats: x.stats, sums: x.sums, stamp: x.stamp}, err
 }
 
 type seenEntry struct {
@@ -95,9 +120,19 @@ type extractor struct {
 	seen    map[string]seenEntry
 	dirs    []dirMeta
 	links   []string
+	sums    map[string]fileSum
+	stamp   []byte
 	asRoot  bool
 	buf     []byte
 	stats   ExtractStats
+
+	// Early writeback: a syncfs running on its own goroutine (syncing,
+	// closed when it returns, with its error in syncErr), started when
+	// syncedAt was the bytes written.
+	early    bool
+	syncing  chan struct{}
+	syncErr  error
+	syncedAt int64
 
 	// The parent of the previous entry, kept open: archives list a
 	// directory's files together.
@@ -179,6 +214,9 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 		x.dirs = append(x.dirs, dirMeta{rel: ".", mode: mode, mtime: h.ModTime})
 		return nil
 	}
+	if e.Rel == IndexStampName {
+		return x.readStamp(tr, h)
+	}
 	dirRel, base := path.Split(e.Rel)
 	dirRel = strings.TrimSuffix(dirRel, "/")
 	pfd, err := x.parent(h.Name, dirRel)
@@ -203,17 +241,21 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 			return refuse(h.Name, "unpacked size exceeds the cap of %d bytes", x.lim.MaxTotalSize)
 		}
 		x.seen[e.Rel] = seenEntry{typ: tar.TypeReg}
-		if err := x.writeFile(pfd, base, e.Rel, tr, h.Size, mode); err != nil {
+		sum, err := x.writeFile(pfd, base, e.Rel, tr, h.Size, mode)
+		if err != nil {
 			return err
 		}
+		x.sums[e.Rel] = sum
 		x.stats.Files++
 		x.stats.Bytes += h.Size
+		x.writeback()
 	case tar.TypeSymlink:
 		x.seen[e.Rel] = seenEntry{typ: tar.TypeSymlink}
 		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
 			return fmt.Errorf("create symbolic link %s: %w", e.Rel, err)
 		}
 		x.links = append(x.links, e.Rel)
+		x.sums[e.Rel] = fileSum{Link: h.Linkname}
 	case tar.TypeLink:
 		if t, ok := x.seen[e.Link]; !ok || t.typ != tar.TypeReg {
 			return refuse(h.Name, "hard link target %q is not a regular file earlier in the bundle", h.Linkname)
@@ -230,9 +272,57 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 			return fmt.Errorf("create hard link %s: %w", e.Rel, err)
 		}
 		x.seen[e.Rel] = seenEntry{typ: tar.TypeLink}
+		x.sums[e.Rel] = x.sums[e.Link]
 		return nil // a hard link shares its target's metadata
 	}
 	return x.setMeta(pfd, base, e.Rel, h.Typeflag == tar.TypeSymlink, h.ModTime)
+}
+
+// earlyWriteback is how many bytes more an early writeback waits for.
+const earlyWriteback = 16 << 20
+
+// writeback starts a syncfs of the tree's file system on its own goroutine
+// whenever earlyWriteback more bytes were written and none is running:
+// the kernel's flusher threads write what is extracted while the rest is
+// still being decoded, and the installer's final syncfs, which is what
+// makes the tree durable, has less left to wait for. Its error fails the
+// extraction: a writeback error it reports is not reported again to the
+// final syncfs.
+func (x *extractor) writeback() {
+	if !x.early || x.stats.Bytes-x.syncedAt < earlyWriteback {
+		return
+	}
+	if x.syncing != nil {
+		select {
+		case <-x.syncing:
+		default:
+			return
+		}
+		if x.syncErr != nil {
+			return
+		}
+	}
+	fd, err := unix.Dup(x.root)
+	if err != nil {
+		return
+	}
+	done := make(chan struct{})
+	x.syncing, x.syncedAt = done, x.stats.Bytes
+	go func() {
+		defer close(done)
+		x.syncErr = unix.Syncfs(fd)
+		unix.Close(fd)
+	}()
+}
+
+// waitWriteback waits for a running early writeback and returns the
+// first error of any.
+func (x *extractor) waitWriteback() error {
+	if x.syncing == nil {
+		return nil
+	}
+	<-x.syncing
+	return x.syncErr
 }
 
 // parent returns a descriptor of the directory dirRel inside the tree,
@@ -305,46 +395,91 @@ func stepDown(fd int, name string) (int, error) {
 	return nfd, nil
 }
 
-func (x *extractor) writeFile(pfd int, base, rel string, r io.Reader, size int64, mode uint32) error {
+func (x *extractor) writeFile(pfd int, base, rel string, r io.Reader, size int64, mode uint32) (fileSum, error) {
+	sum := fileSum{Size: size}
 	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", rel, err)
+		return sum, fmt.Errorf("create %s: %w", rel, err)
 	}
 	f := os.NewFile(uintptr(fd), rel)
-	n, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, size), x.buf)
+	n, err := copyWithCRC(f, io.LimitReader(r, size), x.buf, &sum.CRC)
 	if err == nil && n != size {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
 		f.Close()
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return refuse(rel, "truncated archive (stream ended inside this file)")
+			return sum, refuse(rel, "truncated archive (stream ended inside this file)")
 		}
 		var re *RefusedError
 		if errors.As(err, &re) {
-			return err
+			return sum, err
 		}
-		return fmt.Errorf("write %s: %w", rel, err)
+		return sum, fmt.Errorf("write %s: %w", rel, err)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
 		f.Close()
-		return fmt.Errorf("chmod %s: %w", rel, err)
+		return sum, fmt.Errorf("chmod %s: %w", rel, err)
 	}
 	if x.asRoot {
 		if err := unix.Fchown(fd, 0, 0); err != nil {
 			f.Close()
-			return fmt.Errorf("chown %s: %w", rel, err)
+			return sum, fmt.Errorf("chown %s: %w", rel, err)
 		}
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
+		return sum, fmt.Errorf("write %s: %w", rel, err)
 	}
-	return nil
+	return sum, nil
 }
 
-// onlyWriter hides *os.File's ReadFrom so CopyBuffer uses our buffer instead
-// of allocating its own per file.
-type onlyWriter struct{ io.Writer }
+// copyWithCRC copies r to w through buf, folding what passes into the
+// CRC-32C at crc.
+func copyWithCRC(w io.Writer, r io.Reader, buf []byte, crc *uint32) (int64, error) {
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			*crc = crc32.Update(*crc, castagnoli(), buf[:m])
+			k, werr := w.Write(buf[:m])
+			n += int64(k)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// stampType marks the stamp among the entries seen: it is no file of the
+// tree, so nothing may link to it or lie under it.
+const stampType = 'I'
+
+// readStamp keeps the module index stamp in memory: it describes the
+// bundle and is checked against what was extracted, never installed.
+func (x *extractor) readStamp(tr io.Reader, h *tar.Header) error {
+	if h.Typeflag != tar.TypeReg {
+		return refuse(h.Name, "%s is reserved for the module index stamp and must be a regular file", IndexStampName)
+	}
+	if h.Size > maxStampSize {
+		return refuse(h.Name, "module index stamp of %d bytes exceeds the %d-byte cap", h.Size, maxStampSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(tr, h.Size))
+	if err != nil {
+		return streamError(err)
+	}
+	if int64(len(b)) != h.Size {
+		return refuse(h.Name, "truncated archive (stream ended inside this file)")
+	}
+	x.seen[IndexStampName] = seenEntry{typ: stampType}
+	x.stamp = b
+	return nil
+}
 
 func (x *extractor) setMeta(pfd int, base, rel string, isLink bool, mtime time.Time) error {
 	if x.asRoot && isLink {

@@ -82,6 +82,11 @@ func hostileCorpus() []hostileCase {
 			}
 			return writeBundle(t, dir, "many.tar.gz", compress(t, FormatTarGz, makeTar(t, ents)))
 		}, limits: Limits{MaxEntries: 50}, reason: "more than 50 entries"},
+		{name: "a module index stamp that is a link is refused", bundle: tarBundle(ok, ent{name: p + IndexStampName, typ: tar.TypeSymlink, link: "modules.order"}), reason: "reserved for the module index stamp"},
+		{name: "a module index stamp that is a directory is refused", bundle: tarBundle(ok, ent{name: p + IndexStampName + "/", typ: tar.TypeDir}), reason: "reserved for the module index stamp"},
+		{name: "a file under the module index stamp is refused", bundle: tarBundle(ok, ent{name: p + IndexStampName, body: "{}"}, ent{name: p + IndexStampName + "/x.ko", body: "x"}), reason: "is not a directory"},
+		{name: "a hard link to the module index stamp is refused", bundle: tarBundle(ok, ent{name: p + IndexStampName, body: "{}"}, ent{name: p + "hl", typ: tar.TypeLink, link: p + IndexStampName}), reason: "not a regular file"},
+		{name: "a second module index stamp is refused", bundle: tarBundle(ok, ent{name: p + IndexStampName, body: "{}"}, ent{name: rel + "/" + IndexStampName, body: "{}"}), reason: "duplicate path"},
 		{name: "a duplicate path is refused", bundle: tarBundle(ok, ok), reason: "duplicate path"},
 		{name: "a duplicate path across the two layouts is refused", bundle: tarBundle(ok, ent{name: rel + "/kernel/ok.ko", body: "again"}), reason: "duplicate path"},
 		{name: "a file over a directory is refused", bundle: tarBundle(ok, ent{name: p + "kernel", body: "x"}), reason: "duplicate path"},

@@ -56,7 +56,21 @@ type Record struct {
 	Files       int       `json:"files"`
 	Bytes       int64     `json:"bytes"`
 	InstalledAt time.Time `json:"installed_at"`
+	// Index says where the tree's module index came from: IndexBundle or
+	// IndexDepmod.
+	Index string `json:"index,omitempty"`
+	// IndexNote says why an index the bundle carried was not used.
+	IndexNote string `json:"index_note,omitempty"`
 }
+
+// Where an installed tree's module index came from (Record.Index).
+const (
+	// IndexBundle: the bundle carried it, and its stamp agreed with
+	// every file of the tree.
+	IndexBundle = "bundle"
+	// IndexDepmod: depmod built it on this machine.
+	IndexDepmod = "depmod"
+)
 
 // Result reports what Install did.
 type Result struct {
@@ -78,9 +92,11 @@ type Installer struct {
 	// default settings.
 	Open func(ctx context.Context, b Bundle) (io.ReadCloser, error)
 	// Depmod builds the module indexes for base/lib/modules/<release>. It
-	// runs on the staging tree, before the tree becomes visible. Nil means
-	// RunDepmod; a tree that already carries modules.dep is accepted
-	// without depmod when the tool is missing.
+	// runs on the staging tree, before the tree becomes visible, unless
+	// the bundle carries an index that its stamp shows to be the tree's
+	// (see IndexStampName). Nil means RunDepmod; a bundle without stamp
+	// that carries modules.dep is accepted without depmod when the tool is
+	// missing.
 	Depmod func(ctx context.Context, base, release string) error
 	// NoSync skips syncfs and the directory fsyncs. Only for scratch roots
 	// (tests, throw-away image builds): without them a power cut right
@@ -196,12 +212,12 @@ func (in *Installer) Install(ctx context.Context, b Bundle) (Result, error) {
 		return res, fmt.Errorf("create staging directory: %w", err)
 	}
 
-	rec, err := in.fetchAndExtract(ctx, b, want, tree)
+	rec, x, err := in.fetchAndExtract(ctx, b, want, tree)
 	if err != nil {
 		return res, fmt.Errorf("install modules for %s from %s: %w", in.Release, redactURL(b.URL), err)
 	}
 	stepHook("depmod")
-	if err := in.depmod(ctx, staging, tree); err != nil {
+	if err := in.index(ctx, staging, tree, x, &rec); err != nil {
 		return res, err
 	}
 	if err := writeRecord(tree, rec); err != nil {
@@ -210,7 +226,8 @@ func (in *Installer) Install(ctx context.Context, b Bundle) (Result, error) {
 	stepHook("sync")
 	// One syncfs instead of an fsync per file: the tree must be on disk
 	// before the rename makes it visible, or a power cut could expose empty
-	// files under a committed name.
+	// files under a committed name. (The extraction started writing it
+	// back already; this waits for the rest.)
 	if !in.NoSync {
 		if err := syncFS(staging); err != nil {
 			return res, err
@@ -237,7 +254,7 @@ func (in *Installer) Install(ctx context.Context, b Bundle) (Result, error) {
 	return res, nil
 }
 
-func (in *Installer) fetchAndExtract(ctx context.Context, b Bundle, want, tree string) (Record, error) {
+func (in *Installer) fetchAndExtract(ctx context.Context, b Bundle, want, tree string) (Record, extracted, error) {
 	open := in.Open
 	if open == nil {
 		open = (&Fetcher{}).Open
@@ -247,7 +264,7 @@ func (in *Installer) fetchAndExtract(ctx context.Context, b Bundle, want, tree s
 	defer cancel()
 	src, err := open(ctx, b)
 	if err != nil {
-		return Record{}, err
+		return Record{}, extracted{}, err
 	}
 	defer src.Close()
 	h := &hashCounter{h: sha256.New()}
@@ -258,33 +275,33 @@ func (in *Installer) fetchAndExtract(ctx context.Context, b Bundle, want, tree s
 	}
 	dr, format, closeDec, err := Decompress(raw, declared)
 	if err != nil {
-		return Record{}, err
+		return Record{}, extracted{}, err
 	}
 	defer closeDec()
 	ra := newReadAhead(decodeErrors{dr, format}, cancel)
 	defer ra.Close()
 	stepHook("extract")
-	st, err := Extract(ra, tree, filepath.Base(tree), in.Limits)
+	x, err := extract(ra, tree, filepath.Base(tree), in.Limits, !in.NoSync)
 	if err != nil {
-		return Record{}, err
+		return Record{}, extracted{}, err
 	}
 	// The digest covers every byte of the bundle, so read what follows the
 	// end-of-archive marker too; a few records of padding are normal, more
 	// is a bundle hiding data after its archive.
 	if n, err := io.Copy(io.Discard, io.LimitReader(ra, 1<<20+1)); err != nil {
-		return Record{}, streamError(err)
+		return Record{}, extracted{}, streamError(err)
 	} else if n > 1<<20 {
-		return Record{}, refuse("", "more than 1 MiB of data after the end of the archive")
+		return Record{}, extracted{}, refuse("", "more than 1 MiB of data after the end of the archive")
 	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
-		return Record{}, fmt.Errorf("read bundle: %w", err)
+		return Record{}, extracted{}, fmt.Errorf("read bundle: %w", err)
 	}
 	if b.Size > 0 && h.n != b.Size {
-		return Record{}, refuse("", "size %d bytes, expected %d", h.n, b.Size)
+		return Record{}, extracted{}, refuse("", "size %d bytes, expected %d", h.n, b.Size)
 	}
 	got := hex.EncodeToString(h.h.Sum(nil))
 	if got != want {
-		return Record{}, refuse("", "sha256 %s does not match the expected %s", got, want)
+		return Record{}, extracted{}, refuse("", "sha256 %s does not match the expected %s", got, want)
 	}
 	return Record{
 		Release:     filepath.Base(tree),
@@ -292,10 +309,36 @@ func (in *Installer) fetchAndExtract(ctx context.Context, b Bundle, want, tree s
 		URL:         redactURL(b.URL),
 		Format:      format,
 		Size:        h.n,
-		Files:       st.Files,
-		Bytes:       st.Bytes,
+		Files:       x.stats.Files,
+		Bytes:       x.stats.Bytes,
 		InstalledAt: time.Now().UTC().Truncate(time.Second),
-	}, nil
+	}, x, nil
+}
+
+// index gives the staged tree its module index: the one the bundle
+// carries when its stamp agrees with the tree (no depmod run), else
+// depmod's. A shipped index that does not agree is removed first, so no
+// file of it outlives the rebuild, and the reason is recorded.
+func (in *Installer) index(ctx context.Context, staging, tree string, x extracted, rec *Record) error {
+	if x.stamp != nil {
+		_, err := checkShippedIndex(tree, filepath.Base(tree), x)
+		if err == nil {
+			rec.Index = IndexBundle
+			return nil
+		}
+		rec.IndexNote = "the bundle's module index was not used: " + err.Error()
+		for _, name := range depmodOutputs {
+			if err := os.Remove(filepath.Join(tree, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("install modules for %s: remove the bundle's %s: %w", filepath.Base(tree), name, err)
+			}
+		}
+	}
+	rec.Index = IndexDepmod
+	err := in.depmod(ctx, staging, tree)
+	if err != nil && rec.IndexNote != "" {
+		return fmt.Errorf("%w (%s)", err, rec.IndexNote)
+	}
+	return err
 }
 
 func (in *Installer) depmod(ctx context.Context, staging, tree string) error {

@@ -2,6 +2,7 @@ package modules
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -41,6 +42,13 @@ type PackOptions struct {
 	// MTime is the time every entry carries (reproducible builds); the
 	// zero value means the Unix epoch.
 	MTime time.Time
+	// NoIndex leaves the module index out of the bundle: instances then
+	// run depmod. By default the bundle carries the index depmod builds
+	// from the packed tree (see IndexStampName).
+	NoIndex bool
+	// Depmod builds the index of base/lib/modules/<release>; nil means
+	// kmod's depmod with an empty configuration.
+	Depmod func(ctx context.Context, base, release string) error
 }
 
 // PackResult describes a written bundle.
@@ -52,6 +60,9 @@ type PackResult struct {
 	SHA256  string
 	Size    int64
 	Files   int
+	// Index names the depmod that built the module index the bundle
+	// carries; "" when it carries none.
+	Index string
 	// Notes lists what was dropped or changed on the way (build and
 	// source links, device nodes, setuid bits, links leaving the tree).
 	Notes []string
@@ -114,7 +125,13 @@ func Pack(o PackOptions) (PackResult, error) {
 	if out == "" {
 		out = t.release + "." + string(format)
 	}
-	res := PackResult{Path: out, Release: t.release, Arch: arch, Format: format, Notes: notes}
+	items, indexNotes, index, done, err := withModuleIndex(items, t.release, o)
+	if err != nil {
+		return PackResult{}, fmt.Errorf("pack %s: %w", o.Source, err)
+	}
+	defer done()
+	notes = append(notes, indexNotes...)
+	res := PackResult{Path: out, Release: t.release, Arch: arch, Format: format, Index: index, Notes: notes}
 	err = WriteFileAtomic(out, func(w io.Writer) error {
 		h := sha256.New()
 		cw := &countWriter{w: io.MultiWriter(w, h)}
@@ -375,14 +392,27 @@ func treeLink(rel, target, release string) (string, error) {
 			if inTree == "" {
 				inTree = "."
 			}
-			return path.Clean(up + inTree), nil
+			t := path.Clean(up + inTree)
+			return t, loopCheck(dir, t)
 		}
 		return "", errors.New("absolute link out of the tree")
 	}
 	if p := path.Join(dir, target); p == ".." || strings.HasPrefix(p, "../") {
 		return "", errors.New("link leaves the tree")
 	}
-	return target, nil
+	return target, loopCheck(dir, target)
+}
+
+// loopCheck refuses a link in dir whose target is dir itself or one of
+// its parents: depmod follows links to directories and would walk such a
+// tree without end. (A loop through several links is stopped by
+// runDepmod's bound.)
+func loopCheck(dir, target string) error {
+	p := path.Join(dir, target)
+	if p == "." || p == dir || strings.HasPrefix(dir+"/", p+"/") {
+		return errors.New("link to a directory that holds it (depmod would follow it without end)")
+	}
+	return nil
 }
 
 // releaseIndex finds "lib/modules/<release>" (or usr/lib/...) at the start

@@ -419,8 +419,8 @@ func TestRoleCredentialsAreRefreshedBeforeTheyExpire(t *testing.T) {
 // end, with the flint binary for the vendor's steps: Debian's cloud-kernel
 // package packed (from the .deb itself), a key made and the manifest
 // signed, all uploaded to a real S3 server, and installed on an instance
-// root through s3:// with the environment's keys; modules.dep is what
-// depmod -b makes of the package.
+// root through s3:// with the environment's keys; the index the bundle
+// carries is used, and modules.dep is what depmod -b makes of the package.
 func TestDebianKernelPackageInstallsThroughS3(t *testing.T) {
 	k, deb, want := needRealPackage(t)
 	flint := testenv.FlintBinary(t)
@@ -457,7 +457,7 @@ func TestDebianKernelPackageInstallsThroughS3(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nserver log: %s", err, s.log)
 	}
-	if out.Record == nil || out.Record.SHA256 != m.Bundles[0].SHA256 || out.Record.Files < 1000 {
+	if out.Record == nil || out.Record.SHA256 != m.Bundles[0].SHA256 || out.Record.Files < 1000 || out.Record.Index != IndexBundle {
 		t.Fatalf("outcome %+v", out)
 	}
 	if got := readFile(t, filepath.Join(root, "lib/modules", k.release, "modules.dep")); !bytes.Equal(got, want) {

@@ -133,7 +133,10 @@ func modulesInstall(ctx context.Context, in installArgs, stdout, stderr io.Write
 	}
 	switch out.Action {
 	case modules.ActionInstalled:
-		fmt.Fprintf(stdout, "installed lib/modules/%s (sha256 %s, %d files)\n", out.Kernel.Release, out.Record.SHA256, out.Record.Files)
+		if out.Record.IndexNote != "" {
+			fmt.Fprintf(stderr, "flint: %s; depmod rebuilt it\n", out.Record.IndexNote)
+		}
+		fmt.Fprintf(stdout, "installed lib/modules/%s (sha256 %s, %d files, module index from the %s)\n", out.Kernel.Release, out.Record.SHA256, out.Record.Files, out.Record.Index)
 	default:
 		fmt.Fprintf(stdout, "lib/modules/%s is already complete; nothing to do\n", out.Kernel.Release)
 	}
@@ -186,6 +189,9 @@ func modulesStatus(root, release string, asJSON bool, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "bundle:    %s\n", r.URL)
 		fmt.Fprintf(stdout, "sha256:    %s\n", r.SHA256)
 		fmt.Fprintf(stdout, "installed: %s (%d files, %d bytes)\n", r.InstalledAt.Format("2006-01-02 15:04:05Z"), r.Files, r.Bytes)
+		if r.Index != "" {
+			fmt.Fprintf(stdout, "index:     from the %s\n", r.Index)
+		}
 	}
 	if code == 2 {
 		debris := st.Leftovers

@@ -28,13 +28,15 @@ func modulesVendorCommands() []Command {
 	)
 	return []Command{{
 		Name:  "pack",
-		Usage: "[--release R] [--arch A] [--format F] [--o FILE] [--manifest FILE [--url URL] [--kernel-id ID]] [--mtime SECONDS] SOURCE",
+		Usage: "[--release R] [--arch A] [--format F] [--o FILE] [--manifest FILE [--url URL] [--kernel-id ID]] [--mtime SECONDS] [--no-index] SOURCE",
 		Short: "pack a module tree or a kernel .deb or .rpm into a reproducible bundle",
 		Long: "SOURCE is a release tree, a root holding lib/modules/RELEASE, or a kernel package (.deb, or .rpm with a " +
 			"gzip, bzip2, xz or zstd payload), read without dpkg or rpm. The bundle is " +
 			"reproducible: sorted entries, fixed times, owners and modes. build and source links are dropped; " +
 			"links out of the tree, device nodes and setuid/setgid bits are dropped or cleared, each said on stderr. " +
-			"With --manifest, the bundle's entry is added to or updated in that manifest (sign it again afterwards).",
+			"The bundle carries the module index depmod builds from the packed tree, so instances need not run depmod " +
+			"(--no-index leaves it out). With --manifest, the bundle's entry is added to or updated in that manifest " +
+			"(sign it again afterwards).",
 		Exit: exits("the bundle (and manifest) were written", "the source could not be read or packed"),
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&po.Release, "release", "", "kernel `RELEASE` (default: from the source)")
@@ -45,6 +47,7 @@ func modulesVendorCommands() []Command {
 			fs.StringVar(&bundleURL, "url", "", "the bundle's `URL` in the manifest (default: its file name, relative to the manifest)")
 			fs.StringVar(&kernelID, "kernel-id", "", "kernel-id (aki-…) `ID` the entry also requires")
 			fs.StringVar(&mtime, "mtime", os.Getenv("SOURCE_DATE_EPOCH"), "time of every entry, Unix `SECONDS` (default: $SOURCE_DATE_EPOCH, else 0)")
+			fs.BoolVar(&po.NoIndex, "no-index", false, "leave depmod's module index out of the bundle (instances run depmod)")
 		},
 		Func: func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if len(args) != 1 {
@@ -124,8 +127,12 @@ func modulesPack(o modules.PackOptions, format, manifest, bundleURL, kernelID, m
 	for _, n := range res.Notes {
 		fmt.Fprintf(stderr, "flint: pack: %s\n", n)
 	}
-	fmt.Fprintf(stdout, "wrote %s: release %s, arch %s, %d files, %d bytes, sha256 %s\n",
-		res.Path, res.Release, orNone(res.Arch), res.Files, res.Size, res.SHA256)
+	index := "no module index"
+	if res.Index != "" {
+		index = "module index by " + res.Index
+	}
+	fmt.Fprintf(stdout, "wrote %s: release %s, arch %s, %d files, %d bytes, %s, sha256 %s\n",
+		res.Path, res.Release, orNone(res.Arch), res.Files, res.Size, index, res.SHA256)
 	if manifest == "" {
 		return exitOK
 	}

@@ -76,6 +76,9 @@ func runKernelModules(ctx context.Context, b *handlers.Boot) error {
 		return err
 	case out.Action == modules.ActionInstalled:
 		b.Note("installed lib/modules/%s from %s (sha256 %s)", out.Kernel.Release, out.Record.URL, short(out.Record.SHA256))
+		if out.Record.IndexNote != "" {
+			b.Note("%s; depmod rebuilt it", out.Record.IndexNote)
+		}
 	default:
 		b.Note("lib/modules/%s is complete", out.Kernel.Release)
 	}
