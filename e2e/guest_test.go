@@ -372,7 +372,7 @@ func needGuestTools(t *testing.T) {
 	t.Helper()
 	testenv.Short(t)
 	testenv.Root(t)
-	for _, tool := range []string{"qemu-system-x86_64", "ssh", "ssh-keygen", "sfdisk", "mkfs.ext4", "zstd", "chroot", "/bin/busybox"} {
+	for _, tool := range []string{"qemu-system-x86_64", "ssh", "ssh-keygen", "sfdisk", "mkfs.ext4", "zstd", "chroot", "/bin/busybox", "unshare", "mount", "df"} {
 		testenv.Tool(t, tool)
 	}
 }
