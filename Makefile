@@ -28,7 +28,7 @@ DEB_AMD64    = $(CURDIR)/dist/flint_$(PKG_VERSION)_amd64.deb
 PREFIX      ?= /usr
 DESTDIR     ?=
 
-.PHONY: all build deps apt gomod test lint unit run bench clean packages install guest-test fuzz
+.PHONY: all build deps apt gomod test lint unit run bench clean packages install guest-test guest-bench fuzz
 
 all: build
 
@@ -103,6 +103,15 @@ fuzz:
 # flint installed, booted under QEMU, logged into over SSH.
 guest-test: deps build packages
 	FLINT_BIN=$(CURDIR)/$(BIN) FLINT_DEB=$(DEB_AMD64) unshare -n sh -c 'ip link set lo up && GOPROXY=off $(GO) test -count=1 -v -timeout 20m -run TestARealSystemdGuest ./e2e/'
+
+# The systemd guest's boot figures (opt-in, minutes a boot under TCG):
+# first boots and reboots in alternating rounds of GUEST_BENCH's variants
+# (flint = FLINT_DEB, cloud-init, or NAME=PATH.deb), see docs/testing.md.
+GUEST_BENCH ?= flint,cloud-init
+GUEST_BENCH_ROUNDS ?= 2
+guest-bench: deps build packages
+	FLINT_BIN=$(CURDIR)/$(BIN) FLINT_DEB=$(DEB_AMD64) FLINT_GUEST_BENCH=$(GUEST_BENCH) FLINT_GUEST_BENCH_ROUNDS=$(GUEST_BENCH_ROUNDS) \
+		unshare -n sh -c 'ip link set lo up && GOPROXY=off $(GO) test -count=1 -v -timeout 120m -run TestGuestBootFigures ./e2e/'
 
 # Quick loop for developers: no apt, no namespace, no race detector.
 unit:

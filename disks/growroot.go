@@ -385,6 +385,9 @@ func ResizeRootFS(ctx context.Context, env Env, mode *ResizeRootfs, mountpoint s
 	if !ok {
 		return "", fmt.Errorf("resize_rootfs: not resizing unknown filesystem type %s on %s; nothing changed", mt.FSType, mountpoint)
 	}
+	if extFillsDevice(mt.FSType, devpath) {
+		return fmt.Sprintf("%s (%s) already fills %s: nothing to resize", mountpoint, mt.FSType, devpath), nil
+	}
 	if m == ResizeNoblock {
 		c := exec.Command(cmd[0], cmd[1:]...)
 		if err := c.Start(); err != nil {

@@ -181,6 +181,18 @@ func TestGrowRootOnALoopDevice(t *testing.T) {
 				if len(res) != 1 || res[0].Action != "nochange" {
 					t.Errorf("second GrowPart = %v, want no change", res)
 				}
+				// An ext filesystem that fills its partition is not handed
+				// to resize2fs again; the others' resizers run every boot.
+				rec := &recordingRunner{}
+				env.Runner = rec
+				msg, err = ResizeRootFS(context.Background(), env, nil, mnt)
+				if err != nil {
+					t.Fatalf("second ResizeRootFS: %v", err)
+				}
+				if fs == "ext4" && (len(rec.calls) != 0 || !strings.Contains(msg, "nothing to resize")) ||
+					fs != "ext4" && len(rec.calls) != 1 {
+					t.Errorf("second ResizeRootFS ran %q: %s", rec.calls, msg)
+				}
 			})
 		}
 	}
@@ -206,4 +218,12 @@ func TestGrowRootRefusesAFilesystemOnAWholeDisk(t *testing.T) {
 	if len(res) != 1 || res[0].Action != "skipped" || !strings.Contains(res[0].Message, "not a partition") {
 		t.Fatalf("GrowPart on a whole-disk filesystem = %v, want skipped: not a partition", res)
 	}
+}
+
+// recordingRunner records the tools it is asked to run and runs none.
+type recordingRunner struct{ calls []string }
+
+func (r *recordingRunner) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	r.calls = append(r.calls, name+" "+strings.Join(args, " "))
+	return nil, nil
 }

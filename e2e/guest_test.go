@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/imds/imdstest"
 	"github.com/flint-dev/flint/internal/testenv"
 )
@@ -74,17 +76,23 @@ func unpackRoot(t *testing.T, tarball string) string {
 	return root
 }
 
-// installFlint installs flint into the image as a user would: dpkg -i of
-// the package (FLINT_DEB, built by make packages) in a chroot.
-func installFlint(t *testing.T, root string) bool {
+// flintDeb is the package the guest installs (FLINT_DEB, built by make
+// packages).
+func flintDeb(t *testing.T) string {
 	t.Helper()
 	deb := os.Getenv("FLINT_DEB")
 	testenv.Need(t, deb != "", "needs the package (FLINT_DEB, built by make packages)")
+	return deb
+}
+
+// installFlint installs flint into the image as a user would: dpkg -i of
+// the package in a chroot.
+func installFlint(t *testing.T, root, deb string) {
+	t.Helper()
 	dst := filepath.Join(root, "tmp", filepath.Base(deb))
 	run(t, "cp", deb, dst)
 	run(t, "chroot", root, "dpkg", "-i", "/tmp/"+filepath.Base(deb))
 	os.Remove(dst)
-	return true
 }
 
 // addNICDriver gives the image its NIC driver the way an image's initrd
@@ -112,19 +120,83 @@ func addNICDriver(t *testing.T, root string, k kernel) {
 	os.Symlink("/etc/systemd/system/nic-driver.service", filepath.Join(root, "etc/systemd/system/sysinit.target.wants/nic-driver.service"))
 }
 
+// The image's disk and the volume it is launched on: the root partition
+// and its file system end where the image did, a GiB short of the disk,
+// as on an instance whose volume is larger than its snapshot.
+const (
+	imageBytes = 2 << 30
+	diskBytes  = 3 << 30
+	partStart  = 1 << 20 // sector 2048
+)
+
 // makeDisk writes root into an ext4 file system in partition 1 of a GPT
-// disk image.
+// disk image, then grows the disk (not the partition) to diskBytes.
 func makeDisk(t *testing.T, root string) string {
 	t.Helper()
 	disk := filepath.Join(t.TempDir(), "disk.img")
-	run(t, "truncate", "-s", "2G", disk)
+	run(t, "truncate", "-s", strconv.Itoa(imageBytes), disk)
 	cmd := exec.Command("sfdisk", "-q", disk)
-	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, size=4188160, type=linux, name=root\n")
+	// The image's partition fills it (but for GPT's backup header).
+	sectors := (imageBytes - partStart - 33*512) / 512
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("label: gpt\nstart=%d, size=%d, type=linux, name=root\n", partStart/512, sectors))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sfdisk: %v\n%s", err, out)
 	}
-	run(t, "mkfs.ext4", "-q", "-F", "-L", "root", "-d", root, "-E", "offset=1048576", disk, "2094080k")
+	run(t, "mkfs.ext4", "-q", "-F", "-L", "root", "-d", root, "-E", "offset="+strconv.Itoa(partStart), disk, strconv.Itoa(sectors/2)+"k")
+	run(t, "truncate", "-s", strconv.Itoa(diskBytes), disk)
 	return disk
+}
+
+// imageDF is df's size and use of the image's root file system before
+// it boots, in bytes: mounted read-only from the disk image in a mount
+// namespace of its own.
+func imageDF(t *testing.T, disk string) (size, used int64) {
+	t.Helper()
+	mnt := t.TempDir()
+	out := run(t, "unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount -o ro,noload,loop,offset=$1 "$2" "$3" && df -B1 --output=size,used "$3"`, "sh", strconv.Itoa(partStart), disk, mnt)
+	return parseDF(t, out)
+}
+
+// parseDF reads `df -B1 --output=size,used`.
+func parseDF(t *testing.T, out string) (size, used int64) {
+	t.Helper()
+	f := strings.Fields(out)
+	if len(f) < 2 {
+		t.Fatalf("df printed %q", out)
+	}
+	size, err1 := strconv.ParseInt(f[len(f)-2], 10, 64)
+	used, err2 := strconv.ParseInt(f[len(f)-1], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("df printed %q", out)
+	}
+	return size, used
+}
+
+// guestDisk makes a disk of the image in tarball with the NIC driver
+// unit and what setup adds to its tree.
+func guestDisk(t *testing.T, k kernel, tarball string, setup func(root string)) string {
+	t.Helper()
+	root := unpackRoot(t, tarball)
+	addNICDriver(t, root, k)
+	if setup != nil {
+		setup(root)
+	}
+	disk := makeDisk(t, root)
+	os.RemoveAll(root) // in the disk now
+	return disk
+}
+
+// flintConfig writes flint's configuration drop-in for the test.
+func flintConfig(t *testing.T, root, yaml string) {
+	t.Helper()
+	dir := filepath.Join(root, "etc/flint/flint.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "50-guest-test.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // vm is a running guest.
@@ -208,6 +280,43 @@ func (v *vm) ready(t *testing.T) time.Duration {
 	return time.Duration(ready-start) * time.Microsecond
 }
 
+// maxIMDSConnections is how many requests flint's IMDS client has in
+// flight at most, each on a kept-alive connection of its own.
+const maxIMDSConnections = 4
+
+// imdsConnections counts the emulator's requests and the connections
+// they came over.
+func imdsConnections(emu *imdstest.Server) (requests, conns int) {
+	seen := map[string]bool{}
+	for _, r := range emu.Log() {
+		seen[r.Remote] = true
+	}
+	return len(emu.Log()), len(seen)
+}
+
+// status is flint's status of the last run, as `flint status --json`
+// prints it.
+func (v *vm) status(t *testing.T) *handlers.Status {
+	t.Helper()
+	var st handlers.Status
+	if out := v.must(t, "sudo -n flint status --json || true"); json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("flint status --json printed %q", out)
+	}
+	return &st
+}
+
+// handlerResult is the named handler's result, failing the test without it.
+func handlerResult(t *testing.T, st *handlers.Status, name string) handlers.Result {
+	t.Helper()
+	for _, r := range st.Handlers {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no handler %s in the status", name)
+	return handlers.Result{}
+}
+
 // poweroff shuts the guest down from inside and waits for QEMU to exit.
 // A reboot is a power-off and a new QEMU on the same disk: an in-place
 // reboot of a directly loaded kernel under TCG hung in soft lockups on a
@@ -263,7 +372,7 @@ func needGuestTools(t *testing.T) {
 	t.Helper()
 	testenv.Short(t)
 	testenv.Root(t)
-	for _, tool := range []string{"qemu-system-x86_64", "ssh", "ssh-keygen", "sfdisk", "mkfs.ext4", "zstd", "chroot", "/bin/busybox"} {
+	for _, tool := range []string{"qemu-system-x86_64", "ssh", "ssh-keygen", "sfdisk", "mkfs.ext4", "zstd", "chroot", "/bin/busybox", "unshare", "mount", "df"} {
 		testenv.Tool(t, tool)
 	}
 }
@@ -282,36 +391,6 @@ func guestInstance(t *testing.T, emu *imdstest.Server) (key string) {
 	emu.Set("meta-data/public-keys/0=alice/openssh-key", pub)
 	emu.Set("user-data", []byte("#cloud-config\nbootcmd:\n  - echo boot >> /var/lib/flint-test-bootcmd\nruncmd:\n  - echo instance >> /var/lib/flint-test-runcmd\n"))
 	return key
-}
-
-// TestDebiansCloudInitBootsTheSameImage boots the image with Debian's
-// cloud-init instead of flint against the same emulator: the reference
-// for the time from kernel start to the first SSH login.
-func TestDebiansCloudInitBootsTheSameImage(t *testing.T) {
-	needGuestTools(t)
-	k := findKernel(t)
-	tarball := rootfsTarball(t, "rootfs-cloud-init")
-	// IMDSv1 allowed, as on EC2 by default: cloud-init 22.4 asks for a
-	// token once, and when that first try finds no network yet it stays
-	// on IMDSv1 for the boot.
-	tree, err := imdstest.ParseFixture(imdstest.DefaultFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	emu := imdstest.New(tree, imdstest.Options{})
-	t.Cleanup(emu.Close)
-	key := guestInstance(t, emu)
-	srv := &guest{forward: map[string]string{}}
-	srv.serve(t, guestIMDSAddr, emu)
-	root := unpackRoot(t, tarball)
-	addNICDriver(t, root, k)
-	v := startVM(t, k, makeDisk(t, root), srv.forward, key, "debian")
-	v.waitSSH(t, "", 10*time.Minute)
-	t.Logf("kernel start to first SSH login (cloud-init): %v", time.Since(v.started).Round(100*time.Millisecond))
-	if out := v.must(t, "id -un; sudo -n true && echo sudo-ok"); !strings.Contains(out, "debian\n") || !strings.Contains(out, "sudo-ok") {
-		t.Errorf("cloud-init's default user: %q", out)
-	}
-	v.poweroff(t)
 }
 
 func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
@@ -333,12 +412,12 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 		w.Write(bundle)
 	}))
 
-	root := unpackRoot(t, tarball)
-	usedDeb := installFlint(t, root)
-	addNICDriver(t, root, k)
-	os.MkdirAll(filepath.Join(root, "etc/flint/flint.d"), 0o755)
-	os.WriteFile(filepath.Join(root, "etc/flint/flint.d/50-guest-test.yaml"), []byte(bundleConfig(sum[:])), 0o644)
-	disk := makeDisk(t, root)
+	deb := flintDeb(t)
+	disk := guestDisk(t, k, tarball, func(root string) {
+		installFlint(t, root, deb)
+		flintConfig(t, root, bundleConfig(sum[:]))
+	})
+	dfSize0, dfUsed0 := imageDF(t, disk)
 
 	v := startVM(t, k, disk, srv.forward, key, guestUser)
 	boot1 := v.waitSSH(t, "", 10*time.Minute)
@@ -360,13 +439,47 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 		if ready == 0 || sshStart < ready {
 			t.Errorf("sshd started at %dµs, flint was ready at %dµs", sshStart, ready)
 		}
-		t.Logf("flint.service: unit start to READY %v (with the module bundle)", time.Duration(ready-start)*time.Microsecond)
+		// Every key type cloud-init makes by default was in place when
+		// sshd started: sshd names each host key it cannot load.
+		keys := v.must(t, "for t in rsa ecdsa ed25519; do ssh-keygen -l -f /etc/ssh/ssh_host_${t}_key.pub; done; sudo -n journalctl -b -u ssh --no-pager")
+		for _, want := range []string{"(RSA)", "(ECDSA)", "(ED25519)", "Server listening"} {
+			if !strings.Contains(keys, want) {
+				t.Errorf("no %q in the host keys and sshd's log:\n%s", want, keys)
+			}
+		}
+		if strings.Contains(keys, "Unable to load host key") || strings.Contains(keys, "no hostkeys") {
+			t.Errorf("sshd started without a host key:\n%s", keys)
+		}
 		if out, err := v.ssh("sudo -n flint status --wait"); err != nil {
 			t.Errorf("flint status --wait: %v\n%s", err, out)
 		}
+		st := v.status(t)
+		modules := time.Duration(handlerResult(t, st, "kernel-modules").DurationMS * float64(time.Millisecond))
+		t.Logf("flint.service: unit start to READY %v with the module bundle fetched and installed (kernel-modules %v of it)",
+			time.Duration(ready-start)*time.Microsecond, modules.Round(time.Millisecond))
 		// Where the boot's time went, as a person debugging it would look.
-		if out, err := v.ssh("sudo -n flint analyze"); err == nil {
-			t.Logf("flint analyze (first boot):\n%s", out)
+		t.Logf("flint analyze (first boot):\n%s", v.must(t, "sudo -n flint analyze"))
+	})
+	t.Run("growpart and resize-rootfs grew the root partition and its file system online", func(t *testing.T) {
+		size, used := parseDF(t, v.must(t, "df -B1 --output=size,used /"))
+		part := strings.TrimSpace(v.must(t, "cat /sys/class/block/nvme0n1p1/size"))
+		t.Logf("df of /: the image had %d MiB (%d MiB used); the first boot has %d MiB (%d MiB used); partition 1: %s sectors on a %d MiB disk",
+			dfSize0>>20, dfUsed0>>20, size>>20, used>>20, part, diskBytes>>20)
+		if grown := size - dfSize0; grown < (diskBytes-imageBytes)*9/10 {
+			t.Errorf("the file system grew by %d MiB on a disk %d MiB larger than the image", grown>>20, (diskBytes-imageBytes)>>20)
+		}
+		if n, _ := strconv.ParseInt(part, 10, 64); n*512 < diskBytes-partStart-1<<20 {
+			t.Errorf("partition 1 has %s sectors; the disk has %d", part, diskBytes/512)
+		}
+		st := v.status(t)
+		for name, want := range map[string]string{"growpart": "changed: /dev/nvme0n1: gpt partition 1", "resize-rootfs": "resized / (ext4) with resize2fs /dev/nvme0n1p1"} {
+			if r := handlerResult(t, st, name); r.Status != handlers.ResultOK || !strings.Contains(strings.Join(r.Notes, "\n"), want) {
+				t.Errorf("%s: %s %v, want a note %q", name, r.Status, r.Notes, want)
+			}
+		}
+		// And online: the partition's file system stayed mounted as /.
+		if out := v.must(t, "findmnt -n -o SOURCE,FSTYPE /"); strings.TrimSpace(out) != "/dev/nvme0n1p1 ext4" {
+			t.Errorf("/ is %q", out)
 		}
 	})
 	t.Run("the default user logs in with the fixture's key and has passwordless sudo", func(t *testing.T) {
@@ -404,6 +517,13 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	if len(emu.Log()) == 0 || emu.Log()[0].Method != "PUT" {
 		t.Errorf("the emulator saw no token request first: %v", emu.Log())
 	}
+	// Connections are kept alive: each new one costs a relay process on
+	// the host here and a handshake on an instance.
+	if n, conns := imdsConnections(emu); conns > maxIMDSConnections {
+		t.Errorf("the first boot's %d IMDS requests came over %d connections, want at most %d", n, conns, maxIMDSConnections)
+	} else {
+		t.Logf("the first boot's %d IMDS requests came over %d connections", n, conns)
+	}
 	hostKey1 := v.must(t, "cat /etc/ssh/ssh_host_ed25519_key.pub")
 
 	counts := func() string {
@@ -416,8 +536,13 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	v = startVM(t, k, disk, srv.forward, key, guestUser)
 	boot2 := v.waitSSH(t, boot1, 10*time.Minute)
 	t.Logf("reboot: kernel start to SSH %v; flint.service start to READY %v", time.Since(v.started).Round(100*time.Millisecond), v.ready(t))
-	if out, err := v.ssh("sudo -n flint analyze"); err == nil {
-		t.Logf("flint analyze (reboot):\n%s", out)
+	t.Logf("flint analyze (reboot):\n%s", v.must(t, "sudo -n flint analyze"))
+	// Grown on the first boot, the root has nothing left to grow.
+	st := v.status(t)
+	for name, want := range map[string]string{"growpart": "nochange", "resize-rootfs": "already fills /dev/nvme0n1p1"} {
+		if r := handlerResult(t, st, name); r.Status != handlers.ResultOK || !strings.Contains(strings.Join(r.Notes, "\n"), want) {
+			t.Errorf("reboot: %s: %s %v, want a note %q", name, r.Status, r.Notes, want)
+		}
 	}
 	if c := counts(); c != "2 1" {
 		t.Errorf("after a reboot: bootcmd, runcmd ran %s times, want 2 1", c)
@@ -431,6 +556,7 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	v = startVM(t, k, disk, srv.forward, key, guestUser)
 	v.waitSSH(t, boot2, 10*time.Minute)
 	t.Logf("new instance-id, bundle installed: kernel start to SSH %v; flint.service start to READY %v", time.Since(v.started).Round(100*time.Millisecond), v.ready(t))
+	t.Logf("flint analyze (new instance-id):\n%s", v.must(t, "sudo -n flint analyze"))
 	if c := counts(); c != "3 2" {
 		t.Errorf("after a new instance-id: bootcmd, runcmd ran %s times, want 3 2", c)
 	}
@@ -443,7 +569,6 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	}
 
 	t.Run("dpkg -r and dpkg --purge leave a clean system", func(t *testing.T) {
-		testenv.Need(t, usedDeb, "needs the package (FLINT_DEB, built by make packages)")
 		v.must(t, "sudo -n dpkg -r flint")
 		out, _ := v.ssh("ls /usr/bin/flint /lib/systemd/system/flint*.service /usr/lib/systemd/system/flint*.service /etc/systemd/system/*/flint*.service 2>/dev/null; dpkg-query -W -f='${Status}' flint")
 		if strings.Contains(out, "flint") && !strings.Contains(out, "deinstall ok config-files") {

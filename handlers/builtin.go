@@ -30,6 +30,12 @@ type Builtin struct {
 	Ready bool
 	// Run does the work; see Handler.Run.
 	Run func(ctx context.Context, b *Boot) error
+	// Prepare, if set, is called when the chain starts, for a handler
+	// that is going to run (not in a dry run): it may start work that
+	// changes nothing on the system and takes long (host key generation)
+	// in the background, and must return at once. Run gets what it
+	// returned from Boot.Prepared and joins it there.
+	Prepare func(ctx context.Context, b *Boot) any
 }
 
 // builtinHandler runs a Builtin as a Handler.

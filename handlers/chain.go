@@ -55,6 +55,7 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 		}
 	}
 	save()
+	prepare(ctx, b, hs, opts)
 	failed := map[string]bool{}
 	partial := false
 	stopped := ""
@@ -67,15 +68,10 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 		r := &st.Handlers[i]
 		name := h.Name()
 		log := b.Log.With("handler", name)
-		switch {
-		case stopped != "":
+		if stopped != "" {
 			r.Status, r.Reason = ResultNotRun, "required handler "+stopped+" failed"
-		case len(opts.Only) > 0 && !slices.Contains(opts.Only, name):
-			r.Status, r.Reason = ResultSkipped, "not selected (--only)"
-		case slices.Contains(opts.Skip, name):
-			r.Status, r.Reason = ResultSkipped, "skipped (--skip)"
-		case slices.Contains(opts.Disabled, name):
-			r.Status, r.Reason = ResultSkipped, "disabled in config"
+		} else if why := deselected(name, opts); why != "" {
+			r.Status, r.Reason = ResultSkipped, why
 		}
 		if r.Status != ResultPending {
 			continue
@@ -175,6 +171,58 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	}
 	save()
 	return st
+}
+
+// deselected says why the run's options leave the handler name out ("" if
+// they do not).
+func deselected(name string, opts RunOptions) string {
+	switch {
+	case len(opts.Only) > 0 && !slices.Contains(opts.Only, name):
+		return "not selected (--only)"
+	case slices.Contains(opts.Skip, name):
+		return "skipped (--skip)"
+	case slices.Contains(opts.Disabled, name):
+		return "disabled in config"
+	}
+	return ""
+}
+
+// prepare calls, when the chain starts, the Prepare of each built-in
+// handler that is going to run (selected, and not already run at its
+// frequency), so that its background work overlaps the handlers before
+// it. A handler kept from running later (a failed need, a stopped chain)
+// leaves its prepared work unused.
+func prepare(ctx context.Context, b *Boot, hs []Handler, opts RunOptions) {
+	if b.DryRun {
+		return
+	}
+	for _, h := range hs {
+		bh, ok := h.(builtinHandler)
+		if !ok || bh.d.Prepare == nil || deselected(h.Name(), opts) != "" ||
+			opts.PerBootOnly != "" && h.Frequency() != state.PerBoot {
+			continue
+		}
+		if !opts.Force {
+			if done, err := b.State.Done(h.Frequency(), h.Name()); done || err != nil {
+				continue
+			}
+		}
+		if b.prepared == nil {
+			b.prepared = map[string]any{}
+		}
+		b.prepared[h.Name()] = prepareOne(ctx, b.forHandler(h, nil, b.Log.With("handler", h.Name())), bh.d)
+	}
+}
+
+// prepareOne calls d.Prepare; a panic there leaves the work to Run.
+func prepareOne(ctx context.Context, b *Boot, d *Builtin) (v any) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.Log.Warn("preparing failed; the handler does all its work when it runs", "error", fmt.Sprint(p))
+			v = nil
+		}
+	}()
+	return d.Prepare(ctx, b)
 }
 
 // runOne runs a handler, turning a panic into an error so one broken

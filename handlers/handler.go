@@ -72,6 +72,8 @@ type Boot struct {
 	result  *Result
 	builtin *Builtin // the running handler's description, if built in
 	notes   *runNotes
+	// prepared holds what built-in handlers' Prepare returned, by name.
+	prepared map[string]any
 	// endpoint is the metadata service's URL, for templates' v1 data.
 	endpoint string
 }
@@ -272,6 +274,16 @@ func (b *Boot) CloudConfig(ctx context.Context) (*userdata.CloudConfig, error) {
 		return &userdata.CloudConfig{}, nil
 	}
 	return ud.CloudConfig, nil
+}
+
+// Prepared returns what the running built-in handler's Prepare returned
+// when the chain started; nil when it has none or it was not called (a
+// dry run).
+func (b *Boot) Prepared() any {
+	if b.builtin == nil {
+		return nil
+	}
+	return b.prepared[b.builtin.Name]
 }
 
 // Note records a line in the handler's result (what it did or would do).

@@ -2,6 +2,7 @@ package sshkeys
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -34,6 +35,50 @@ type HostKey struct {
 // GenerateHostKey makes a host key of type typ ("rsa", "ecdsa",
 // "ed25519") with comment as its comment (ssh-keygen -A uses root@HOST).
 func GenerateHostKey(typ, comment string) (HostKey, error) {
+	priv, err := newHostSigner(typ)
+	if err != nil {
+		return HostKey{}, err
+	}
+	return encodeHostKey(typ, priv, comment)
+}
+
+// PendingHostKey is a host key being generated in the background: see
+// StartHostKey.
+type PendingHostKey struct {
+	typ  string
+	done chan struct{}
+	priv crypto.Signer
+	err  error
+}
+
+// StartHostKey starts generating a host key of type typ and returns at
+// once, so that the caller does other work meanwhile: an RSA key takes
+// hundreds of milliseconds on a fast machine and seconds on a slow one.
+// Key waits for it.
+func StartHostKey(typ string) *PendingHostKey {
+	p := &PendingHostKey{typ: typ, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.priv, p.err = newHostSigner(typ)
+	}()
+	return p
+}
+
+// Key waits for the key StartHostKey started (or for ctx) and returns it
+// with comment, as GenerateHostKey does.
+func (p *PendingHostKey) Key(ctx context.Context, comment string) (HostKey, error) {
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return HostKey{}, fmt.Errorf("generating %s host key: %w", p.typ, ctx.Err())
+	}
+	if p.err != nil {
+		return HostKey{}, p.err
+	}
+	return encodeHostKey(p.typ, p.priv, comment)
+}
+
+func newHostSigner(typ string) (crypto.Signer, error) {
 	var priv crypto.Signer
 	var err error
 	switch typ {
@@ -44,11 +89,17 @@ func GenerateHostKey(typ, comment string) (HostKey, error) {
 	case "rsa":
 		priv, err = rsa.GenerateKey(rand.Reader, RSAHostKeyBits)
 	default:
-		return HostKey{}, fmt.Errorf("host key type %q is not one of %s", typ, strings.Join(HostKeyTypes, ", "))
+		return nil, fmt.Errorf("host key type %q is not one of %s", typ, strings.Join(HostKeyTypes, ", "))
 	}
 	if err != nil {
-		return HostKey{}, fmt.Errorf("generating %s host key: %w", typ, err)
+		return nil, fmt.Errorf("generating %s host key: %w", typ, err)
 	}
+	return priv, nil
+}
+
+// encodeHostKey writes priv in OpenSSH's private key format and its
+// public half as an authorized_keys line, both with comment.
+func encodeHostKey(typ string, priv crypto.Signer, comment string) (HostKey, error) {
 	blk, err := ssh.MarshalPrivateKey(priv, comment)
 	if err != nil {
 		return HostKey{}, fmt.Errorf("encoding %s host key: %w", typ, err)

@@ -32,7 +32,7 @@ var SSHDPath = "/usr/sbin/sshd"
 // exist) the root's sshd_config and its Includes are read. "none" yields "".
 func AuthorizedKeysFile(ctx context.Context, root *rootfs.Root, u accounts.User) (rel, source string, err error) {
 	pattern, source := "", ""
-	if root.IsHost() {
+	if root.IsHost() && sshdCanTest(root) {
 		if p, err := sshdT(ctx, u.Name); err == nil {
 			pattern, source = p, "sshd -T"
 		}
@@ -85,6 +85,27 @@ func ExpandTokens(p string, u accounts.User) string {
 		}
 	}
 	return b.String()
+}
+
+// sshdCanTest reports whether `sshd -T` can print the configuration in
+// root: it exits with "no hostkeys available" first when none of its host
+// keys exists, as on a first boot before host keys are made. With no
+// HostKey in sshd_config (the defaults, etc/ssh/ssh_host_*_key) and no
+// such file, running it would only cost a process start.
+func sshdCanTest(root *rootfs.Root) bool {
+	if v, err := ConfigValue(root, "etc/ssh/sshd_config", "hostkey"); err != nil || v != "" {
+		return true // the image names its keys: let sshd look
+	}
+	ents, err := root.ReadDir("etc/ssh", rootfs.InRoot)
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, "ssh_host_") && strings.HasSuffix(n, "_key") {
+			return true
+		}
+	}
+	return false
 }
 
 func sshdT(ctx context.Context, user string) (string, error) {

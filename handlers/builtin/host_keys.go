@@ -35,8 +35,40 @@ type hostKeysConfig struct {
 var hostKeysHandler = handlers.Builtin{
 	Name: "host-keys", Frequency: state.PerInstance,
 	Section: "host_keys", Config: func() any { return new(hostKeysConfig) },
-	Ready: true,
-	Run:   runHostKeys,
+	Ready:   true,
+	Prepare: prepareHostKeys,
+	Run:     runHostKeys,
+}
+
+// pendingHostKeys are the keys prepareHostKeys started, by type.
+type pendingHostKeys map[string]*sshkeys.PendingHostKey
+
+// prepareHostKeys starts generating, when the chain starts, the keys the
+// handler is going to generate as the configuration, the user-data and
+// the image's key files tell then: an RSA key takes seconds on a slow
+// machine, sshd waits for every key, and the handlers before this one
+// mostly wait for tools and the metadata service. Run takes the keys its
+// own plan still generates and makes any other itself.
+func prepareHostKeys(ctx context.Context, b *handlers.Boot) any {
+	var cfg hostKeysConfig
+	if err := b.Settings(&cfg); err != nil || !hasSSHD(b.Root) {
+		return nil
+	}
+	cc, err := b.CloudConfig(ctx)
+	if err != nil {
+		cc = &userdata.CloudConfig{} // as Run goes on without user-data
+	}
+	plan, err := planRootHostKeys(b.Root, cfg, cc)
+	if err != nil {
+		return nil
+	}
+	started := pendingHostKeys{}
+	for _, k := range plan.keys {
+		if k.given == nil {
+			started[k.typ] = sshkeys.StartHostKey(k.typ)
+		}
+	}
+	return started
 }
 
 // sshDir holds the host keys.
@@ -120,11 +152,7 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 		b.Note("no sshd in this root (no etc/ssh, no usr/sbin/sshd); no host keys")
 		return nil
 	}
-	existing, err := existingHostKeyFiles(b.Root)
-	if err != nil {
-		return err
-	}
-	plan, err := planHostKeys(cfg, cc, existing)
+	plan, err := planRootHostKeys(b.Root, cfg, cc)
 	if err != nil {
 		return err
 	}
@@ -137,6 +165,7 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 	// Every key is checked or made before anything is removed: a bad pair
 	// in cloud-config must not leave the image without host keys.
 	comment := "root@" + rootHostname(b.Root)
+	pending, _ := b.Prepared().(pendingHostKeys)
 	var keys []sshkeys.HostKey
 	for _, pk := range plan.keys {
 		if g := pk.given; g != nil {
@@ -146,7 +175,12 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 			keys = append(keys, *g)
 			continue
 		}
-		k, err := sshkeys.GenerateHostKey(pk.typ, comment)
+		var k sshkeys.HostKey
+		if p := pending[pk.typ]; p != nil {
+			k, err = p.Key(ctx, comment)
+		} else {
+			k, err = sshkeys.GenerateHostKey(pk.typ, comment)
+		}
 		if err != nil {
 			return err
 		}
@@ -197,6 +231,15 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 		fmt.Fprint(b.Console, sshkeys.FingerprintsBlock(fps, pubs))
 	}
 	return nil
+}
+
+// planRootHostKeys is planHostKeys for the host key files root holds now.
+func planRootHostKeys(root *rootfs.Root, cfg hostKeysConfig, cc *userdata.CloudConfig) (hostKeysPlan, error) {
+	existing, err := existingHostKeyFiles(root)
+	if err != nil {
+		return hostKeysPlan{}, err
+	}
+	return planHostKeys(cfg, cc, existing)
 }
 
 // existingHostKeyFiles lists etc/ssh/ssh_host_*key* (what cloud-init's

@@ -110,3 +110,27 @@ func TestARootWithoutSSHDGetsNoHostKeys(t *testing.T) {
 		t.Fatal("etc/ssh created")
 	}
 }
+
+// Keys are started when the chain starts (an RSA key takes seconds on a
+// slow machine) but take the host name the hostname handler sets later in
+// the chain; a type the user-data leaves out is not written.
+func TestHostKeysStartedWithTheChainCarryTheNameSetLater(t *testing.T) {
+	in := acctInstance(t, "#cloud-config\nhostname: web-7\nssh_genkeytypes: [rsa, ed25519]\n")
+	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Only = []string{"hostname", "host-keys"} })
+	if r := handlerstest.Result(st, "host-keys"); r.Status != "ok" {
+		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
+	}
+	for _, typ := range []string{"rsa", "ed25519"} {
+		pub := in.ReadFile(t, "etc/ssh/ssh_host_"+typ+"_key.pub")
+		if !strings.HasSuffix(pub, " root@web-7\n") {
+			t.Errorf("%s: %q", typ, pub)
+		}
+		priv := in.ReadFile(t, "etc/ssh/ssh_host_"+typ+"_key")
+		if err := sshkeys.CheckHostKeyPair([]byte(priv), []byte(pub)); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(in.Root, "etc/ssh/ssh_host_ecdsa_key")); !os.IsNotExist(err) {
+		t.Errorf("an ecdsa key was written: %v", err)
+	}
+}

@@ -429,8 +429,15 @@ func orDefault(s, d string) string {
 // missing groups, then sets or locks its password.
 func ensureUser(ctx context.Context, b *handlers.Boot, t accounts.Tools, u userStep) error {
 	s := u.spec
+	set := s.HashedPasswd != "" || s.PlainTextPasswd != ""
 	if u.create {
-		if err := t.AddUser(ctx, s.newUser()); err != nil {
+		nu := s.newUser()
+		if s.LockPasswd || !set {
+			// The field PasswordField asks of a new account, given at
+			// once: no usermod after useradd.
+			nu.Password = accounts.LockedField
+		}
+		if err := t.AddUser(ctx, nu); err != nil {
 			return err
 		}
 		b.Log.Info("created user", "user", s.Name)
@@ -439,7 +446,6 @@ func ensureUser(ctx context.Context, b *handlers.Boot, t accounts.Tools, u userS
 			return err
 		}
 	}
-	set := s.HashedPasswd != "" || s.PlainTextPasswd != ""
 	// The password field is decided (set, locked) once per instance:
 	// decided again when the handler runs again, it would undo the
 	// user's own change since, or chpasswd's. An account made now still

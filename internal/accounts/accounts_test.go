@@ -124,6 +124,7 @@ func TestUseraddArgsFollowTheAccountsWishes(t *testing.T) {
 		{"a named primary group replaces the user group", NewUser{Name: "bob", PrimaryGroup: "staff", Groups: []string{"adm", "sudo"}, UID: &uid},
 			"--gid staff --groups adm,sudo --uid 1500 --create-home bob"},
 		{"no user group when asked", NewUser{Name: "cy", NoUserGroup: true, NoCreateHome: true, Shell: "/bin/sh"}, "--no-user-group --shell /bin/sh --no-create-home cy"},
+		{"a locked password field from the start", NewUser{Name: "dee", Password: LockedField}, "--user-group --password * --create-home dee"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := strings.Join(UseraddArgs(tc.u), " "); got != tc.want {

@@ -22,6 +22,10 @@ type NewUser struct {
 	UID                                       *int64
 	Expiredate, Inactive                      string
 	System, NoCreateHome, NoUserGroup         bool
+	// Password is the shadow password field to create the account with
+	// (LockedField; never a secret, which goes to chpasswd on stdin), or
+	// "" for useradd's own.
+	Password string
 }
 
 // UseraddArgs is the useradd command line that creates u (without
@@ -56,6 +60,9 @@ func UseraddArgs(u NewUser) []string {
 	}
 	if u.Inactive != "" {
 		args = append(args, "--inactive", u.Inactive)
+	}
+	if u.Password != "" {
+		args = append(args, "--password", u.Password)
 	}
 	if u.System {
 		args = append(args, "--system")
