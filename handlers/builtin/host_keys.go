@@ -59,7 +59,7 @@ func prepareHostKeys(ctx context.Context, b *handlers.Boot) any {
 		cc = &userdata.CloudConfig{} // as Run goes on without user-data
 	}
 	plan, err := planRootHostKeys(b.Root, cfg, cc)
-	if err != nil {
+	if err != nil || keptForInstance(b, plan) {
 		return nil
 	}
 	started := pendingHostKeys{}
@@ -156,6 +156,10 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 	if err != nil {
 		return err
 	}
+	if keptForInstance(b, plan) {
+		b.Note("host keys: kept those made for this instance by an earlier boot (%s names it; flint clean --host-keys removes them)", hostKeysInstanceFile)
+		return printHostKeys(b)
+	}
 	for _, n := range plan.notes {
 		b.Note("%s", n)
 	}
@@ -210,6 +214,45 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 			return err
 		}
 	}
+	if err := b.Root.WriteFile(hostKeysInstanceFile, []byte(b.InstanceID+"\n"), rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
+		b.Note("could not write %s (%v): a boot of this instance that cannot record the handler makes new host keys", hostKeysInstanceFile, err)
+	}
+	return printHostKeys(b)
+}
+
+// hostKeysInstanceFile names the instance the host keys were made for. It
+// is kept beside the keys, not in the state directory: on a boot that
+// cannot write the state directory (a full /var) the handler is not
+// recorded and runs again at the next boot, which must not give a known
+// host new keys. Its name matches ssh_host_*key*, so ssh_deletekeys on
+// a new instance and flint clean --host-keys remove it with the keys.
+const hostKeysInstanceFile = sshDir + "/ssh_host_keys.instance"
+
+// keptForInstance reports whether the keys the plan would generate were
+// already made for this instance: the instance file names it and every
+// planned key is present. Keys from cloud-config ssh_keys are written
+// again either way.
+func keptForInstance(b *handlers.Boot, plan hostKeysPlan) bool {
+	id, err := b.Root.ReadFile(hostKeysInstanceFile, rootfs.InRoot)
+	if err != nil || b.InstanceID == "" || strings.TrimSpace(string(id)) != b.InstanceID {
+		return false
+	}
+	for _, k := range plan.keys {
+		if k.given != nil {
+			return false
+		}
+		for _, f := range []string{hostKeyPath(k.typ), hostKeyPath(k.typ) + ".pub"} {
+			if _, err := b.Root.Stat(f, rootfs.InRoot); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// printHostKeys notes the host keys' fingerprints and prints them to the
+// console the way cloud-init does.
+func printHostKeys(b *handlers.Boot) error {
 	var fps, pubs []string
 	for _, t := range []string{"ecdsa", "ed25519", "rsa"} {
 		pub, err := b.Root.ReadFile(hostKeyPath(t)+".pub", rootfs.InRoot)

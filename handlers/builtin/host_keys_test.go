@@ -134,3 +134,41 @@ func TestHostKeysStartedWithTheChainCarryTheNameSetLater(t *testing.T) {
 		t.Errorf("an ecdsa key was written: %v", err)
 	}
 }
+
+// A boot that could not record the handler (a full /var) runs it again on
+// the next boot of the same instance: the keys a person's known_hosts
+// holds are kept, named by the instance file beside them. A new instance
+// gets new keys.
+func TestHostKeysAreMadeOncePerInstanceWhenTheHandlerRunsAgain(t *testing.T) {
+	in := acctInstance(t, "")
+	if r, out := hostKeysRun(t, in); r.Status != "ok" {
+		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
+	}
+	first := in.ReadFile(t, "etc/ssh/ssh_host_ed25519_key.pub")
+	if got := in.ReadFile(t, "etc/ssh/ssh_host_keys.instance"); got != "i-0123456789abcdef0\n" {
+		t.Fatalf("instance file %q", got)
+	}
+
+	forgetDone(t, in, "host-keys")
+	r, out := hostKeysRun(t, in)
+	if r.Status != "ok" || !strings.Contains(strings.Join(r.Notes, "\n"), "kept those made for this instance") {
+		t.Fatalf("%s %q %v\n%s", r.Status, r.Reason, r.Notes, out)
+	}
+	if in.ReadFile(t, "etc/ssh/ssh_host_ed25519_key.pub") != first {
+		t.Fatal("the handler running again for the same instance made new host keys")
+	}
+	if !strings.Contains(out, "BEGIN SSH HOST KEY FINGERPRINTS") {
+		t.Errorf("the kept keys' fingerprints are not printed:\n%s", out)
+	}
+
+	in.Emu.Set("meta-data/instance-id", []byte("i-0fedcba9876543210"))
+	if r, out := hostKeysRun(t, in); r.Status != "ok" {
+		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
+	}
+	if in.ReadFile(t, "etc/ssh/ssh_host_ed25519_key.pub") == first {
+		t.Error("a new instance kept the host keys")
+	}
+	if got := in.ReadFile(t, "etc/ssh/ssh_host_keys.instance"); got != "i-0fedcba9876543210\n" {
+		t.Errorf("instance file %q after a new instance", got)
+	}
+}
