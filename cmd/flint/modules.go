@@ -25,7 +25,7 @@ func modulesCommand() Command {
 	)
 	return Command{
 		Name:    "modules",
-		Short:   "install or check the kernel-module bundle for a kernel",
+		Short:   "install or check a kernel's module bundle; pack, sign and verify bundles (vendors)",
 		Long:    "Commands on the kernel-module tree of a kernel, ROOT/lib/modules/RELEASE, installed from a bundle.",
 		Signals: true,
 		Commands: append([]Command{{
