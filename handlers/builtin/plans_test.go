@@ -50,7 +50,7 @@ func TestTheKeysPlanGivesRootTheSharedKeysBehindTheForcedCommand(t *testing.T) {
 	if len(md) != 1 || len(probs) != 0 {
 		t.Fatalf("fixture key: %v %v", md, probs)
 	}
-	specs := []userSpec{{Name: "admin", Default: true}, {Name: "dev", SSHImportID: []string{"gh:dev"}}}
+	specs := []userSpec{{Name: "admin", Default: true}, {Name: "dev"}}
 	off := false
 	for _, tc := range []struct {
 		name     string

@@ -161,7 +161,6 @@ type userSpec struct {
 	// HashedPasswd and PlainTextPasswd are secrets: never logged or noted.
 	HashedPasswd, PlainTextPasswd string
 	SSHAuthorizedKeys             []string
-	SSHImportID                   []string
 	System, NoCreateHome          bool
 	NoUserGroup                   bool
 	UID                           *int64
@@ -195,7 +194,7 @@ func decideUsers(def *defaultUserConfig, cc *userdata.CloudConfig, usersSet bool
 				Shell: u.Shell, Groups: u.Groups, Sudo: u.Sudo,
 				LockPasswd:   u.LockPasswd == nil || *u.LockPasswd,
 				HashedPasswd: u.HashedPasswd, PlainTextPasswd: u.PlainTextPasswd,
-				SSHAuthorizedKeys: u.SSHAuthorizedKeys, SSHImportID: u.SSHImportID, System: u.System, NoCreateHome: u.NoCreateHome,
+				SSHAuthorizedKeys: u.SSHAuthorizedKeys, System: u.System, NoCreateHome: u.NoCreateHome,
 				NoUserGroup: u.NoUserGroup, UID: u.UID, Expiredate: u.Expiredate, Inactive: u.Inactive,
 			}
 			if s.HashedPasswd == "" {
