@@ -94,16 +94,19 @@ func cmdLocal(ctx context.Context, rootDir string, waitFor time.Duration, dry bo
 }
 
 // primaryLinks waits (up to wait) until a primary interface exists and
-// udev is done naming it, and returns the links then present.
+// udev is done naming every Ethernet interface, and returns the links
+// then present. A listing during a rename may lack the renamed interface
+// (the primary, it may be): the primary is chosen from a listing in which
+// nothing vanished and nothing waits for udev.
 func primaryLinks(ctx context.Context, wait time.Duration) ([]fallback.Link, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		links, err := fallback.ReadLinks("/sys")
-		if err != nil {
+		if err != nil && !errors.Is(err, fallback.ErrChanged) {
 			return nil, fmt.Errorf("list network interfaces: %w", err)
 		}
-		l, ok := fallback.Primary(links)
-		if ok && fallback.Settled("/run", l) {
+		_, ok := fallback.Primary(links)
+		if ok && err == nil && fallback.AllSettled("/run", links) {
 			return links, nil
 		}
 		if time.Now().After(deadline) {

@@ -1,6 +1,7 @@
 package fallback
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,11 @@ import (
 	"github.com/flint-dev/flint/internal/rootfs"
 )
 
+// ErrChanged is returned, with the links that could be read, when an
+// interface vanished while ReadLinks listed them: udev renaming one (eth0
+// to enp0s2) looks so, and the listing may then lack it under either name.
+var ErrChanged = errors.New("an interface vanished while the interfaces were listed")
+
 // ReadLinks lists the links in sys/class/net (sys is "/sys" on a host).
 func ReadLinks(sys string) ([]Link, error) {
 	dir := filepath.Join(sys, "class/net")
@@ -18,11 +24,13 @@ func ReadLinks(sys string) ([]Link, error) {
 		return nil, err
 	}
 	var links []Link
+	var changed error
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
 		idx, err := strconv.Atoi(readTrim(filepath.Join(p, "ifindex")))
 		if err != nil {
-			continue // gone while listing
+			changed = ErrChanged // gone while listing
+			continue
 		}
 		l := Link{Index: idx, Name: e.Name(), MAC: strings.ToLower(readTrim(filepath.Join(p, "address")))}
 		dev, devErr := filepath.EvalSymlinks(filepath.Join(p, "device"))
@@ -35,12 +43,24 @@ func ReadLinks(sys string) ([]Link, error) {
 			!strings.Contains(uevent, "DEVTYPE=")
 		links = append(links, l)
 	}
-	return links, nil
+	return links, changed
 }
 
 func readTrim(p string) string {
 	b, _ := os.ReadFile(p)
 	return strings.TrimSpace(string(b))
+}
+
+// AllSettled reports whether udev is done with every Ethernet link of
+// links (see Settled): the primary is chosen among links that keep their
+// names, none of them being renamed at that moment.
+func AllSettled(run string, links []Link) bool {
+	for _, l := range links {
+		if l.Ether && !Settled(run, l) {
+			return false
+		}
+	}
+	return true
 }
 
 // Settled reports whether udev is done with the link (it has renamed it,
