@@ -10,8 +10,10 @@
 // block-device-mapping metadata and the devices present into fstab content;
 // PlanSwap, PlanDiskSetup and PlanFsSetup say what would be created and why
 // not. The edges are thin: ApplyGrowPart writes the table and tells the
-// kernel with BLKPG_RESIZE_PARTITION, ResizeFilesystem calls the image's
-// own resize2fs, xfs_growfs or btrfs as cloud-init does, and the rest run
+// kernel with BLKPG_RESIZE_PARTITION, ResizeRootFS grows a mounted ext
+// filesystem with the kernel's online resize (the ioctl resize2fs makes)
+// and calls the image's own resize2fs, xfs_growfs or btrfs as cloud-init
+// does where that cannot be used, and the rest run
 // mkswap, sfdisk and mkfs through a Runner. Every refusal is an error of one
 // line that names the device and says nothing was changed.
 //

@@ -385,8 +385,16 @@ func ResizeRootFS(ctx context.Context, env Env, mode *ResizeRootfs, mountpoint s
 	if !ok {
 		return "", fmt.Errorf("resize_rootfs: not resizing unknown filesystem type %s on %s; nothing changed", mt.FSType, mountpoint)
 	}
-	if extFillsDevice(mt.FSType, devpath) {
+	blocks, want, extOK := extSizes(mt.FSType, devpath)
+	if extOK && blocks == want {
 		return fmt.Sprintf("%s (%s) already fills %s: nothing to resize", mountpoint, mt.FSType, devpath), nil
+	}
+	if extOK && blocks < want {
+		// Milliseconds, so also with resize_rootfs: noblock.
+		if err := growExtOnline(mountpoint, want); err == nil {
+			return fmt.Sprintf("resized %s (%s) on %s online from %d to %d blocks (the kernel's online resize, as resize2fs does it)",
+				mountpoint, mt.FSType, devpath, blocks, want), nil
+		}
 	}
 	if m == ResizeNoblock {
 		c := exec.Command(cmd[0], cmd[1:]...)
