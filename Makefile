@@ -53,7 +53,7 @@ install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/flint
 	install -D -m 0644 bin/flint.8.gz $(DESTDIR)$(PREFIX)/share/man/man8/flint.8.gz
 	install -D -m 0644 packaging/systemd/flint.service $(DESTDIR)$(PREFIX)/lib/systemd/system/flint.service
-	for u in flint-local flint-network flint-events; do \
+	for u in flint-local flint-host-keys flint-network flint-events; do \
 		install -D -m 0644 packaging/systemd/$$u.service $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u.service || exit 1; \
 	done
 	@# Configuration is installed only where there is none: edits are kept.

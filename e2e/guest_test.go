@@ -450,6 +450,11 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 		if strings.Contains(keys, "Unable to load host key") || strings.Contains(keys, "no hostkeys") {
 			t.Errorf("sshd started without a host key:\n%s", keys)
 		}
+		// Made while the network came up, taken by the host-keys handler.
+		ahead := v.must(t, "sudo -n journalctl -b -u flint-host-keys --no-pager -o cat; sudo -n ls -A /run/flint")
+		if !strings.Contains(ahead, "made host keys rsa, ecdsa, ed25519 ahead of flint run") || strings.Contains(ahead, "host-keys\n") {
+			t.Errorf("flint-host-keys.service and /run/flint:\n%s", ahead)
+		}
 		if out, err := v.ssh("sudo -n flint status --wait"); err != nil {
 			t.Errorf("flint status --wait: %v\n%s", err, out)
 		}
@@ -549,6 +554,9 @@ func TestARealSystemdGuestBootsWithFlintAndIsLoggedInto(t *testing.T) {
 	}
 	if k := v.must(t, "cat /etc/ssh/ssh_host_ed25519_key.pub"); k != hostKey1 {
 		t.Errorf("a reboot changed the host key")
+	}
+	if p := parseProps(v.must(t, "sudo -n systemctl show flint-host-keys -p ConditionResult -p ExecMainStartTimestampMonotonic")); p["ConditionResult"] != "no" || p["ExecMainStartTimestampMonotonic"] != "0" {
+		t.Errorf("reboot: flint-host-keys.service ran: %v", p)
 	}
 
 	emu.Set("meta-data/instance-id", []byte("i-0fedcba9876543210"))

@@ -147,7 +147,7 @@ func TestDebInstallsEnablesWithoutStartingAndPurgeLeavesTheRootAsItWas(t *testin
 	before := tree(t, root)
 
 	dpkg(t, root, "-i", deb)
-	for _, p := range []string{"usr/bin/flint", "usr/lib/systemd/system/flint.service", "usr/lib/systemd/system/flint-network.service",
+	for _, p := range []string{"usr/bin/flint", "usr/lib/systemd/system/flint.service", "usr/lib/systemd/system/flint-network.service", "usr/lib/systemd/system/flint-host-keys.service",
 		"etc/flint/flint.yaml", "etc/ssh/sshd_config.d/99-flint.conf", "usr/share/man/man8/flint.8.gz", "usr/share/doc/flint/copyright"} {
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 			t.Errorf("installed package lacks %s: %v", p, err)

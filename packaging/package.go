@@ -24,7 +24,7 @@ const (
 )
 
 // Units are the systemd units shipped, by file name in packaging/systemd.
-var Units = []string{"flint.service", "flint-local.service", "flint-network.service", "flint-events.service"}
+var Units = []string{"flint.service", "flint-local.service", "flint-host-keys.service", "flint-network.service", "flint-events.service"}
 
 // Build describes one package to build.
 type Build struct {

@@ -44,7 +44,7 @@ func readUnit(t *testing.T, name string) string {
 
 func TestUnitsPassSystemdAnalyzeVerify(t *testing.T) {
 	units := map[string]string{}
-	for _, n := range []string{"flint.service", "flint-network.service", "flint-events.service", "flint-local.service"} {
+	for _, n := range []string{"flint.service", "flint-network.service", "flint-events.service", "flint-local.service", "flint-host-keys.service"} {
 		units[n] = readUnit(t, n)
 	}
 	if out := verify(t, units); out != "" {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/internal/config"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/sshkeys"
@@ -40,15 +41,25 @@ var hostKeysHandler = handlers.Builtin{
 	Run:     runHostKeys,
 }
 
-// pendingHostKeys are the keys prepareHostKeys started, by type.
-type pendingHostKeys map[string]*sshkeys.PendingHostKey
+// pendingHostKeys are the keys prepareHostKeys started, by type, and the
+// keys made ahead they come from.
+type pendingHostKeys struct {
+	keys  map[string]*sshkeys.PendingHostKey
+	ahead *sshkeys.Ahead
+}
+
+// HostKeysAheadDir holds the host keys `flint local --host-keys` makes
+// ahead of the chain on a new instance's first boot (see sshkeys.MakeAhead).
+const HostKeysAheadDir = "run/flint/host-keys"
 
 // prepareHostKeys starts generating, when the chain starts, the keys the
 // handler is going to generate as the configuration, the user-data and
 // the image's key files tell then: an RSA key takes seconds on a slow
 // machine, sshd waits for every key, and the handlers before this one
-// mostly wait for tools and the metadata service. Run takes the keys its
-// own plan still generates and makes any other itself.
+// mostly wait for tools and the metadata service. A key the early stage
+// made ahead (HostKeysAheadDir) is taken instead, waited for while it is
+// being made. Run takes the keys its own plan still generates and makes
+// any other itself.
 func prepareHostKeys(ctx context.Context, b *handlers.Boot) any {
 	var cfg hostKeysConfig
 	if err := b.Settings(&cfg); err != nil || !hasSSHD(b.Root) {
@@ -62,13 +73,48 @@ func prepareHostKeys(ctx context.Context, b *handlers.Boot) any {
 	if err != nil || keptForInstance(b, plan) {
 		return nil
 	}
-	started := pendingHostKeys{}
+	started := &pendingHostKeys{keys: map[string]*sshkeys.PendingHostKey{}, ahead: sshkeys.OpenAhead(b.Root.Path(HostKeysAheadDir))}
 	for _, k := range plan.keys {
 		if k.given == nil {
-			started[k.typ] = sshkeys.StartHostKey(k.typ)
+			started.keys[k.typ] = sshkeys.StartHostKeyAhead(started.ahead, k.typ)
 		}
 	}
 	return started
+}
+
+// HostKeysAhead is what `flint local --host-keys` makes ahead of the
+// chain, into HostKeysAheadDir: the types the host-keys handler generates
+// as flint.yaml tells (user-data cannot be read before the network; a
+// type it leaves out is made and not used). It makes none, and says why,
+// where the handler would make none or cannot tell before it knows the
+// instance: no sshd, the handler disabled, or host keys made for an
+// instance in the image (a reboot, or an image baked without
+// flint clean --host-keys).
+func HostKeysAhead(root *rootfs.Root, cfg *config.Config) (types []string, why string, err error) {
+	if slices.Contains(cfg.Handlers.Disable, hostKeysHandler.Name) {
+		return nil, "the host-keys handler is disabled", nil
+	}
+	if !hasSSHD(root) {
+		return nil, "no sshd in this root (no etc/ssh, no usr/sbin/sshd)", nil
+	}
+	if id, err := root.ReadFile(hostKeysInstanceFile, rootfs.InRoot); err == nil {
+		return nil, fmt.Sprintf("/%s names instance %s: flint run decides once it knows this instance", hostKeysInstanceFile, strings.TrimSpace(string(id))), nil
+	}
+	var hc hostKeysConfig
+	if _, err := cfg.Section(hostKeysHandler.Section, &hc); err != nil {
+		return nil, "", err
+	}
+	plan, err := planRootHostKeys(root, hc, &userdata.CloudConfig{})
+	if err != nil {
+		return nil, "", err
+	}
+	for _, k := range plan.keys {
+		types = append(types, k.typ)
+	}
+	if len(types) == 0 {
+		return nil, "flint.yaml's host_keys keeps the image's keys", nil
+	}
+	return types, "", nil
 }
 
 // sshDir holds the host keys.
@@ -169,7 +215,11 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 	// Every key is checked or made before anything is removed: a bad pair
 	// in cloud-config must not leave the image without host keys.
 	comment := "root@" + rootHostname(b.Root)
-	pending, _ := b.Prepared().(pendingHostKeys)
+	pending, _ := b.Prepared().(*pendingHostKeys)
+	if pending == nil {
+		pending = &pendingHostKeys{}
+	}
+	defer pending.ahead.Close()
 	var keys []sshkeys.HostKey
 	for _, pk := range plan.keys {
 		if g := pk.given; g != nil {
@@ -180,7 +230,7 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 			continue
 		}
 		var k sshkeys.HostKey
-		if p := pending[pk.typ]; p != nil {
+		if p := pending.keys[pk.typ]; p != nil {
 			k, err = p.Key(ctx, comment)
 		} else {
 			k, err = sshkeys.GenerateHostKey(pk.typ, comment)

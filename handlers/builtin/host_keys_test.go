@@ -9,6 +9,7 @@ import (
 
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/handlers/handlerstest"
+	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/sshkeys"
 )
@@ -170,5 +171,63 @@ func TestHostKeysAreMadeOncePerInstanceWhenTheHandlerRunsAgain(t *testing.T) {
 	}
 	if got := in.ReadFile(t, "etc/ssh/ssh_host_keys.instance"); got != "i-0fedcba9876543210\n" {
 		t.Errorf("instance file %q after a new instance", got)
+	}
+}
+
+// The early stage decides what to make ahead from the image alone, and
+// the handler writes the keys made ahead, with the host name set later,
+// each taken once: the directory is gone after the run.
+func TestHostKeysMadeAheadAreTheOnesWritten(t *testing.T) {
+	in := acctInstance(t, "#cloud-config\nhostname: web-7\nssh_genkeytypes: [ed25519, ecdsa]\n")
+	cfg, err := Catalog().LoadConfig(in.Root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := rootfs.Open(in.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	bare, err := rootfs.Open(newInstance(t).Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	if types, why, err := HostKeysAhead(bare, cfg); err != nil || types != nil || !strings.Contains(why, "no sshd") {
+		t.Fatalf("a root without sshd: %v %q %v", types, why, err)
+	}
+	os.MkdirAll(filepath.Join(in.Root, "etc/ssh"), 0o755)
+	types, why, err := HostKeysAhead(root, cfg)
+	if err != nil || strings.Join(types, ",") != "rsa,ecdsa,ed25519" {
+		t.Fatalf("a new image: %v %q %v", types, why, err)
+	}
+	dir := filepath.Join(in.Root, HostKeysAheadDir)
+	// rsa is left out here to keep the test fast; the handler makes it
+	// only if the user-data asks for it (it does not).
+	if err := sshkeys.MakeAhead(dir, []string{"ed25519", "ecdsa"}); err != nil {
+		t.Fatal(err)
+	}
+	made := map[string][]byte{}
+	for _, typ := range []string{"ed25519", "ecdsa"} {
+		if made[typ], err = os.ReadFile(filepath.Join(dir, typ)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Only = []string{"hostname", "host-keys"} })
+	if r := handlerstest.Result(st, "host-keys"); r.Status != "ok" {
+		t.Fatalf("%s %q\n%s", r.Status, r.Reason, out)
+	}
+	for typ, priv := range made {
+		pub := in.ReadFile(t, "etc/ssh/ssh_host_"+typ+"_key.pub")
+		if err := sshkeys.CheckHostKeyPair(priv, []byte(pub)); err != nil || !strings.HasSuffix(pub, " root@web-7\n") {
+			t.Errorf("%s: wrote %q, not the key made ahead: %v", typ, pub, err)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the keys made ahead are still in %s: %v", dir, err)
+	}
+	// The next boot of this image: keys were made for an instance.
+	if types, why, err := HostKeysAhead(root, cfg); err != nil || types != nil || !strings.Contains(why, "i-0123456789abcdef0") {
+		t.Errorf("after the first boot: %v %q %v", types, why, err)
 	}
 }
