@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -382,6 +383,13 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 		return fmt.Errorf("%d users: %w", len(plan.users), handlers.ErrNotLive)
 	}
 	t := tools(b)
+	// The sudo rules are checked while the accounts are made, and
+	// installed after them.
+	var check func() error
+	if plan.sudoers != "" {
+		check = sync.OnceValue(startSudoersCheck(ctx, plan.sudoers))
+		defer check() // reaps visudo and removes its file on an early return
+	}
 	for _, g := range plan.groups {
 		if err := t.AddGroup(ctx, g); err != nil {
 			return err
@@ -409,8 +417,8 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 		}
 		once.done(b)
 	}
-	if plan.sudoers != "" {
-		if err := installSudoers(ctx, b, plan.sudoers); err != nil {
+	if check != nil {
+		if err := installSudoers(b, plan.sudoers, check); err != nil {
 			return err
 		}
 	}
@@ -531,30 +539,55 @@ func sudoersFor(existing string, specs []userSpec) string {
 	return sb.String()
 }
 
-// installSudoers checks content with `visudo -cf` and installs it 0440.
-// A file that does not pass is not installed: a broken sudoers drop-in
-// breaks sudo for everyone.
-func installSudoers(ctx context.Context, b *handlers.Boot, content string) error {
+// startSudoersCheck starts checking content with `visudo -cf` and returns
+// what waits for the verdict (to be called once): the check is a process
+// start, which the users handler overlaps with the account tools.
+func startSudoersCheck(ctx context.Context, content string) (wait func() error) {
 	visudo, err := lookTool("visudo")
 	if err != nil {
-		return errors.New("visudo not found: sudo rules were not installed (install sudo in the image)")
+		return func() error {
+			return errors.New("visudo not found: sudo rules were not installed (install sudo in the image)")
+		}
 	}
 	tmp, err := os.CreateTemp("", "flint-sudoers-")
 	if err != nil {
-		return err
+		return func() error { return err }
 	}
-	defer os.Remove(tmp.Name())
 	if err := finishTemp(tmp, content, 0o440); err != nil {
-		return fmt.Errorf("sudo rules not checked or installed: %w", err)
+		os.Remove(tmp.Name())
+		return func() error { return fmt.Errorf("sudo rules not checked or installed: %w", err) }
 	}
 	ctx, cancel := context.WithTimeout(ctx, accounts.ToolTimeout)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, visudo, "-c", "-q", "-f", tmp.Name()).CombinedOutput(); err != nil {
-		msg := strings.ReplaceAll(strings.TrimSpace(string(out)), tmp.Name(), sudoersFile)
-		if i := strings.IndexByte(msg, '\n'); i >= 0 {
-			msg = msg[:i]
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, visudo, "-c", "-q", "-f", tmp.Name())
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Start()
+	return func() error {
+		defer os.Remove(tmp.Name())
+		defer cancel()
+		if err == nil {
+			err = cmd.Wait()
 		}
-		return fmt.Errorf("sudo rules rejected by visudo, not installed: %s", msg)
+		if err != nil {
+			msg := strings.ReplaceAll(strings.TrimSpace(out.String()), tmp.Name(), sudoersFile)
+			if i := strings.IndexByte(msg, '\n'); i >= 0 {
+				msg = msg[:i]
+			}
+			if msg == "" {
+				msg = err.Error()
+			}
+			return fmt.Errorf("sudo rules rejected by visudo, not installed: %s", msg)
+		}
+		return nil
+	}
+}
+
+// installSudoers installs content 0440 once check (startSudoersCheck)
+// passed it. A file that does not pass is not installed: a broken sudoers
+// drop-in breaks sudo for everyone.
+func installSudoers(b *handlers.Boot, content string, check func() error) error {
+	if err := check(); err != nil {
+		return err
 	}
 	if err := b.Root.WriteFile(sudoersFile, []byte(content), rootfs.WriteOptions{Perm: 0o440, Owner: rootfs.Owner{UID: 0, GID: 0}, MkdirPerm: 0o750}); err != nil {
 		return err
