@@ -399,10 +399,12 @@ func TestFaultTheServiceItself(t *testing.T) {
 		fails: true,
 	}, {
 		// The token expires while the run reads: a new one is fetched
-		// and the run goes on.
+		// and the run goes on. The user-data, which the handlers before
+		// hostname wait for, is held back so that the host name is read
+		// after the expiry (the keys handlers read early).
 		name: "token expiry mid-run",
 		setup: func(t *testing.T, in *instance) {
-			in.Emu.AddFault(imdstest.Fault{Path: "meta-data/local-hostname", Latency: 300 * time.Millisecond})
+			in.Emu.AddFault(imdstest.Fault{Path: "user-data", Latency: 300 * time.Millisecond})
 			stop := make(chan struct{})
 			t.Cleanup(func() { close(stop) })
 			go func() {

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/internal/state"
 	"github.com/flint-dev/flint/network"
 )
@@ -19,7 +20,21 @@ import (
 var networkHandler = handlers.Builtin{
 	Name: "network", Frequency: state.PerBoot,
 	Section: "network", Config: func() any { return new(network.Config) },
-	Run: runNetwork,
+	Prepare: warmMetadata(func(ctx context.Context, md imds.Reader) { network.Gather(ctx, md) }),
+	Run:     runNetwork,
+}
+
+// warmMetadata is a Prepare that reads, in the background from the
+// chain's start, the metadata its handler reads when it runs: a run's
+// metadata is remembered (imds.Memo, a read in flight shared), so the
+// handler finds it there instead of waiting, behind the handlers before
+// it, for one request after another. A read that fails is read again by
+// the handler.
+func warmMetadata(read func(ctx context.Context, md imds.Reader)) func(context.Context, *handlers.Boot) any {
+	return func(ctx context.Context, b *handlers.Boot) any {
+		go read(ctx, b.Metadata)
+		return nil
+	}
 }
 
 func runNetwork(ctx context.Context, b *handlers.Boot) error {

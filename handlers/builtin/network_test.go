@@ -1,12 +1,16 @@
 package builtin
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/imds/imdstest"
 	"github.com/flint-dev/flint/internal/testenv"
 )
 
@@ -104,5 +108,46 @@ func TestNetworkHandlerInANamespace(t *testing.T) {
 	res, _ := exec.Command("ip", "netns", "exec", ns, flintBin, "status", "--json", "--root", root).Output()
 	if !strings.Contains(string(res), `"no change"`) {
 		t.Errorf("second run was not a no-op:\n%s", res)
+	}
+}
+
+// The network and ssh-keys handlers read their metadata from the chain's
+// start, behind the handlers before them: with the host name's read held
+// back half a second, the ENIs' keys and the public keys were read while
+// the hostname handler waited, and each only once for the two readers
+// (the early read and the handler's own).
+func TestNetworkAndSSHKeysMetadataIsReadWhileEarlierHandlersRun(t *testing.T) {
+	in := newInstance(t)
+	in.Emu.AddFault(imdstest.Fault{Path: "meta-data/local-hostname", Latency: 500 * time.Millisecond})
+	var out bytes.Buffer
+	s := in.Setup(&out, &out)
+	s.Only = []string{"hostname", "network", "ssh-keys"}
+	if _, err := handlers.Execute(context.Background(), s); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	hostname, count := -1, map[string]int{}
+	early := map[string]bool{}
+	for i, r := range in.Emu.Log() {
+		p := strings.TrimPrefix(r.Path, "/latest/")
+		count[p]++
+		if p == "meta-data/local-hostname" {
+			hostname = i
+		}
+		if hostname < 0 && (strings.HasPrefix(p, "meta-data/network/interfaces/macs/") || strings.HasPrefix(p, "meta-data/public-keys")) {
+			early[p] = true
+		}
+	}
+	if hostname < 0 {
+		t.Fatalf("the host name was never read: %v", in.Emu.Log())
+	}
+	for _, want := range []string{"meta-data/network/interfaces/macs/", "meta-data/network/interfaces/macs/0e:49:61:0f:c3:11/local-ipv4s", "meta-data/public-keys/"} {
+		if !early[want] {
+			t.Errorf("%s was not read before the hostname handler's read ended", want)
+		}
+	}
+	for p, n := range count {
+		if n > 1 && p != "api/token" {
+			t.Errorf("%s was read %d times", p, n)
+		}
 	}
 }

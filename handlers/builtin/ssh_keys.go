@@ -9,6 +9,7 @@ import (
 
 	"github.com/flint-dev/flint/cloudconfig"
 	"github.com/flint-dev/flint/handlers"
+	"github.com/flint-dev/flint/imds"
 	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/rootfs"
 	"github.com/flint-dev/flint/internal/state"
@@ -63,7 +64,8 @@ func SSHKeysLookup(cfg interface {
 var sshKeysHandler = handlers.Builtin{
 	Name: "ssh-keys", Frequency: state.PerInstance, Needs: []string{"users"},
 	Section: sshKeysSection, Config: func() any { return new(sshKeysConfig) },
-	Run: runSSHKeys,
+	Prepare: warmMetadata(func(ctx context.Context, md imds.Reader) { sshkeys.MetadataKeys(ctx, md) }),
+	Run:     runSSHKeys,
 }
 
 // sshKeysSection is the ssh-keys handler's flint.yaml section, which
