@@ -113,6 +113,12 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	// not be killed by it.
 	deadline := time.Duration(cfg.IMDS.Deadline)
 	md := imds.NewMemo(imds.Bounded(client, deadline))
+	if len(s.Only) == 0 {
+		// The chain's first handlers wait for the user-data: its read goes
+		// out beside the instance id's (after the one token), not after
+		// the state directory is opened. The memo shares it with them.
+		go md.Get(ctx, "user-data")
+	}
 	var meta imds.Reader = md
 	var kept *imds.Snapshot // the metadata of the last boot, when IMDS is gone
 	idb, err := md.Get(ctx, "meta-data/instance-id")

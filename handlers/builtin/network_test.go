@@ -151,3 +151,29 @@ func TestNetworkAndSSHKeysMetadataIsReadWhileEarlierHandlersRun(t *testing.T) {
 		}
 	}
 }
+
+// The user-data is read beside the instance id, not after it: with the
+// instance id's answer held back, the user-data's came first, and it was
+// read once for the run.
+func TestUserDataIsReadBesideTheInstanceID(t *testing.T) {
+	in := newInstance(t)
+	in.Emu.AddFault(imdstest.Fault{Path: "meta-data/instance-id", Latency: 300 * time.Millisecond})
+	var out bytes.Buffer
+	if _, err := handlers.Execute(context.Background(), in.Setup(&out, &out)); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var order []string
+	n := 0
+	for _, r := range in.Emu.Log() {
+		switch p := strings.TrimPrefix(r.Path, "/latest/"); p {
+		case "user-data":
+			n++
+			fallthrough
+		case "meta-data/instance-id":
+			order = append(order, p)
+		}
+	}
+	if len(order) < 2 || order[0] != "user-data" || n != 1 {
+		t.Errorf("answers in order %v, want the user-data's first and once", order)
+	}
+}
