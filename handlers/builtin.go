@@ -28,6 +28,14 @@ type Builtin struct {
 	// Ready marks the handler after which systemd is told READY=1,
 	// whatever its result: what sshd waits for is in place.
 	Ready bool
+	// Beside runs the handler beside the chain: started at its turn, the
+	// chain goes on to the next handler at once. A handler that Needs it
+	// waits for it, READY=1 waits for every handler started beside before
+	// it, and the run's end for the rest. For work that the handlers up to
+	// READY=1 do not build on (secondary ENIs, a module bundle's
+	// download). It runs in line in a dry run and where flint.yaml makes
+	// it required (a failure then stops the chain before the next one).
+	Beside bool
 	// Run does the work; see Handler.Run.
 	Run func(ctx context.Context, b *Boot) error
 	// Prepare, if set, is called when the chain starts, for a handler
@@ -45,6 +53,12 @@ func (h builtinHandler) Name() string                           { return h.d.Nam
 func (h builtinHandler) Frequency() state.Frequency             { return h.d.Frequency }
 func (h builtinHandler) Needs() []string                        { return h.d.Needs }
 func (h builtinHandler) Run(ctx context.Context, b *Boot) error { return h.d.Run(ctx, b) }
+
+// beside reports whether h runs beside the chain (Builtin.Beside).
+func beside(h Handler) bool {
+	bh, ok := h.(builtinHandler)
+	return ok && bh.d.Beside
+}
 
 // Catalog is the ordered list of built-in handlers a run chains before
 // the exec plug-ins. cmd/flint hands the engine the one list

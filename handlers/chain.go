@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -59,55 +60,23 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	failed := map[string]bool{}
 	partial := false
 	stopped := ""
-	for i, h := range hs {
-		if i > 0 && hs[i-1].Name() == opts.ReadyAfter && opts.Notify != nil {
-			// Whatever host-keys did (ran, skipped, failed), what sshd
-			// waits for is over.
-			opts.Notify("READY=1")
+	// Handlers running beside the chain, by index; finish records one
+	// that ended (or ran in line), in the chain's goroutine.
+	running := map[int]*besideRun{}
+	var finish func(i int, err error)
+	join := func(i int) {
+		if br := running[i]; br != nil {
+			delete(running, i)
+			<-br.done
+			st.Handlers[i] = br.result
+			finish(i, br.err)
 		}
-		r := &st.Handlers[i]
+	}
+	finish = func(i int, err error) {
+		h, r := hs[i], &st.Handlers[i]
 		name := h.Name()
 		log := b.Log.With("handler", name)
-		if stopped != "" {
-			r.Status, r.Reason = ResultNotRun, "required handler "+stopped+" failed"
-		} else if why := deselected(name, opts); why != "" {
-			r.Status, r.Reason = ResultSkipped, why
-		}
-		if r.Status != ResultPending {
-			continue
-		}
-		if n, ok := h.(Needer); ok {
-			for _, dep := range n.Needs() {
-				if failed[dep] {
-					r.Status, r.Reason = ResultNotRun, "needs "+dep+", which failed"
-				}
-			}
-			if r.Status != ResultPending {
-				failed[name] = true
-				continue
-			}
-		}
-		if !opts.Force {
-			done, err := b.State.Done(h.Frequency(), name)
-			if err != nil {
-				log.Warn("cannot read semaphore; running", "error", err)
-			}
-			if done {
-				r.Status, r.Reason = ResultSkipped, "already ran ("+string(h.Frequency())+")"
-				continue
-			}
-		}
-		if opts.PerBootOnly != "" && h.Frequency() != state.PerBoot {
-			r.Status, r.Reason = ResultNotRun, opts.PerBootOnly
-			continue
-		}
-		if opts.Notify != nil {
-			opts.Notify(fmt.Sprintf("STATUS=running %s (%d/%d)", name, i+1, len(hs)))
-		}
-		r.Started = time.Now()
 		unrecorded := false
-		err := runOne(ctx, b.forHandler(h, r, log), h)
-		r.DurationMS = float64(time.Since(r.Started).Microseconds()) / 1000
 		switch {
 		case err == nil && len(r.partial) > 0:
 			// Not marked done: a later boot does the rest.
@@ -157,6 +126,81 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 		}
 		save()
 	}
+	joinAll := func() {
+		for _, i := range slices.Sorted(maps.Keys(running)) {
+			join(i)
+		}
+	}
+	for i, h := range hs {
+		if i > 0 && hs[i-1].Name() == opts.ReadyAfter {
+			// Whatever host-keys did (ran, skipped, failed), what sshd
+			// waits for is over; so is what ran beside.
+			joinAll()
+			if opts.Notify != nil {
+				opts.Notify("READY=1")
+			}
+		}
+		r := &st.Handlers[i]
+		name := h.Name()
+		log := b.Log.With("handler", name)
+		if stopped != "" {
+			r.Status, r.Reason = ResultNotRun, "required handler "+stopped+" failed"
+		} else if why := deselected(name, opts); why != "" {
+			r.Status, r.Reason = ResultSkipped, why
+		}
+		if r.Status != ResultPending {
+			continue
+		}
+		if n, ok := h.(Needer); ok {
+			for _, dep := range n.Needs() {
+				if j := slices.IndexFunc(hs[:i], func(d Handler) bool { return d.Name() == dep }); j >= 0 {
+					join(j)
+				}
+			}
+			for _, dep := range n.Needs() {
+				if failed[dep] {
+					r.Status, r.Reason = ResultNotRun, "needs "+dep+", which failed"
+				}
+			}
+			if r.Status != ResultPending {
+				failed[name] = true
+				continue
+			}
+		}
+		if !opts.Force {
+			done, err := b.State.Done(h.Frequency(), name)
+			if err != nil {
+				log.Warn("cannot read semaphore; running", "error", err)
+			}
+			if done {
+				r.Status, r.Reason = ResultSkipped, "already ran ("+string(h.Frequency())+")"
+				continue
+			}
+		}
+		if opts.PerBootOnly != "" && h.Frequency() != state.PerBoot {
+			r.Status, r.Reason = ResultNotRun, opts.PerBootOnly
+			continue
+		}
+		if opts.Notify != nil {
+			opts.Notify(fmt.Sprintf("STATUS=running %s (%d/%d)", name, i+1, len(hs)))
+		}
+		r.Started = time.Now()
+		if beside(h) && !b.DryRun && !slices.Contains(opts.Required, name) {
+			br := &besideRun{result: *r, done: make(chan struct{})}
+			hb := b.forHandler(h, &br.result, log)
+			go func() {
+				defer close(br.done)
+				br.err = runOne(ctx, hb, h)
+				br.result.DurationMS = float64(time.Since(br.result.Started).Microseconds()) / 1000
+			}()
+			running[i] = br
+			continue
+		}
+		err := runOne(ctx, b.forHandler(h, r, log), h)
+		r.DurationMS = float64(time.Since(r.Started).Microseconds()) / 1000
+		finish(i, err)
+	}
+	joinAll()
 	st.Finished = time.Now()
 	st.DurationMS = float64(st.Finished.Sub(st.Started).Microseconds()) / 1000
 	st.State = StateDone
@@ -171,6 +215,14 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	}
 	save()
 	return st
+}
+
+// besideRun is a handler running beside the chain (Builtin.Beside): its
+// result is its own until the chain joins it.
+type besideRun struct {
+	result Result
+	err    error
+	done   chan struct{}
 }
 
 // deselected says why the run's options leave the handler name out ("" if

@@ -18,7 +18,9 @@ import (
 var kernelModulesHandler = handlers.Builtin{
 	Name: "kernel-modules", Frequency: state.PerBoot,
 	Section: "modules", Config: func() any { return new(modules.Config) },
-	Run: runKernelModules,
+	// A bundle's download and unpacking overlap the users and keys.
+	Beside: true,
+	Run:    runKernelModules,
 }
 
 // logLines adapts the handler's logger to the fetcher's progress writer:

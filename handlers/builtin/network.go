@@ -20,6 +20,8 @@ import (
 var networkHandler = handlers.Builtin{
 	Name: "network", Frequency: state.PerBoot,
 	Section: "network", Config: func() any { return new(network.Config) },
+	// The secondary ENIs: nothing up to READY=1 builds on them.
+	Beside:  true,
 	Prepare: warmMetadata(func(ctx context.Context, md imds.Reader) { network.Gather(ctx, md) }),
 	Run:     runNetwork,
 }
