@@ -143,9 +143,15 @@ func renderFigures(figs []bootFigure) string {
 	for _, f := range figs {
 		var in, outside time.Duration
 		if f.status != nil {
-			for _, ms := range beforeReady(f.status) {
-				in += ms
+			// Handlers beside the chain overlap the others: their
+			// time counts once.
+			var upTo []handlers.Result
+			for _, r := range f.status.Handlers {
+				if _, ok := beforeReady(f.status)[r.Name]; ok && r.Status != handlers.ResultSkipped {
+					upTo = append(upTo, r)
+				}
 			}
+			in = time.Duration(handlers.WallMS(upTo) * float64(time.Millisecond))
 			outside = f.ready - in
 		}
 		fmt.Fprintf(&b, "%-12s %-10s %5d %10v %10v %12v %10v  %s\n", f.variant, f.boot, f.round, f.ssh.Round(100*time.Millisecond),

@@ -186,6 +186,7 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 		}
 		r.Started = time.Now()
 		if beside(h) && !b.DryRun && !slices.Contains(opts.Required, name) {
+			r.Beside = true
 			br := &besideRun{result: *r, done: make(chan struct{})}
 			hb := b.forHandler(h, &br.result, log)
 			go func() {

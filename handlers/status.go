@@ -41,7 +41,10 @@ type Result struct {
 	Reason     string    `json:"reason,omitempty"`
 	Started    time.Time `json:"started,omitzero"`
 	DurationMS float64   `json:"duration_ms"`
-	Notes      []string  `json:"notes,omitempty"`
+	// Beside: it ran beside the chain (Builtin.Beside), overlapping the
+	// handlers after it.
+	Beside bool     `json:"beside,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
 
 	partial []string // Boot.Partial's lines
 }
