@@ -205,13 +205,13 @@ func perHandler(figs []bootFigure, boot string, variants []string) string {
 	return b.String()
 }
 
-// beforeReady is the time of each handler up to host-keys, after which
+// beforeReady is the time of each handler up to ssh-keys, after which
 // READY=1 is sent.
 func beforeReady(st *handlers.Status) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for _, r := range st.Handlers {
 		out[r.Name] = time.Duration(r.DurationMS * float64(time.Millisecond))
-		if r.Name == "host-keys" {
+		if r.Name == "ssh-keys" {
 			break
 		}
 	}

@@ -28,6 +28,10 @@ func Catalog() handlers.Catalog {
 		diskSetupHandler,
 		mountsHandler,
 		hostnameHandler,
+		// Beside the chain from here (named after the host name just
+		// set): the host keys while users are made, the secondary ENIs,
+		// a module bundle's download.
+		hostKeysHandler,
 		networkHandler,
 		kernelModulesHandler,
 		// cloud-init's init stage: ca_certs, then users_groups (the
@@ -35,12 +39,12 @@ func Catalog() handlers.Catalog {
 		caCertsHandler,
 		groupsHandler,
 		usersHandler,
+		// systemd is told READY=1 after ssh-keys, once the handlers
+		// beside the chain are done: the host is named, networked, and
+		// users, keys and host keys are in place, so sshd (ordered after
+		// flint.service) may start while packages, runcmd and scripts go
+		// on, as cloud-init's final stage does after sshd.
 		sshKeysHandler,
-		// systemd is told READY=1 after host-keys: the host is named,
-		// networked, and users, keys and host keys are in place, so sshd
-		// (ordered after flint.service) may start while packages, runcmd
-		// and scripts go on, as cloud-init's final stage does after sshd.
-		hostKeysHandler,
 		// cloud-init's config stage: ssh_import_id, locale,
 		// set_passwords' ssh_pwauth, yum_add_repo (RPM images),
 		// apt_configure, ntp, then timezone.

@@ -36,7 +36,7 @@ type hostKeysConfig struct {
 var hostKeysHandler = handlers.Builtin{
 	Name: "host-keys", Frequency: state.PerInstance,
 	Section: "host_keys", Config: func() any { return new(hostKeysConfig) },
-	Ready:   true,
+	Beside:  true,
 	Prepare: prepareHostKeys,
 	Run:     runHostKeys,
 }

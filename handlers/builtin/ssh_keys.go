@@ -64,6 +64,7 @@ func SSHKeysLookup(cfg interface {
 var sshKeysHandler = handlers.Builtin{
 	Name: "ssh-keys", Frequency: state.PerInstance, Needs: []string{"users"},
 	Section: sshKeysSection, Config: func() any { return new(sshKeysConfig) },
+	Ready:   true,
 	Prepare: warmMetadata(func(ctx context.Context, md imds.Reader) { sshkeys.MetadataKeys(ctx, md) }),
 	Run:     runSSHKeys,
 }
