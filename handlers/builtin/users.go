@@ -83,7 +83,49 @@ func defaultUserName(cfg interface {
 var usersHandler = handlers.Builtin{
 	Name: "users", Frequency: state.PerInstance,
 	Section: usersSection, Config: func() any { return new(usersConfig) },
-	Run: runUsers,
+	Prepare: prepareUsers,
+	Run:     runUsers,
+}
+
+// preparedSudoers is visudo's check, started when the chain starts, of
+// the sudo rules the handler was then going to install.
+type preparedSudoers struct {
+	content string
+	check   func() error
+}
+
+// prepareUsers starts checking, when the chain starts, the sudo rules the
+// handler is going to install as the user-data and the image tell then:
+// visudo is a process start, which then overlaps the handlers before
+// this one. Run uses the verdict when it installs the same rules, and
+// checks anew otherwise (bootcmd or write_files changed the accounts or
+// the sudoers drop-in meanwhile).
+func prepareUsers(ctx context.Context, b *handlers.Boot) any {
+	if !b.Live {
+		return nil
+	}
+	plan, err := planRootUsers(ctx, b)
+	if err != nil || plan.sudoers == "" {
+		return nil
+	}
+	return &preparedSudoers{content: plan.sudoers, check: sync.OnceValue(startSudoersCheck(ctx, plan.sudoers))}
+}
+
+// planRootUsers decides the handler's work for the root as it is now.
+func planRootUsers(ctx context.Context, b *handlers.Boot) (usersPlan, error) {
+	cc, specs, err := decidedUsers(ctx, b)
+	if err != nil {
+		return usersPlan{}, err
+	}
+	db, err := accounts.Read(b.Root)
+	if err != nil {
+		return usersPlan{}, err
+	}
+	oldSudoers, err := b.Root.ReadFile(sudoersFile, rootfs.InRoot)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return usersPlan{}, err
+	}
+	return planUsers(specs, cc.Chpasswd, db, string(oldSudoers))
 }
 
 // usersSection is the users handler's flint.yaml section; ssh-keys and
@@ -357,19 +399,11 @@ func (p usersPlan) notes() []string {
 }
 
 func runUsers(ctx context.Context, b *handlers.Boot) error {
-	cc, specs, err := decidedUsers(ctx, b)
-	if err != nil {
-		return err
+	prepared, _ := b.Prepared().(*preparedSudoers)
+	if prepared != nil {
+		defer prepared.check() // reaps visudo and removes its file
 	}
-	db, err := accounts.Read(b.Root)
-	if err != nil {
-		return err
-	}
-	oldSudoers, err := b.Root.ReadFile(sudoersFile, rootfs.InRoot)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	plan, err := planUsers(specs, cc.Chpasswd, db, string(oldSudoers))
+	plan, err := planRootUsers(ctx, b)
 	if err != nil {
 		return err
 	}
@@ -386,7 +420,11 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 	// The sudo rules are checked while the accounts are made, and
 	// installed after them.
 	var check func() error
-	if plan.sudoers != "" {
+	switch {
+	case plan.sudoers == "":
+	case prepared != nil && prepared.content == plan.sudoers:
+		check = prepared.check
+	default:
 		check = sync.OnceValue(startSudoersCheck(ctx, plan.sudoers))
 		defer check() // reaps visudo and removes its file on an early return
 	}

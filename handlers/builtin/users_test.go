@@ -12,9 +12,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/handlers/handlerstest"
+	"github.com/flint-dev/flint/imds/imdstest"
+	"github.com/flint-dev/flint/internal/accounts"
 	"github.com/flint-dev/flint/internal/testenv"
 	"github.com/flint-dev/flint/userdata"
 )
@@ -402,4 +405,39 @@ func setLookTool(t testing.TB, f func(name string) (string, error)) {
 	old := lookTool
 	lookTool = f
 	t.Cleanup(func() { lookTool = old })
+}
+
+// The sudo rules are checked from the chain's start: with the host
+// name's read held back half a second, visudo ran before useradd, once,
+// and the rules it passed are installed.
+func TestSudoRulesAreCheckedWhenTheChainStarts(t *testing.T) {
+	needAccountTools(t)
+	dir := t.TempDir()
+	order := filepath.Join(dir, "order")
+	setLookTool(t, func(name string) (string, error) {
+		real, err := accounts.LookTool(name)
+		if err != nil || name != "visudo" && name != "useradd" {
+			return real, err
+		}
+		wrapper := filepath.Join(dir, name)
+		script := "#!/bin/sh\necho " + name + " $(date +%s.%N) >> " + order + "\nexec " + real + " \"$@\"\n"
+		return wrapper, os.WriteFile(wrapper, []byte(script), 0o755)
+	})
+	in := acctInstance(t, "")
+	in.Emu.AddFault(imdstest.Fault{Path: "meta-data/local-hostname", Latency: 500 * time.Millisecond})
+	st, out := acctRun(t, in, func(s *handlers.Setup) { s.Only = []string{"hostname", "users"} })
+	acctWant(t, st, out, map[string]string{"users": "ok"})
+	got, _ := os.ReadFile(order)
+	lines := strings.Fields(string(got))
+	if len(lines) != 4 || lines[0] != "visudo" || lines[2] != "useradd" {
+		t.Fatalf("tools ran: %q, want visudo once, then useradd", got)
+	}
+	secs, _ := strconv.ParseFloat(lines[1], 64)
+	visudo := time.Unix(0, int64(secs*1e9))
+	if users := handlerstest.Result(st, "users").Started; !visudo.Before(users) {
+		t.Errorf("visudo ran at %v, the users handler started at %v: not from the chain's start", visudo, users)
+	}
+	if rules := in.ReadFile(t, "etc/sudoers.d/90-flint-users"); !strings.Contains(rules, "admin ALL=(ALL) NOPASSWD:ALL") {
+		t.Errorf("sudoers: %q", rules)
+	}
 }
