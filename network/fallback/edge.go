@@ -27,20 +27,31 @@ func ReadLinks(sys string) ([]Link, error) {
 	var changed error
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
-		idx, err := strconv.Atoi(readTrim(filepath.Join(p, "ifindex")))
-		if err != nil {
-			changed = ErrChanged // gone while listing
+		// ifindex, address and type exist for every link: one that
+		// cannot be read means the link was renamed (or removed) while
+		// it was read, and what was read of it may be half missing (no
+		// MAC, no type), which must not make it look like no Ethernet.
+		index, errIndex := os.ReadFile(filepath.Join(p, "ifindex"))
+		mac, errMAC := os.ReadFile(filepath.Join(p, "address"))
+		typ, errType := os.ReadFile(filepath.Join(p, "type"))
+		idx, errAtoi := strconv.Atoi(strings.TrimSpace(string(index)))
+		if errIndex != nil || errMAC != nil || errType != nil || errAtoi != nil {
+			changed = ErrChanged
 			continue
 		}
-		l := Link{Index: idx, Name: e.Name(), MAC: strings.ToLower(readTrim(filepath.Join(p, "address")))}
+		l := Link{Index: idx, Name: e.Name(), MAC: strings.ToLower(strings.TrimSpace(string(mac)))}
 		dev, devErr := filepath.EvalSymlinks(filepath.Join(p, "device"))
 		if devErr == nil {
 			l.Device = dev
 		}
 		_, wireless := os.Stat(filepath.Join(p, "wireless"))
 		uevent := readTrim(filepath.Join(p, "uevent"))
-		l.Ether = readTrim(filepath.Join(p, "type")) == "1" && devErr == nil && wireless != nil &&
+		l.Ether = strings.TrimSpace(string(typ)) == "1" && devErr == nil && wireless != nil &&
 			!strings.Contains(uevent, "DEVTYPE=")
+		if _, err := os.Stat(filepath.Join(p, "ifindex")); err != nil {
+			changed = ErrChanged // renamed after the reads above: device, uevent may be its new name's or none
+			continue
+		}
 		links = append(links, l)
 	}
 	return links, changed

@@ -11,6 +11,12 @@ import (
 // interface; withIndex false leaves out ifindex, as when udev renames the
 // interface between the listing and the read.
 func sysLink(t *testing.T, sys, name, pci string, index string, withIndex bool) {
+	sysLinkWithout(t, sys, name, pci, index, map[bool]string{false: "ifindex"}[withIndex])
+}
+
+// sysLinkWithout is sysLink leaving out the attribute file missing ("":
+// none), as a read after udev renamed the link finds it.
+func sysLinkWithout(t *testing.T, sys, name, pci, index, missing string) {
 	t.Helper()
 	dev := filepath.Join(sys, "devices/pci0000:00", pci)
 	dir := filepath.Join(sys, "class/net", name)
@@ -19,10 +25,8 @@ func sysLink(t *testing.T, sys, name, pci string, index string, withIndex bool) 
 			t.Fatal(err)
 		}
 	}
-	files := map[string]string{"address": "0e:00:00:00:00:" + index, "type": "1", "uevent": "INTERFACE=" + name}
-	if withIndex {
-		files["ifindex"] = index
-	}
+	files := map[string]string{"address": "0e:00:00:00:00:" + index, "type": "1", "uevent": "INTERFACE=" + name, "ifindex": index}
+	delete(files, missing)
 	for f, v := range files {
 		if err := os.WriteFile(filepath.Join(dir, f), []byte(v+"\n"), 0o644); err != nil {
 			t.Fatal(err)
@@ -53,6 +57,21 @@ func TestReadLinksSaysWhenAnInterfaceVanishedWhileListing(t *testing.T) {
 	}
 	if p, _ := Primary(links); p.Name != "eth0" {
 		t.Errorf("primary %s, want eth0 (the lower PCI address)", p.Name)
+	}
+}
+
+// A link renamed between the reads of its attributes is half read: no
+// MAC or no type. It is a listing to take again, not a link that is no
+// Ethernet (which left the secondary interface the primary's place).
+func TestReadLinksSaysWhenALinkWasHalfRead(t *testing.T) {
+	for _, missing := range []string{"address", "type"} {
+		sys := t.TempDir()
+		sysLinkWithout(t, sys, "eth0", "0000:00:02.0", "02", missing)
+		sysLink(t, sys, "enp0s3", "0000:00:03.0", "03", true)
+		links, err := ReadLinks(sys)
+		if !errors.Is(err, ErrChanged) || len(links) != 1 || links[0].Name != "enp0s3" {
+			t.Errorf("eth0 without %s: %+v, %v; want enp0s3 alone and ErrChanged", missing, links, err)
+		}
 	}
 }
 
