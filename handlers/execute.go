@@ -8,6 +8,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +52,11 @@ type Setup struct {
 // also recorded in it.
 func Execute(ctx context.Context, s Setup) (*Status, error) {
 	st := &Status{State: StateRunning, Started: time.Now()}
+	if s.Stderr != nil {
+		// The logs and the console (host key fingerprints) share it, and
+		// handlers beside the chain write while the chain logs.
+		s.Stderr = &lockedWriter{w: s.Stderr}
+	}
 	notify := s.Notify
 	if notify == nil {
 		notify = func(string) {}
@@ -338,4 +344,16 @@ func keptMetadata(root *rootfs.Root, readErr error) (*imds.Snapshot, error) {
 		return nil, none(fmt.Sprintf("the metadata kept for instance %s is for %q", id, got))
 	}
 	return &snap, nil
+}
+
+// lockedWriter serializes the writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
