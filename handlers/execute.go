@@ -86,18 +86,6 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		return fail(st, statusRoot, err)
 	}
 	log := logging.New(cfg.Log.Target, cfg.Log.Level, s.Stderr)
-	if !s.DryRun {
-		if err := readOnlyRoot(root); err != nil {
-			// Nothing can be provisioned: say so where a person looks
-			// (stderr, which is the unit's journal; systemd's STATUS=;
-			// status.json under /run, a tmpfs that stays writable) and
-			// change nothing else.
-			return fail(st, statusRoot, err)
-		}
-		if err := WriteStatus(root, st); err != nil {
-			return fail(st, nil, err)
-		}
-	}
 	endpoint := s.Endpoint
 	if endpoint == "" {
 		endpoint = cfg.IMDS.Endpoint
@@ -119,16 +107,36 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 	// not be killed by it.
 	deadline := time.Duration(cfg.IMDS.Deadline)
 	md := imds.NewMemo(imds.Bounded(client, deadline))
+	// The instance id's read (after the run's one token) goes out now,
+	// while the root is checked and the status written; the user-data's
+	// beside it, which the chain's first handlers wait for (the memo
+	// shares it with them).
+	var idb []byte
+	var idErr error
+	idRead := make(chan struct{})
+	go func() {
+		defer close(idRead)
+		idb, idErr = md.Get(ctx, "meta-data/instance-id")
+	}()
 	if len(s.Only) == 0 {
-		// The chain's first handlers wait for the user-data: its read goes
-		// out beside the instance id's (after the one token), not after
-		// the state directory is opened. The memo shares it with them.
 		go md.Get(ctx, "user-data")
 	}
+	if !s.DryRun {
+		if rerr := readOnlyRoot(root); rerr != nil {
+			// Nothing can be provisioned: say so where a person looks
+			// (stderr, which is the unit's journal; systemd's STATUS=;
+			// status.json under /run, a tmpfs that stays writable) and
+			// change nothing else.
+			return fail(st, statusRoot, rerr)
+		}
+		if werr := WriteStatus(root, st); werr != nil {
+			return fail(st, nil, werr)
+		}
+	}
+	<-idRead
 	var meta imds.Reader = md
 	var kept *imds.Snapshot // the metadata of the last boot, when IMDS is gone
-	idb, err := md.Get(ctx, "meta-data/instance-id")
-	if err != nil {
+	if err := idErr; err != nil {
 		if ctx.Err() != nil || errors.Is(err, imds.ErrNotFound) {
 			return fail(st, statusRoot, fmt.Errorf("cannot read the instance id: %w", err))
 		}
