@@ -91,13 +91,16 @@ func Execute(ctx context.Context, s Setup) (*Status, error) {
 		endpoint = cfg.IMDS.Endpoint
 	}
 	mode, _ := imds.ParseMode(cfg.IMDS.Mode)
+	// The client logs from reads in the background too: its own logger,
+	// not the variable the run later narrows to the instance.
+	clientLog := log
 	client, err := imds.New(imds.Options{
 		Endpoint:    endpoint,
 		Mode:        mode,
 		TokenTTL:    time.Duration(cfg.IMDS.TokenTTL),
 		MaxAttempts: -1, // bounded by the boot deadline instead
 		Getenv:      s.Getenv,
-		Logf:        func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) },
+		Logf:        func(f string, a ...any) { clientLog.Info(fmt.Sprintf(f, a...)) },
 	})
 	if err != nil {
 		return fail(st, statusRoot, err)
