@@ -27,12 +27,16 @@ var SSHDPath = "/usr/sbin/sshd"
 // AuthorizedKeysFile returns the root-relative path of the file sshd
 // reads u's keys from: the first AuthorizedKeysFile entry, with %h, %u,
 // %U and %% expanded and relative entries taken from the home directory.
-// On the live system sshd's effective setting comes from `sshd -T`; for a
-// root being provisioned (or when sshd -T cannot run, as before host keys
-// exist) the root's sshd_config and its Includes are read. "none" yields "".
+// The root's sshd_config and its Includes are read; on the live system,
+// where a Match block sets AuthorizedKeysFile, sshd's effective setting
+// for u comes from `sshd -T` instead (when it can run: not before host
+// keys exist). "none" yields "".
 func AuthorizedKeysFile(ctx context.Context, root *rootfs.Root, u accounts.User) (rel, source string, err error) {
 	pattern, source := "", ""
-	if root.IsHost() && sshdCanTest(root) {
+	// sshd -T (a process start, half a second under emulation) only
+	// where what it adds to reading the files counts: a Match block that
+	// sets AuthorizedKeysFile, which sshd evaluates per connection.
+	if root.IsHost() && matchSets(root, "etc/ssh/sshd_config", "authorizedkeysfile", 0) && sshdCanTest(root) {
 		if p, err := sshdT(ctx, u.Name); err == nil {
 			pattern, source = p, "sshd -T"
 		}
@@ -158,19 +162,9 @@ func configValue(root *rootfs.Root, file, keyword string, depth int) (string, er
 		case "match":
 			return "", nil
 		case "include":
-			for _, pat := range strings.Fields(v) {
-				if !strings.HasPrefix(pat, "/") {
-					pat = "/etc/ssh/" + pat
-				}
-				matches, _ := filepath.Glob(root.Path(pat))
-				for _, m := range matches {
-					rel, err := filepath.Rel(root.Dir(), m)
-					if err != nil || strings.HasPrefix(rel, "..") {
-						continue
-					}
-					if got, err := configValue(root, rel, keyword, depth+1); err != nil || got != "" {
-						return got, err
-					}
+			for _, rel := range included(root, v) {
+				if got, err := configValue(root, rel, keyword, depth+1); err != nil || got != "" {
+					return got, err
 				}
 			}
 		case keyword:
@@ -178,4 +172,80 @@ func configValue(root *rootfs.Root, file, keyword string, depth int) (string, er
 		}
 	}
 	return "", nil
+}
+
+// matchSets reports whether a Match block in an sshd_config below root
+// (or a file it includes) sets keyword (lower case). Any doubt (a file
+// that cannot be read, Includes nested too deeply) is true: sshd decides.
+func matchSets(root *rootfs.Root, file, keyword string, depth int) bool {
+	if depth > 16 {
+		return true
+	}
+	b, err := root.ReadFile(file, rootfs.InRoot)
+	if errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	inMatch := false
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		k, v, _ := strings.Cut(strings.Replace(line, "=", " ", 1), " ")
+		switch k = strings.ToLower(k); k {
+		case "match":
+			inMatch = true
+		case "include":
+			for _, rel := range included(root, v) {
+				// An included file's own Match blocks, or all of it
+				// when included inside one.
+				if inMatch && configHas(root, rel, keyword) || matchSets(root, rel, keyword, depth+1) {
+					return true
+				}
+			}
+		case keyword:
+			if inMatch {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// configHas reports whether file sets keyword anywhere (Includes not
+// followed: called for a file included inside a Match block).
+func configHas(root *rootfs.Root, file, keyword string) bool {
+	b, err := root.ReadFile(file, rootfs.InRoot)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, _, _ := strings.Cut(strings.Replace(strings.TrimSpace(line), "=", " ", 1), " ")
+		if strings.ToLower(k) == keyword {
+			return true
+		}
+	}
+	return false
+}
+
+// included lists, root-relative and in sshd's order, the files an
+// Include line's patterns name (relative ones below /etc/ssh), resolved
+// inside root.
+func included(root *rootfs.Root, patterns string) []string {
+	var out []string
+	for _, pat := range strings.Fields(patterns) {
+		if !strings.HasPrefix(pat, "/") {
+			pat = "/etc/ssh/" + pat
+		}
+		matches, _ := filepath.Glob(root.Path(pat))
+		for _, m := range matches {
+			if rel, err := filepath.Rel(root.Dir(), m); err == nil && !strings.HasPrefix(rel, "..") {
+				out = append(out, rel)
+			}
+		}
+	}
+	return out
 }

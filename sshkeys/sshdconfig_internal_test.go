@@ -66,3 +66,44 @@ func TestSSHDTestModeIsNotStartedWithoutAHostKey(t *testing.T) {
 		}
 	})
 }
+
+// sshd -T is asked only where a Match block sets AuthorizedKeysFile: the
+// files alone say what it would print otherwise.
+func TestSSHDTestModeOnlyWhereAMatchBlockSetsTheKeysFile(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  bool
+	}{
+		{"Debian's: an Include, nothing set", map[string]string{"etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\n"}, false},
+		{"set outside Match", map[string]string{"etc/ssh/sshd_config": "AuthorizedKeysFile .ssh/k2\nMatch User git\n  PasswordAuthentication no\n"}, false},
+		{"set in a Match block", map[string]string{"etc/ssh/sshd_config": "Match User git\n  AuthorizedKeysFile /srv/git/keys\n"}, true},
+		{"set in an included drop-in's Match block", map[string]string{
+			"etc/ssh/sshd_config":            "Include sshd_config.d/*.conf\n",
+			"etc/ssh/sshd_config.d/git.conf": "Match Group git\nAuthorizedKeysFile=/srv/git/keys\n",
+		}, true},
+		{"a drop-in included inside a Match block", map[string]string{
+			"etc/ssh/sshd_config":        "Match User git\n  Include /etc/ssh/git.conf\n",
+			"etc/ssh/git.conf":           "AuthorizedKeysFile /srv/git/keys\n",
+			"etc/ssh/sshd_config.d/x.cf": "AuthorizedKeysFile elsewhere\n",
+		}, true},
+		{"no sshd_config", map[string]string{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for p, s := range c.files {
+				os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+				os.WriteFile(filepath.Join(dir, p), []byte(s), 0o600)
+			}
+			r, err := rootfs.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if got := matchSets(r, "etc/ssh/sshd_config", "authorizedkeysfile", 0); got != c.want {
+				t.Errorf("matchSets = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
