@@ -38,11 +38,12 @@ type Builtin struct {
 	Beside bool
 	// Run does the work; see Handler.Run.
 	Run func(ctx context.Context, b *Boot) error
-	// Prepare, if set, is called when the chain starts, for a handler
-	// that is going to run (not in a dry run): it may start work that
-	// changes nothing on the system and takes long (host key generation)
-	// in the background, and must return at once. Run gets what it
-	// returned from Boot.Prepared and joins it there.
+	// Prepare, if set, is called when the chain starts, in a goroutine
+	// of its own, for a handler that is going to run (not in a dry run):
+	// it may do or start work that changes nothing on the system and
+	// takes long (host key generation, reading the metadata the handler
+	// needs, a check of what it will install). Run gets what it returned
+	// from Boot.Prepared, which waits for it, and joins it there.
 	Prepare func(ctx context.Context, b *Boot) any
 }
 

@@ -261,10 +261,24 @@ func prepare(ctx context.Context, b *Boot, hs []Handler, opts RunOptions) {
 			}
 		}
 		if b.prepared == nil {
-			b.prepared = map[string]any{}
+			b.prepared = map[string]*preparedValue{}
 		}
-		b.prepared[h.Name()] = prepareOne(ctx, b.forHandler(h, nil, b.Log.With("handler", h.Name())), bh.d)
+		// Each in its own goroutine: a Prepare may wait (for the
+		// user-data) and plan, while the chain's first handlers run.
+		pv := &preparedValue{done: make(chan struct{})}
+		b.prepared[h.Name()] = pv
+		hb := b.forHandler(h, nil, b.Log.With("handler", h.Name()))
+		go func() {
+			defer close(pv.done)
+			pv.v = prepareOne(ctx, hb, bh.d)
+		}()
 	}
+}
+
+// preparedValue is what a Prepare returned, once done is closed.
+type preparedValue struct {
+	done chan struct{}
+	v    any
 }
 
 // prepareOne calls d.Prepare; a panic there leaves the work to Run.

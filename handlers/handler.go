@@ -72,8 +72,9 @@ type Boot struct {
 	result  *Result
 	builtin *Builtin // the running handler's description, if built in
 	notes   *runNotes
-	// prepared holds what built-in handlers' Prepare returned, by name.
-	prepared map[string]any
+	// prepared holds what built-in handlers' Prepare returned, by name
+	// (filled before the chain starts; each value once its Prepare ends).
+	prepared map[string]*preparedValue
 	// endpoint is the metadata service's URL, for templates' v1 data.
 	endpoint string
 }
@@ -276,14 +277,19 @@ func (b *Boot) CloudConfig(ctx context.Context) (*userdata.CloudConfig, error) {
 	return ud.CloudConfig, nil
 }
 
-// Prepared returns what the running built-in handler's Prepare returned
-// when the chain started; nil when it has none or it was not called (a
+// Prepared returns what the running built-in handler's Prepare returned,
+// waiting for it to return; nil when it has none or it was not called (a
 // dry run).
 func (b *Boot) Prepared() any {
 	if b.builtin == nil {
 		return nil
 	}
-	return b.prepared[b.builtin.Name]
+	pv := b.prepared[b.builtin.Name]
+	if pv == nil {
+		return nil
+	}
+	<-pv.done
+	return pv.v
 }
 
 // Note records a line in the handler's result (what it did or would do).

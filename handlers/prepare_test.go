@@ -5,43 +5,59 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/handlers/handlerstest"
 	"github.com/flint-dev/flint/internal/state"
 )
 
-// A handler's Prepare is called when the chain starts, before the
-// handlers ahead of it run, and only when the handler is going to run;
-// its Run gets what Prepare returned.
+// A handler's Prepare is called when the chain starts, in its own
+// goroutine (the handler ahead of it sees it called), and only when the
+// handler is going to run; its Run gets what Prepare returned.
 func TestPrepareStartsAHandlersWorkWhenTheChainStarts(t *testing.T) {
-	var events []string
+	var (
+		mu       sync.Mutex
+		events   []string
+		prepared chan struct{}
+	)
+	event := func(e string) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, e)
+	}
 	cat := handlers.Catalog{
 		{Name: "first", Frequency: state.PerBoot, Run: func(context.Context, *handlers.Boot) error {
-			events = append(events, "run first")
+			select {
+			case <-prepared:
+			case <-time.After(2 * time.Second):
+			}
+			event("run first")
 			return nil
 		}},
 		{Name: "later", Frequency: state.PerInstance,
 			Prepare: func(context.Context, *handlers.Boot) any {
-				events = append(events, "prepare later")
+				event("prepare later")
+				close(prepared)
 				return 42
 			},
 			Run: func(_ context.Context, b *handlers.Boot) error {
-				events = append(events, fmt.Sprint("run later with ", b.Prepared()))
+				event(fmt.Sprint("run later with ", b.Prepared()))
 				return nil
 			}},
 		{Name: "panics", Frequency: state.PerInstance,
 			Prepare: func(context.Context, *handlers.Boot) any { panic("boom") },
 			Run: func(_ context.Context, b *handlers.Boot) error {
-				events = append(events, fmt.Sprint("run panics with ", b.Prepared()))
+				event(fmt.Sprint("run panics with ", b.Prepared()))
 				return nil
 			}},
 	}
 	in := handlerstest.New(t, cat)
 	run := func(mod func(*handlers.Setup)) []string {
 		t.Helper()
-		events = nil
+		events, prepared = nil, make(chan struct{})
 		var logs bytes.Buffer
 		s := in.Setup(&logs, &logs)
 		if mod != nil {
