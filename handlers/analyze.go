@@ -28,6 +28,9 @@ func Blame(st *Status) string {
 	spent := WallMS(ranResults)
 	fmt.Fprintf(&b, "%d handlers ran in %.3f ms; the whole run took %.3f ms (%.3f ms outside handlers: IMDS, state, config)\n",
 		len(ranResults), spent, st.DurationMS, st.DurationMS-spent)
+	if !st.Ready.IsZero() {
+		fmt.Fprintf(&b, "READY=1 (sshd may start) %.3f ms after the run started\n", float64(st.Ready.Sub(st.Started).Microseconds())/1000)
+	}
 	return b.String()
 }
 

@@ -11,7 +11,7 @@ import (
 func TestBlameCountsTimeBesideTheChainOnce(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 13, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	st := &Status{State: StateDone, InstanceID: "i-1", Started: t0, DurationMS: 1000, Handlers: []Result{
+	st := &Status{State: StateDone, InstanceID: "i-1", Started: t0, DurationMS: 1000, Ready: at(520), Handlers: []Result{
 		{Name: "a", Status: ResultOK, Started: at(100), DurationMS: 100},
 		{Name: "net", Status: ResultOK, Started: at(200), DurationMS: 250, Beside: true}, // 200-450
 		{Name: "b", Status: ResultOK, Started: at(210), DurationMS: 140},                 // 210-350
@@ -23,7 +23,8 @@ func TestBlameCountsTimeBesideTheChainOnce(t *testing.T) {
 		t.Errorf("WallMS = %v, want 450 (100-500, 600-650)", got)
 	}
 	out := Blame(st)
-	for _, want := range []string{"ok (beside the chain)", "5 handlers ran in 450.000 ms; the whole run took 1000.000 ms (550.000 ms outside handlers"} {
+	for _, want := range []string{"ok (beside the chain)", "5 handlers ran in 450.000 ms; the whole run took 1000.000 ms (550.000 ms outside handlers",
+		"READY=1 (sshd may start) 520.000 ms after the run started"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
 		}

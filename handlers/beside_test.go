@@ -83,6 +83,9 @@ func TestABesideHandlerRunsWhileTheChainGoesOn(t *testing.T) {
 	if want := []string{"next", "slow done", "ready", "READY=1"}; len(got) < 4 || !slices.Equal(got[:4], want) {
 		t.Errorf("beside: %q, want %q first", got, want)
 	}
+	if rdy := handlerstest.Result(st, "ready"); st.Ready.Before(rdy.Started) || st.Ready.After(st.Finished) {
+		t.Errorf("status ready at %v: \"ready\" started %v, the run finished %v", st.Ready, rdy.Started, st.Finished)
+	}
 	r := handlerstest.Result(st, "slow")
 	if r.Status != handlers.ResultFailed || r.Reason != "slow failed" || !slices.Contains(r.Notes, "slow's note") || r.Started.IsZero() || r.DurationMS <= 0 {
 		t.Errorf("slow's result: %+v", r)

@@ -136,6 +136,7 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 			// Whatever host-keys did (ran, skipped, failed), what sshd
 			// waits for is over; so is what ran beside.
 			joinAll()
+			st.Ready = time.Now()
 			if opts.Notify != nil {
 				opts.Notify("READY=1")
 			}

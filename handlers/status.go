@@ -56,6 +56,10 @@ type Status struct {
 	Previous   string    `json:"previous_instance_id,omitempty"`
 	Started    time.Time `json:"started"`
 	Finished   time.Time `json:"finished,omitzero"`
+	// Ready is when the handlers sshd waits for were done (READY=1 to
+	// systemd), the handlers beside the chain started before them
+	// included.
+	Ready      time.Time `json:"ready,omitzero"`
 	DurationMS float64   `json:"duration_ms"`
 	Error      string    `json:"error,omitempty"`
 	// Warnings are the run's, each once: what was asked and dropped
