@@ -36,7 +36,7 @@ func AuthorizedKeysFile(ctx context.Context, root *rootfs.Root, u accounts.User)
 	// sshd -T (a process start, half a second under emulation) only
 	// where what it adds to reading the files counts: a Match block that
 	// sets AuthorizedKeysFile, which sshd evaluates per connection.
-	if root.IsHost() && matchSets(root, "etc/ssh/sshd_config", "authorizedkeysfile", 0) && sshdCanTest(root) {
+	if root.IsHost() && matchSets(root, "etc/ssh/sshd_config", "authorizedkeysfile") && sshdCanTest(root) {
 		if p, err := sshdT(ctx, u.Name); err == nil {
 			pattern, source = p, "sshd -T"
 		}
@@ -137,19 +137,33 @@ func sshdT(ctx context.Context, user string) (string, error) {
 // relative to etc/ssh, resolved inside the root) and ignoring Match
 // blocks, which apply per connection. "" means not set.
 func ConfigValue(root *rootfs.Root, file, keyword string) (string, error) {
-	return configValue(root, file, keyword, 0)
+	val := ""
+	_, err := walkConfig(root, file, false, 0, func(k, v string, inMatch bool) bool {
+		if !inMatch && k == keyword {
+			val = strings.Trim(v, `"`)
+			return false
+		}
+		return true
+	})
+	return val, err
 }
 
-func configValue(root *rootfs.Root, file, keyword string, depth int) (string, error) {
+// walkConfig calls fn with each directive (keyword in lower case) of an
+// sshd_config below root, in sshd's order, following Include like sshd
+// (globs, paths relative to etc/ssh, resolved inside the root), and says
+// whether a Match block holds it: the lines after a Match line in its
+// file, and the files an Include inside a Match block names. fn returns
+// false to stop the walk; walkConfig then returns false.
+func walkConfig(root *rootfs.Root, file string, inMatch bool, depth int, fn func(keyword, value string, inMatch bool) bool) (bool, error) {
 	if depth > 16 {
-		return "", fmt.Errorf("%s: Include nested too deeply", root.Path(file))
+		return false, fmt.Errorf("%s: Include nested too deeply", root.Path(file))
 	}
 	b, err := root.ReadFile(file, rootfs.InRoot)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
+		return true, nil
 	}
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
@@ -160,75 +174,32 @@ func configValue(root *rootfs.Root, file, keyword string, depth int) (string, er
 		k, v = strings.ToLower(k), strings.TrimSpace(v)
 		switch k {
 		case "match":
-			return "", nil
+			inMatch = true
 		case "include":
 			for _, rel := range included(root, v) {
-				if got, err := configValue(root, rel, keyword, depth+1); err != nil || got != "" {
-					return got, err
+				if more, err := walkConfig(root, rel, inMatch, depth+1, fn); !more || err != nil {
+					return more, err
 				}
 			}
-		case keyword:
-			return strings.Trim(v, `"`), nil
+		default:
+			if !fn(k, v, inMatch) {
+				return false, nil
+			}
 		}
 	}
-	return "", nil
+	return true, nil
 }
 
 // matchSets reports whether a Match block in an sshd_config below root
 // (or a file it includes) sets keyword (lower case). Any doubt (a file
 // that cannot be read, Includes nested too deeply) is true: sshd decides.
-func matchSets(root *rootfs.Root, file, keyword string, depth int) bool {
-	if depth > 16 {
-		return true
-	}
-	b, err := root.ReadFile(file, rootfs.InRoot)
-	if errors.Is(err, os.ErrNotExist) {
-		return false
-	}
-	if err != nil {
-		return true
-	}
-	inMatch := false
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		k, v, _ := strings.Cut(strings.Replace(line, "=", " ", 1), " ")
-		switch k = strings.ToLower(k); k {
-		case "match":
-			inMatch = true
-		case "include":
-			for _, rel := range included(root, v) {
-				// An included file's own Match blocks, or all of it
-				// when included inside one.
-				if inMatch && configHas(root, rel, keyword) || matchSets(root, rel, keyword, depth+1) {
-					return true
-				}
-			}
-		case keyword:
-			if inMatch {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// configHas reports whether file sets keyword anywhere (Includes not
-// followed: called for a file included inside a Match block).
-func configHas(root *rootfs.Root, file, keyword string) bool {
-	b, err := root.ReadFile(file, rootfs.InRoot)
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, _, _ := strings.Cut(strings.Replace(strings.TrimSpace(line), "=", " ", 1), " ")
-		if strings.ToLower(k) == keyword {
-			return true
-		}
-	}
-	return false
+func matchSets(root *rootfs.Root, file, keyword string) bool {
+	found := false
+	_, err := walkConfig(root, file, false, 0, func(k, _ string, inMatch bool) bool {
+		found = inMatch && k == keyword
+		return !found
+	})
+	return found || err != nil
 }
 
 // included lists, root-relative and in sshd's order, the files an

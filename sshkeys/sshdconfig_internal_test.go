@@ -101,7 +101,7 @@ func TestSSHDTestModeOnlyWhereAMatchBlockSetsTheKeysFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			if got := matchSets(r, "etc/ssh/sshd_config", "authorizedkeysfile", 0); got != c.want {
+			if got := matchSets(r, "etc/ssh/sshd_config", "authorizedkeysfile"); got != c.want {
 				t.Errorf("matchSets = %v, want %v", got, c.want)
 			}
 		})
