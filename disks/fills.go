@@ -9,24 +9,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// extFillsDevice reports whether the ext2/3/4 filesystem on dev already
-// spans the whole device, so that resize2fs would only say "Nothing to
-// do!": a boot then skips starting it, which costs more than everything
-// else resize_rootfs does. The superblock is read through the device's
-// page cache, where a mounted ext filesystem keeps its own. Any doubt
-// (another type, a superblock that cannot be read, sizes that differ) is
-// false, and the resizer runs as cloud-init runs it.
-func extFillsDevice(fstype, dev string) bool {
-	blocks, want, ok := extSizes(fstype, dev)
-	return ok && blocks == want
-}
-
 // extSizes reads the size in blocks of the ext2/3/4 filesystem on dev and
 // the size resize2fs would grow it to with no size given: the device's,
-// rounded down to whole pages where blocks are smaller than a page. ok is
-// false where there is any doubt: another type, a superblock that cannot
-// be read, bigalloc (resize2fs rounds to clusters), a size a filesystem
-// without 64-bit block numbers cannot take.
+// rounded down to whole pages where blocks are smaller than a page. The
+// superblock is read through the device's page cache, where a mounted ext
+// filesystem keeps its own. Equal sizes: the filesystem fills its device
+// and resize_rootfs starts no resizer (cloud-init runs resize2fs every
+// boot to hear "Nothing to do!"). ok is false where there is any doubt:
+// another type, a superblock that cannot be read, bigalloc (resize2fs
+// rounds to clusters), a size a filesystem without 64-bit block numbers
+// cannot take; then the resizer runs as cloud-init runs it.
 func extSizes(fstype, dev string) (blocks, want uint64, ok bool) {
 	if !strings.HasPrefix(fstype, "ext") {
 		return 0, 0, false

@@ -13,6 +13,10 @@ import (
 // fill its device yet: real images made by mkfs.ext4, with and without
 // the 64bit feature, before and after their "device" grows.
 func TestAnExtFilesystemThatFillsItsDeviceNeedsNoResizer(t *testing.T) {
+	extFillsDevice := func(fstype, dev string) bool {
+		blocks, want, ok := extSizes(fstype, dev)
+		return ok && blocks == want
+	}
 	mkfs := testenv.Tool(t, "mkfs.ext4")
 	resize2fs := testenv.Tool(t, "resize2fs")
 	for _, opts := range [][]string{{"-O", "64bit"}, {"-O", "^64bit"}, {"-b", "1024"}} {

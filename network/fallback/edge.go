@@ -63,20 +63,20 @@ func readTrim(p string) string {
 }
 
 // AllSettled reports whether udev is done with every Ethernet link of
-// links (see Settled): the primary is chosen among links that keep their
+// links (see settled): the primary is chosen among links that keep their
 // names, none of them being renamed at that moment.
 func AllSettled(run string, links []Link) bool {
 	for _, l := range links {
-		if l.Ether && !Settled(run, l) {
+		if l.Ether && !settled(run, l) {
 			return false
 		}
 	}
 	return true
 }
 
-// Settled reports whether udev is done with the link (it has renamed it,
+// settled reports whether udev is done with the link (it has renamed it,
 // if it renames it): its database entry exists, or udev does not run.
-func Settled(run string, l Link) bool {
+func settled(run string, l Link) bool {
 	if _, err := os.Stat(filepath.Join(run, "udev/control")); err != nil {
 		return true
 	}
