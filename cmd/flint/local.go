@@ -146,7 +146,7 @@ func cmdLocalHostKeys(rootDir string, stdout, stderr io.Writer) int {
 		return fail(stderr, "local --host-keys: %v", err)
 	}
 	defer r.Close()
-	cfg, err := loadSSHKeysConfig(r.Dir())
+	cfg, err := builtin.Catalog().LoadConfig(r.Dir(), "")
 	if err != nil {
 		return fail(stderr, "local --host-keys: %v", err)
 	}
