@@ -133,8 +133,8 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 	}
 	for i, h := range hs {
 		if i > 0 && hs[i-1].Name() == opts.ReadyAfter {
-			// Whatever host-keys did (ran, skipped, failed), what sshd
-			// waits for is over; so is what ran beside.
+			// Whatever the Ready handler did (ran, skipped, failed), what
+			// sshd waits for is over once what ran beside is.
 			joinAll()
 			st.Ready = time.Now()
 			if opts.Notify != nil {
@@ -155,10 +155,8 @@ func Run(ctx context.Context, b *Boot, hs []Handler, st *Status, opts RunOptions
 		if n, ok := h.(Needer); ok {
 			for _, dep := range n.Needs() {
 				if j := slices.IndexFunc(hs[:i], func(d Handler) bool { return d.Name() == dep }); j >= 0 {
-					join(j)
+					join(j) // running beside the chain: its result first
 				}
-			}
-			for _, dep := range n.Needs() {
 				if failed[dep] {
 					r.Status, r.Reason = ResultNotRun, "needs "+dep+", which failed"
 				}

@@ -28,9 +28,9 @@ func Catalog() handlers.Catalog {
 		diskSetupHandler,
 		mountsHandler,
 		hostnameHandler,
-		// Beside the chain from here (named after the host name just
-		// set): the host keys while users are made, the secondary ENIs,
-		// a module bundle's download.
+		// These three run beside the chain (Builtin.Beside): the host
+		// keys (named after the host name just set) while the users are
+		// made, the secondary ENIs, a module bundle's download.
 		hostKeysHandler,
 		networkHandler,
 		kernelModulesHandler,

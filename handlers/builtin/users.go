@@ -108,7 +108,7 @@ func prepareUsers(ctx context.Context, b *handlers.Boot) any {
 	if err != nil || plan.sudoers == "" {
 		return nil
 	}
-	return &preparedSudoers{content: plan.sudoers, check: sync.OnceValue(startSudoersCheck(ctx, plan.sudoers))}
+	return &preparedSudoers{content: plan.sudoers, check: startSudoersCheck(ctx, plan.sudoers)}
 }
 
 // planRootUsers decides the handler's work for the root as it is now.
@@ -425,7 +425,7 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 	case prepared != nil && prepared.content == plan.sudoers:
 		check = prepared.check
 	default:
-		check = sync.OnceValue(startSudoersCheck(ctx, plan.sudoers))
+		check = startSudoersCheck(ctx, plan.sudoers)
 		defer check() // reaps visudo and removes its file on an early return
 	}
 	for _, g := range plan.groups {
@@ -578,9 +578,14 @@ func sudoersFor(existing string, specs []userSpec) string {
 }
 
 // startSudoersCheck starts checking content with `visudo -cf` and returns
-// what waits for the verdict (to be called once): the check is a process
-// start, which the users handler overlaps with the account tools.
+// what waits for the verdict (each call the same verdict; the first reaps
+// visudo and removes its file): the check is a process start, which the
+// users handler overlaps with the handlers before it.
 func startSudoersCheck(ctx context.Context, content string) (wait func() error) {
+	return sync.OnceValue(sudoersCheck(ctx, content))
+}
+
+func sudoersCheck(ctx context.Context, content string) func() error {
 	visudo, err := lookTool("visudo")
 	if err != nil {
 		return func() error {
