@@ -184,7 +184,7 @@ func StartHostKeyAhead(a *Ahead, typ string) *PendingHostKey {
 	go func() {
 		defer close(p.done)
 		if k := a.take(typ); k != nil {
-			p.priv = k
+			p.priv, p.ahead = k, true
 			return
 		}
 		p.priv, p.err = newHostSigner(typ)

@@ -49,7 +49,13 @@ type PendingHostKey struct {
 	done chan struct{}
 	priv crypto.Signer
 	err  error
+	// ahead: the key was made ahead (StartHostKeyAhead), not here.
+	ahead bool
 }
+
+// MadeAhead reports whether the key came from the keys made ahead; call
+// it after Key.
+func (p *PendingHostKey) MadeAhead() bool { return p.ahead }
 
 // StartHostKey starts generating a host key of type typ and returns at
 // once, so that the caller does other work meanwhile: an RSA key takes

@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/flint-dev/flint/handlers"
 	"github.com/flint-dev/flint/internal/config"
@@ -231,7 +232,13 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 		}
 		var k sshkeys.HostKey
 		if p := pending.keys[pk.typ]; p != nil {
+			begin := time.Now()
 			k, err = p.Key(ctx, comment)
+			if err == nil && p.MadeAhead() {
+				// Why this handler took long, for a person reading
+				// flint analyze: the early stage was still making it.
+				b.Note("host key %s: made ahead by flint-host-keys.service (waited %v for it)", pk.typ, time.Since(begin).Round(time.Millisecond))
+			}
 		} else {
 			k, err = sshkeys.GenerateHostKey(pk.typ, comment)
 		}

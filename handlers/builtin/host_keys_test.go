@@ -226,6 +226,12 @@ func TestHostKeysMadeAheadAreTheOnesWritten(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the keys made ahead are still in %s: %v", dir, err)
 	}
+	notes := strings.Join(handlerstest.Result(st, "host-keys").Notes, "\n")
+	for _, typ := range []string{"ed25519", "ecdsa"} {
+		if !strings.Contains(notes, "host key "+typ+": made ahead by flint-host-keys.service (waited ") {
+			t.Errorf("no note that the %s key was made ahead:\n%s", typ, notes)
+		}
+	}
 	// The next boot of this image: keys were made for an instance.
 	if types, why, err := HostKeysAhead(root, cfg); err != nil || types != nil || !strings.Contains(why, "i-0123456789abcdef0") {
 		t.Errorf("after the first boot: %v %q %v", types, why, err)
