@@ -15,8 +15,9 @@ import (
 
 // groupsHandler is cloud-config's top-level `groups`, once per instance,
 // before the users as in cloud-init's cc_users_groups: each group is
-// made with the image's groupadd unless it exists, then its members that
-// are users already are added with usermod -a -G. A member that is not a
+// made as the image's groupadd makes it (accounts.Tools.AddGroups) unless
+// it exists, then its members that are users already are added with
+// usermod -a -G. A member that is not a
 // user is skipped with a note (cloud-init warns and skips it too: users
 // made later by `users` are not added). A name groupadd refuses fails the
 // handler with one line naming it; the other groups are still made.
@@ -98,7 +99,9 @@ func runGroups(ctx context.Context, b *handlers.Boot) error {
 		t := tools(b)
 		for _, s := range steps {
 			if s.create {
-				if err := t.AddGroup(ctx, s.name); err != nil {
+				made, err := t.AddGroups(ctx, []string{s.name})
+				logGroups(b, made)
+				if err != nil {
 					refused = append(refused, err.Error())
 					continue
 				}

@@ -75,7 +75,8 @@ func defaultUserName(cfg interface {
 }
 
 // usersHandler creates the default user and cloud-config `users:` with the
-// image's useradd/usermod/groupadd, sets or locks passwords, applies
+// image's useradd/usermod (their missing groups as groupadd makes them:
+// accounts.Tools.AddGroups), sets or locks passwords, applies
 // cloud-config chpasswd, and installs sudo rules (checked by visudo).
 // Accounts, groups and sudo rules converge when it runs again; each
 // account's password field is decided at most once per instance
@@ -428,10 +429,10 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 		check = startSudoersCheck(ctx, plan.sudoers)
 		defer check() // reaps visudo and removes its file on an early return
 	}
-	for _, g := range plan.groups {
-		if err := t.AddGroup(ctx, g); err != nil {
-			return err
-		}
+	made, err := t.AddGroups(ctx, plan.groups)
+	logGroups(b, made)
+	if err != nil {
+		return err
 	}
 	for _, u := range plan.users {
 		if err := ensureUser(ctx, b, t, u); err != nil {
@@ -461,6 +462,17 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 		}
 	}
 	return nil
+}
+
+// logGroups says which groups were made, and their GIDs where known.
+func logGroups(b *handlers.Boot, made []accounts.NewGroup) {
+	for _, g := range made {
+		if g.GID >= 0 {
+			b.Log.Info("created group", "group", g.Name, "gid", g.GID)
+		} else {
+			b.Log.Info("created group", "group", g.Name)
+		}
+	}
 }
 
 func orDefault(s, d string) string {

@@ -3,6 +3,7 @@ package accounts
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -145,9 +146,27 @@ func (t Tools) Run(ctx context.Context, name string, args []string, stdin []byte
 	return nil
 }
 
-// AddGroup creates group name.
-func (t Tools) AddGroup(ctx context.Context, name string) error {
-	return t.Run(ctx, "groupadd", []string{name}, nil)
+// AddGroups creates the groups, none of which exists yet: written
+// directly as groupadd writes them where that is the same (addGroups),
+// else with the image's groupadd, one at a time. It returns the groups
+// made, with their GIDs (-1 when groupadd chose it), up to an error.
+func (t Tools) AddGroups(ctx context.Context, names []string) ([]NewGroup, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	made, err := addGroups(ctx, t.Root, names)
+	var tool errUseGroupadd
+	if !errors.As(err, &tool) {
+		return made, err
+	}
+	made = nil
+	for _, n := range names {
+		if err := t.Run(ctx, "groupadd", []string{n}, nil); err != nil {
+			return made, err
+		}
+		made = append(made, NewGroup{Name: n, GID: -1})
+	}
+	return made, nil
 }
 
 // AddUser creates u.
