@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -256,20 +257,20 @@ func runHostKeys(ctx context.Context, b *handlers.Boot) error {
 		return err
 	}
 	root := rootfs.Owner{UID: 0, GID: 0}
+	// Durable together (one sync, not one a file); each public half
+	// after its key: a reader that sees the .pub finds its key.
+	var writes []rootfs.FileWrite
 	for i, k := range keys {
 		p := hostKeyPath(plan.keys[i].typ)
-		// The public half last: a reader that sees the .pub finds its key.
-		if err := b.Root.WriteFile(p, k.Private, rootfs.WriteOptions{Perm: 0o600, Owner: root}); err != nil {
-			return err
-		}
-		if err := b.Root.WriteFile(p+".pub", k.Public, rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
-			return err
-		}
+		writes = append(writes,
+			rootfs.FileWrite{Rel: p, Data: k.Private, Options: rootfs.WriteOptions{Perm: 0o600, Owner: root}},
+			rootfs.FileWrite{Rel: p + ".pub", Data: k.Public, Options: rootfs.WriteOptions{Perm: 0o644, Owner: root}})
 	}
-	for t, cert := range plan.certs {
-		if err := b.Root.WriteFile(hostKeyPath(t)+"-cert.pub", cert, rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
-			return err
-		}
+	for _, t := range slices.Sorted(maps.Keys(plan.certs)) {
+		writes = append(writes, rootfs.FileWrite{Rel: hostKeyPath(t) + "-cert.pub", Data: plan.certs[t], Options: rootfs.WriteOptions{Perm: 0o644, Owner: root}})
+	}
+	if err := b.Root.WriteFiles(writes); err != nil {
+		return err
 	}
 	if err := b.Root.WriteFile(hostKeysInstanceFile, []byte(b.InstanceID+"\n"), rootfs.WriteOptions{Perm: 0o644, Owner: root}); err != nil {
 		b.Note("could not write %s (%v): a boot of this instance that cannot record the handler makes new host keys", hostKeysInstanceFile, err)

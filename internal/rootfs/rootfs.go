@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -200,29 +201,145 @@ type WriteOptions struct {
 // WriteFile atomically replaces rel with data: readers see the old file
 // or the new one, never a mix, and a crash leaves one of them in place.
 func (r *Root) WriteFile(rel string, data []byte, o WriteOptions) error {
+	p, err := r.stage(rel, data, o, !o.NoSync)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(p.dfd)
+	crashPoint()
+	if err := p.publish(); err != nil {
+		return err
+	}
+	if o.NoSync {
+		return nil
+	}
+	if err := unix.Fsync(p.dfd); err != nil {
+		return &fs.PathError{Op: "fsync", Path: r.Path(p.dir), Err: err}
+	}
+	return nil
+}
+
+// FileWrite is one file of WriteFiles.
+type FileWrite struct {
+	Rel     string
+	Data    []byte
+	Options WriteOptions // NoSync is ignored: WriteFiles syncs once
+}
+
+// WriteFiles replaces several files as WriteFile does each, in order,
+// durable together: every new file is written under a temporary name and
+// the files are fsynced at once (a journaling file system commits them
+// together: one commit, not one a file), then they are renamed into
+// place and their directories fsynced. A crash leaves each file old or
+// new, never partly written; before the renames, nothing has changed.
+func (r *Root) WriteFiles(writes []FileWrite) error {
+	var staged []*stagedFile
+	defer func() {
+		for _, p := range staged {
+			if p.tmp != "" {
+				unix.Unlinkat(p.dfd, p.tmp, 0)
+			}
+			unix.Close(p.dfd)
+		}
+	}()
+	var fds []int
+	var paths []string
+	for _, w := range writes {
+		p, err := r.stage(w.Rel, w.Data, w.Options, false)
+		if err != nil {
+			return err
+		}
+		staged = append(staged, p)
+		fd, err := unix.Openat(p.dfd, p.tmp, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: r.Path(p.rel), Err: err}
+		}
+		fds, paths = append(fds, fd), append(paths, r.Path(p.rel))
+	}
+	err := SyncAll(fds, paths)
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	if err != nil {
+		return err
+	}
+	for _, p := range staged {
+		crashPoint()
+		if err := p.publish(); err != nil {
+			return err
+		}
+	}
+	fds, paths = fds[:0], paths[:0]
+	for _, p := range staged {
+		fds, paths = append(fds, p.dfd), append(paths, r.Path(p.dir))
+	}
+	return SyncAll(fds, paths)
+}
+
+// SyncAll fsyncs the descriptors (of the paths named, for errors) at
+// once, each in a goroutine: on a journaling file system the fsyncs
+// waiting together share a commit.
+func SyncAll(fds []int, paths []string) error {
+	errs := make([]error, len(fds))
+	var wg sync.WaitGroup
+	for i, fd := range fds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := unix.Fsync(fd); err != nil {
+				errs[i] = &fs.PathError{Op: "fsync", Path: paths[i], Err: err}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// stagedFile is a file's new content written under a temporary name in
+// its directory (dfd, open until the caller closes it).
+type stagedFile struct {
+	r              *Root
+	dfd            int
+	dir, name, tmp string
+	rel            string
+}
+
+// publish renames the staged file into place.
+func (p *stagedFile) publish() error {
+	if err := unix.Renameat(p.dfd, p.tmp, p.dfd, p.name); err != nil {
+		unix.Unlinkat(p.dfd, p.tmp, 0)
+		p.tmp = ""
+		return &fs.PathError{Op: "rename", Path: p.r.Path(p.rel), Err: err}
+	}
+	p.tmp = ""
+	return nil
+}
+
+// stage writes rel's new content under a temporary name beside it,
+// fsynced when sync is set.
+func (r *Root) stage(rel string, data []byte, o WriteOptions, sync bool) (*stagedFile, error) {
 	rel = clean(rel)
 	dir, name := filepath.Split(rel)
 	if name == "" {
-		return fmt.Errorf("write %s: not a file path", r.Path(rel))
+		return nil, fmt.Errorf("write %s: not a file path", r.Path(rel))
 	}
 	if o.MkdirPerm != 0 {
 		if err := r.MkdirAll(dir, o.MkdirPerm, NoOwner, o.Resolution); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if o.Resolution == Strict {
 		// Refuse to replace a symlink (or anything but a regular file).
 		if fi, err := r.Stat(rel, Strict); err == nil && !fi.Mode().IsRegular() {
-			return &fs.PathError{Op: "write", Path: r.Path(rel), Err: errors.New("exists and is not a regular file")}
+			return nil, &fs.PathError{Op: "write", Path: r.Path(rel), Err: errors.New("exists and is not a regular file")}
 		} else if err != nil && !errors.Is(err, unix.ENOENT) {
-			return err
+			return nil, err
 		}
 	}
 	dfd, err := r.open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0, o.Resolution)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer unix.Close(dfd)
 	perm := o.Perm
 	if perm == 0 {
 		perm = 0o644
@@ -237,13 +354,15 @@ func (r *Root) WriteFile(rel string, data []byte, o WriteOptions) error {
 		}
 	}
 	if err != nil {
-		return &fs.PathError{Op: "create", Path: r.Path(filepath.Join(dir, tmp)), Err: err}
+		unix.Close(dfd)
+		return nil, &fs.PathError{Op: "create", Path: r.Path(filepath.Join(dir, tmp)), Err: err}
 	}
 	f := os.NewFile(uintptr(fd), tmp)
-	fail := func(op string, err error) error {
+	fail := func(op string, err error) (*stagedFile, error) {
 		f.Close()
 		unix.Unlinkat(dfd, tmp, 0)
-		return &fs.PathError{Op: op, Path: r.Path(rel), Err: err}
+		unix.Close(dfd)
+		return nil, &fs.PathError{Op: op, Path: r.Path(rel), Err: err}
 	}
 	if _, err := f.Write(data); err != nil {
 		return fail("write", err)
@@ -256,27 +375,17 @@ func (r *Root) WriteFile(rel string, data []byte, o WriteOptions) error {
 	if err := f.Chmod(perm.Perm()); err != nil {
 		return fail("chmod", err)
 	}
-	if !o.NoSync {
+	if sync {
 		if err := f.Sync(); err != nil {
 			return fail("fsync", err)
 		}
 	}
 	if err := f.Close(); err != nil {
 		unix.Unlinkat(dfd, tmp, 0)
-		return &fs.PathError{Op: "close", Path: r.Path(rel), Err: err}
+		unix.Close(dfd)
+		return nil, &fs.PathError{Op: "close", Path: r.Path(rel), Err: err}
 	}
-	crashPoint()
-	if err := unix.Renameat(dfd, tmp, dfd, name); err != nil {
-		unix.Unlinkat(dfd, tmp, 0)
-		return &fs.PathError{Op: "rename", Path: r.Path(rel), Err: err}
-	}
-	if o.NoSync {
-		return nil
-	}
-	if err := unix.Fsync(dfd); err != nil {
-		return &fs.PathError{Op: "fsync", Path: r.Path(dir), Err: err}
-	}
-	return nil
+	return &stagedFile{r: r, dfd: dfd, dir: dir, name: name, tmp: tmp, rel: rel}, nil
 }
 
 // Remove removes rel (a file or an empty directory); a missing rel is not an error.

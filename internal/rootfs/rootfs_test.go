@@ -161,3 +161,48 @@ func TestResolveNamesTheHostPathInsideTheRoot(t *testing.T) {
 		t.Errorf("Resolve of a missing path: %v, want not exist", err)
 	}
 }
+
+// WriteFiles puts every file in place, in two directories, with its
+// mode; one that cannot be written leaves every file as it was and no
+// temporary behind.
+func TestWriteFilesPublishesAllOrNothingWritten(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	os.MkdirAll(filepath.Join(dir, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc/ssh/key"), []byte("old"), 0o600)
+	writes := []FileWrite{
+		{Rel: "etc/ssh/key", Data: []byte("new"), Options: WriteOptions{Perm: 0o600}},
+		{Rel: "etc/ssh/key.pub", Data: []byte("pub"), Options: WriteOptions{Perm: 0o644}},
+		{Rel: "etc/marker", Data: []byte("m"), Options: WriteOptions{Perm: 0o640}},
+	}
+	if err := r.WriteFiles(writes); err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]string{"etc/ssh/key": "new -rw-------", "etc/ssh/key.pub": "pub -rw-r--r--", "etc/marker": "m -rw-r-----"} {
+		b, _ := os.ReadFile(filepath.Join(dir, rel))
+		fi, _ := os.Stat(filepath.Join(dir, rel))
+		if got := fmt.Sprintf("%s %v", b, fi.Mode()); got != want {
+			t.Errorf("%s: %s, want %s", rel, got, want)
+		}
+	}
+
+	os.Symlink("/etc/shadow", filepath.Join(dir, "etc/ssh/link"))
+	err = r.WriteFiles([]FileWrite{
+		{Rel: "etc/ssh/key", Data: []byte("newer")},
+		{Rel: "etc/ssh/link", Data: []byte("x"), Options: WriteOptions{Resolution: Strict}},
+	})
+	if err == nil {
+		t.Fatal("a write over a symlink under Strict succeeded")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "etc/ssh/key")); string(b) != "new" {
+		t.Errorf("etc/ssh/key is %q after a refused WriteFiles, want the previous content", b)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "etc/ssh"))
+	if len(ents) != 3 {
+		t.Errorf("etc/ssh holds %d entries, want key, key.pub and link only", len(ents))
+	}
+}
