@@ -74,9 +74,11 @@ func defaultUserName(cfg interface {
 	return uc.DefaultUser.Name, nil
 }
 
-// usersHandler creates the default user and cloud-config `users:` with the
-// image's useradd/usermod (their missing groups as groupadd makes them:
-// accounts.Tools.AddGroups), sets or locks passwords, applies
+// usersHandler creates the default user and cloud-config `users:` and
+// their missing groups as the image's useradd and groupadd make them
+// (accounts.Tools: written directly where that is the same, else the
+// tools), adds existing users to groups with usermod, sets or locks
+// passwords, applies
 // cloud-config chpasswd, and installs sudo rules (checked by visudo).
 // Accounts, groups and sudo rules converge when it runs again; each
 // account's password field is decided at most once per instance

@@ -37,7 +37,7 @@ func accountTree(t *testing.T, group, loginDefs string, extra map[string]string)
 		}
 	}
 	files := map[string]string{"group": group, "gshadow": gshadow.String(), "login.defs": loginDefs,
-		"passwd": "root:x:0:0:root:/root:/bin/bash\n"}
+		"passwd": "root:x:0:0:root:/root:/bin/bash\n", "os-release": "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n"}
 	for k, v := range extra {
 		files[k] = v
 	}
@@ -92,17 +92,22 @@ func TestGroupsAreWrittenAsTheImagesGroupaddWritesThem(t *testing.T) {
 	for _, tt := range []struct {
 		name, group, defs string
 		add               []string
+		noGshadow         bool
 	}{
-		{"a Debian image's netdev", debianGroups, defs, []string{"netdev"}},
-		{"above the highest in the range", debianGroups + "a:x:1000:\nb:x:1500:\nc:x:70000:\n", defs, []string{"dev"}},
-		{"the highest is GID_MAX: the lowest free", debianGroups + "a:x:1000:\nb:x:1001:\nc:x:60000:\n", defs, []string{"dev"}},
-		{"several at once", debianGroups, defs, []string{"netdev", "docker", "wheel"}},
-		{"no newline at the end", strings.TrimSuffix(debianGroups, "\n"), defs, []string{"netdev"}},
-		{"login.defs moves the range", debianGroups, "# comment\nGID_MIN\t\t 2000\nGID_MAX 3000\n", []string{"netdev"}},
-		{"no login.defs values", debianGroups, "", []string{"netdev"}},
+		{"a Debian image's netdev", debianGroups, defs, []string{"netdev"}, false},
+		{"above the highest in the range", debianGroups + "a:x:1000:\nb:x:1500:\nc:x:70000:\n", defs, []string{"dev"}, false},
+		{"the highest is GID_MAX: the lowest free", debianGroups + "a:x:1000:\nb:x:1001:\nc:x:60000:\n", defs, []string{"dev"}, false},
+		{"several at once", debianGroups, defs, []string{"netdev", "docker", "wheel"}, false},
+		{"no newline at the end", strings.TrimSuffix(debianGroups, "\n"), defs, []string{"netdev"}, false},
+		{"login.defs moves the range", debianGroups, "# comment\nGID_MIN\t\t 2000\nGID_MAX 3000\n", []string{"netdev"}, false},
+		{"no login.defs values", debianGroups, "", []string{"netdev"}, false},
+		{"no gshadow", debianGroups, defs, []string{"netdev"}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			theirs := accountTree(t, tt.group, tt.defs, nil)
+			if tt.noGshadow {
+				os.Remove(filepath.Join(theirs, "etc/gshadow"))
+			}
 			ours, pristine := copyTree(t, theirs), copyTree(t, theirs)
 			for _, n := range tt.add {
 				if out, err := exec.Command(groupadd, "--root", theirs, n).CombinedOutput(); err != nil {
@@ -134,7 +139,7 @@ func TestGroupsAreWrittenAsTheImagesGroupaddWritesThem(t *testing.T) {
 			}
 			entries, _ := os.ReadDir(filepath.Join(ours, "etc"))
 			for _, e := range entries {
-				if strings.HasSuffix(e.Name(), ".lock") && e.Name() != ".pwd.lock" || strings.HasSuffix(e.Name(), "+") ||
+				if strings.HasSuffix(e.Name(), ".lock") && e.Name() != ".pwd.lock" || strings.HasSuffix(e.Name(), "+") || strings.Contains(e.Name(), "flint-tmp") ||
 					strings.Contains(e.Name(), "."+strconv.Itoa(os.Getpid())) {
 					t.Errorf("left behind: etc/%s", e.Name())
 				}
@@ -157,12 +162,13 @@ func TestGroupsNeedGroupaddWhereTheImageAsksForMore(t *testing.T) {
 		{"NIS lines", debianGroups + "+:::\n", nil, "netdev"},
 		{"a stale gshadow entry", debianGroups, map[string]string{"gshadow": "netdev:!::\n"}, "netdev"},
 		{"a name outside the portable set", debianGroups, nil, "Dev.Ops"},
+		{"not a Debian-family image", debianGroups, map[string]string{"os-release": "ID=fedora\n"}, "netdev"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := accountTree(t, tt.group, "", tt.extra)
 			before := fileFacts(t, filepath.Join(dir, "etc/group"))
 			_, err := addGroups(context.Background(), mustRoot(t, dir), []string{tt.add})
-			var use errUseGroupadd
+			var use errUseTool
 			if !errors.As(err, &use) {
 				t.Fatalf("got %v, want groupadd asked for", err)
 			}
@@ -177,7 +183,7 @@ func TestGroupsNeedGroupaddWhereTheImageAsksForMore(t *testing.T) {
 	t.Run("no etc/group", func(t *testing.T) {
 		dir := accountTree(t, debianGroups, "", nil)
 		os.Remove(filepath.Join(dir, "etc/group"))
-		var use errUseGroupadd
+		var use errUseTool
 		if _, err := addGroups(context.Background(), mustRoot(t, dir), []string{"netdev"}); !errors.As(err, &use) {
 			t.Fatalf("got %v, want groupadd asked for", err)
 		}

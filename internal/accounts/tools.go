@@ -155,7 +155,7 @@ func (t Tools) AddGroups(ctx context.Context, names []string) ([]NewGroup, error
 		return nil, nil
 	}
 	made, err := addGroups(ctx, t.Root, names)
-	var tool errUseGroupadd
+	var tool errUseTool
 	if !errors.As(err, &tool) {
 		return made, err
 	}
@@ -169,8 +169,14 @@ func (t Tools) AddGroups(ctx context.Context, names []string) ([]NewGroup, error
 	return made, nil
 }
 
-// AddUser creates u.
+// AddUser creates u: written directly as useradd writes it where that
+// is the same (addUser), else with the image's useradd.
 func (t Tools) AddUser(ctx context.Context, u NewUser) error {
+	_, _, err := addUser(ctx, t.Root, u, time.Now())
+	var tool errUseTool
+	if !errors.As(err, &tool) {
+		return err
+	}
 	return t.Run(ctx, "useradd", UseraddArgs(u), nil)
 }
 
