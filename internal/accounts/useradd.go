@@ -72,14 +72,15 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 		home = path.Join(orDefault(defaults["HOME"], "/home"), u.Name)
 	}
 	shell := orDefault(u.Shell, defaults["SHELL"])
-	if !path.IsAbs(home) || shell != "" && !path.IsAbs(shell) {
+	if shell == "" {
+		return use("no shell given and none in etc/default/useradd")
+	}
+	if !path.IsAbs(home) || !path.IsAbs(shell) {
 		return use("a relative home or shell")
 	}
-	if shell != "" {
-		// useradd warns of it in its output.
-		if fi, err := root.Stat(shell, rootfs.InRoot); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-			return use("the shell " + shell + " is missing or not executable")
-		}
+	// useradd warns of it in its output.
+	if fi, err := root.Stat(shell, rootfs.InRoot); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		return use("the shell " + shell + " is missing or not executable")
 	}
 	skel := orDefault(defaults["SKEL"], "/etc/skel")
 	var skelTree []skelEntry

@@ -202,6 +202,7 @@ func TestUsersNeedUseraddWhereTheImageAsksForMore(t *testing.T) {
 		}, def},
 		{"a mail spool", func(dir string) { appendFile(dir, "etc/default/useradd", "CREATE_MAIL_SPOOL=yes\n") }, def},
 		{"a shell the image does not have", nil, NewUser{Name: "admin", Shell: "/bin/zsh"}},
+		{"no shell anywhere", func(dir string) { os.WriteFile(filepath.Join(dir, "etc/default/useradd"), nil, 0o644) }, NewUser{Name: "admin"}},
 		{"a GECOS field with a colon", nil, NewUser{Name: "admin", Gecos: "a:b"}},
 		{"users from LDAP", func(dir string) { appendFile(dir, "etc/nsswitch.conf", "passwd: files ldap\n") }, def},
 		{"not a Debian-family image", func(dir string) { os.WriteFile(filepath.Join(dir, "etc/os-release"), []byte("ID=fedora\n"), 0o644) }, def},
