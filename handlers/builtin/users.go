@@ -469,10 +469,12 @@ func runUsers(ctx context.Context, b *handlers.Boot) error {
 // logGroups says which groups were made, and their GIDs where known.
 func logGroups(b *handlers.Boot, made []accounts.NewGroup) {
 	for _, g := range made {
+		// The journal shows the message, not its fields: the name and
+		// the id are in it, as groupadd's own log line has them.
 		if g.GID >= 0 {
-			b.Log.Info("created group", "group", g.Name, "gid", g.GID)
+			b.Log.Info(fmt.Sprintf("created group %s (GID %d)", g.Name, g.GID), "group", g.Name, "gid", g.GID)
 		} else {
-			b.Log.Info("created group", "group", g.Name)
+			b.Log.Info("created group "+g.Name, "group", g.Name)
 		}
 	}
 }
@@ -496,10 +498,15 @@ func ensureUser(ctx context.Context, b *handlers.Boot, t accounts.Tools, u userS
 			// once: no usermod after useradd.
 			nu.Password = accounts.LockedField
 		}
-		if err := t.AddUser(ctx, nu); err != nil {
+		made, err := t.AddUser(ctx, nu)
+		if err != nil {
 			return err
 		}
-		b.Log.Info("created user", "user", s.Name)
+		if made.UID >= 0 {
+			b.Log.Info(fmt.Sprintf("created user %s (UID %d, GID %d, home %s)", s.Name, made.UID, made.GID, made.Home), "user", s.Name, "uid", made.UID)
+		} else {
+			b.Log.Info("created user "+s.Name, "user", s.Name)
+		}
 	} else if len(u.appendGroups) > 0 {
 		if err := t.AppendGroups(ctx, s.Name, u.appendGroups); err != nil {
 			return err

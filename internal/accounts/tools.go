@@ -169,15 +169,22 @@ func (t Tools) AddGroups(ctx context.Context, names []string) ([]NewGroup, error
 	return made, nil
 }
 
+// MadeUser is an account AddUser made: its ids and home (-1 and "" when
+// useradd chose them).
+type MadeUser struct {
+	UID, GID int
+	Home     string
+}
+
 // AddUser creates u: written directly as useradd writes it where that
 // is the same (addUser), else with the image's useradd.
-func (t Tools) AddUser(ctx context.Context, u NewUser) error {
-	_, _, err := addUser(ctx, t.Root, u, time.Now())
+func (t Tools) AddUser(ctx context.Context, u NewUser) (MadeUser, error) {
+	uid, gid, home, err := addUser(ctx, t.Root, u, time.Now())
 	var tool errUseTool
 	if !errors.As(err, &tool) {
-		return err
+		return MadeUser{UID: uid, GID: gid, Home: home}, err
 	}
-	return t.Run(ctx, "useradd", UseraddArgs(u), nil)
+	return MadeUser{UID: -1, GID: -1}, t.Run(ctx, "useradd", UseraddArgs(u), nil)
 }
 
 // AppendGroups adds user to groups, keeping the groups it is in.

@@ -35,8 +35,8 @@ import (
 // not, a skeleton with anything but files and directories, lastlog or
 // faillog records to reset, a mail spool or defaults it does not model,
 // a directory in the skeleton.
-func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (uid, gid int, err error) {
-	use := func(why string) (int, int, error) { return 0, 0, errUseTool{"useradd", why} }
+func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (uid, gid int, home string, err error) {
+	use := func(why string) (int, int, string, error) { return 0, 0, "", errUseTool{"useradd", why} }
 	switch {
 	case u.System || u.UID != nil || u.PrimaryGroup != "" || u.NoUserGroup || u.Expiredate != "" || u.Inactive != "":
 		return use("an option flint does not model")
@@ -52,7 +52,7 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 		}
 	}
 	if err := directCheck(root, "useradd", "passwd", "group", "shadow"); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	defaults := keyValues(root, "etc/default/useradd", "=")
 	for k, v := range defaults {
@@ -67,7 +67,7 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 	if _, ok := defs["MAX_MEMBERS_PER_GROUP"]; ok {
 		return use("login.defs sets MAX_MEMBERS_PER_GROUP")
 	}
-	home := u.HomeDir
+	home = u.HomeDir
 	if home == "" {
 		home = path.Join(orDefault(defaults["HOME"], "/home"), u.Name)
 	}
@@ -103,7 +103,7 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 
 	t, err := beginTxn(ctx, root, "useradd", []string{"passwd", "shadow", "group"}, []string{"gshadow", "subuid", "subgid"})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	defer t.close()
 	switch {
@@ -182,17 +182,17 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 		t.appendLines("subgid", fmt.Sprintf("%s:%d:%d", u.Name, subGID, defNum(defs, "SUB_GID_COUNT", 65536)))
 	}
 	if err := t.commit(); err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
 	t.close()
 	if u.NoCreateHome {
-		return uid, gid, nil
+		return uid, gid, home, nil
 	}
 	mode := uint32(defNum(defs, "HOME_MODE", 0o777&^defNum(defs, "UMASK", 0o22)))
 	if err := makeHome(root, home, skelTree, mode, uid, gid); err != nil {
-		return uid, gid, fmt.Errorf("useradd %s: the account was made, its home %s not: %w", u.Name, home, err)
+		return uid, gid, home, fmt.Errorf("useradd %s: the account was made, its home %s not: %w", u.Name, home, err)
 	}
-	return uid, gid, nil
+	return uid, gid, home, nil
 }
 
 func orDefault(s, d string) string {

@@ -142,9 +142,12 @@ func TestUsersAreMadeAsTheImagesUseraddMakesThem(t *testing.T) {
 			if out, err := exec.Command(useradd, append([]string{"--root", theirs}, UseraddArgs(u)...)...).CombinedOutput(); err != nil {
 				t.Fatalf("useradd: %v %s", err, out)
 			}
-			_, _, err := addUser(context.Background(), mustRoot(t, ours), u, time.Now())
+			uid, gid, home, err := addUser(context.Background(), mustRoot(t, ours), u, time.Now())
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want, err := LookupUser(mustRoot(t, theirs), u.Name); err != nil || uid != want.UID || gid != want.GID || home != want.Home {
+				t.Errorf("addUser said UID %d, GID %d, home %s; useradd made %+v (%v)", uid, gid, home, want, err)
 			}
 			for _, f := range []string{"passwd", "shadow", "group", "gshadow", "subuid", "subgid", "passwd-", "shadow-", "group-", "gshadow-", "subuid-", "subgid-"} {
 				want, got := fileFacts(t, filepath.Join(theirs, "etc", f)), fileFacts(t, filepath.Join(ours, "etc", f))
@@ -152,7 +155,7 @@ func TestUsersAreMadeAsTheImagesUseraddMakesThem(t *testing.T) {
 					t.Errorf("etc/%s:\n got %q\nwant %q", f, got, want)
 				}
 			}
-			home := strings.TrimPrefix(orDefault(u.HomeDir, "/home/"+u.Name), "/")
+			home = strings.TrimPrefix(home, "/")
 			if want, got := treeFacts(t, filepath.Join(theirs, home)), treeFacts(t, filepath.Join(ours, home)); got != want {
 				t.Errorf("the home:\n got %s\nwant %s", got, want)
 			}
@@ -213,7 +216,7 @@ func TestUsersNeedUseraddWhereTheImageAsksForMore(t *testing.T) {
 				tt.change(dir)
 			}
 			before := fileFacts(t, filepath.Join(dir, "etc/passwd")) + fileFacts(t, filepath.Join(dir, "etc/group"))
-			_, _, err := addUser(context.Background(), mustRoot(t, dir), tt.user, time.Now())
+			_, _, _, err := addUser(context.Background(), mustRoot(t, dir), tt.user, time.Now())
 			var use errUseTool
 			if !errors.As(err, &use) || use.tool != "useradd" {
 				t.Fatalf("got %v, want useradd asked for", err)
