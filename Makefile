@@ -87,20 +87,15 @@ test: deps build lint packages
 	@$(MAKE) --no-print-directory fuzz
 
 # Every fuzz target (func Fuzz* in a _test.go) for FUZZTIME each, one
-# worker so the run stays within a small machine, in the same private
-# network namespace as the suite. A finding fails and is kept in the
-# package's testdata/fuzz for `go test` to replay. Minimizing a new
-# input may take 60 s by default, and a time budget that ends during it
-# fails the target with "context deadline exceeded": FUZZMINIMIZE bounds it.
+# worker, in a private network namespace (scripts/fuzz.sh). A finding
+# fails and is kept in the package's testdata/fuzz for `go test` to
+# replay. Minimizing a new input may take 60 s by default, and a time
+# budget that ends during it fails the target with "context deadline
+# exceeded": FUZZMINIMIZE bounds it.
 FUZZTIME ?= 10s
 FUZZMINIMIZE ?= 1s
 fuzz:
-	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
-		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
-			echo "fuzz $$(dirname $$f) $$t $(FUZZTIME)"; \
-			unshare -n sh -c "ip link set lo up && GOPROXY=off $(GO) test -run '^\$$' -fuzz '^$$t\$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) -parallel 1 $$(dirname $$f)" || exit 1; \
-		done; \
-	done
+	@sh scripts/fuzz.sh "$(GO)" $(FUZZTIME) $(FUZZMINIMIZE)
 
 # The systemd guest alone (make test runs it too): a Debian 12 image with
 # flint installed, booted under QEMU, logged into over SSH.

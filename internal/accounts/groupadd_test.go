@@ -180,6 +180,20 @@ func TestGroupsNeedGroupaddWhereTheImageAsksForMore(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an SELinux label", func(t *testing.T) {
+		testenv.Root(t)
+		dir := accountTree(t, debianGroups, "", nil)
+		if err := unix.Setxattr(filepath.Join(dir, "etc/group"), "security.selinux", []byte("system_u:object_r:passwd_file_t:s0\x00"), 0); err != nil {
+			t.Fatal(err)
+		}
+		var use errUseTool
+		if _, err := addGroups(context.Background(), mustRoot(t, dir), []string{"netdev"}); !errors.As(err, &use) {
+			t.Fatalf("got %v, want groupadd asked for", err)
+		}
+		if strings.Contains(fileFacts(t, filepath.Join(dir, "etc/group")), "netdev") {
+			t.Error("etc/group written")
+		}
+	})
 	t.Run("no etc/group", func(t *testing.T) {
 		dir := accountTree(t, debianGroups, "", nil)
 		os.Remove(filepath.Join(dir, "etc/group"))

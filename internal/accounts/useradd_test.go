@@ -207,10 +207,16 @@ func TestUsersNeedUseraddWhereTheImageAsksForMore(t *testing.T) {
 		{"a shell the image does not have", nil, NewUser{Name: "admin", Shell: "/bin/zsh"}},
 		{"no shell anywhere", func(dir string) { os.WriteFile(filepath.Join(dir, "etc/default/useradd"), nil, 0o644) }, NewUser{Name: "admin"}},
 		{"a GECOS field with a colon", nil, NewUser{Name: "admin", Gecos: "a:b"}},
+		{"an SELinux label on passwd", func(dir string) {
+			unix.Setxattr(filepath.Join(dir, "etc/passwd"), "security.selinux", []byte("system_u:object_r:passwd_file_t:s0\x00"), 0)
+		}, def},
 		{"users from LDAP", func(dir string) { appendFile(dir, "etc/nsswitch.conf", "passwd: files ldap\n") }, def},
 		{"not a Debian-family image", func(dir string) { os.WriteFile(filepath.Join(dir, "etc/os-release"), []byte("ID=fedora\n"), 0o644) }, def},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if strings.Contains(tt.name, "SELinux") {
+				testenv.Root(t) // security.* attributes need CAP_SYS_ADMIN
+			}
 			dir := userTree(t, debianUserFiles())
 			if tt.change != nil {
 				tt.change(dir)
