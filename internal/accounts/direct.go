@@ -60,7 +60,7 @@ func directCheck(root *rootfs.Root, tool string, dbs ...string) error {
 			if strings.HasPrefix(src, "[") || strings.HasSuffix(src, "]") || src == "files" || src == "systemd" {
 				continue
 			}
-			return errUseTool{tool, strings.TrimSpace(k) + " also come from " + src + " (etc/nsswitch.conf)"}
+			return errUseTool{tool, "entries of " + strings.TrimSpace(k) + " also come from " + src + " (etc/nsswitch.conf)"}
 		}
 	}
 	return nil
@@ -167,8 +167,8 @@ func beginTxn(ctx context.Context, root *rootfs.Root, tool string, required, opt
 		if af.old, err = readAt(t.dfd, f, &af.st); err != nil {
 			return nil, &os.PathError{Op: "read", Path: root.Path("etc/" + f), Err: err}
 		}
-		if hasNIS(af.old) {
-			return nil, errUseTool{tool, "etc/" + f + " has NIS entries"}
+		if why := notCanonical(f, af.old); why != "" {
+			return nil, errUseTool{tool, "etc/" + f + ": " + why}
 		}
 		t.files[f] = af
 		t.order = append(t.order, f)
@@ -367,17 +367,37 @@ func keyValues(root *rootfs.Root, rel string, sep string) map[string]string {
 		}
 		var k, v string
 		if sep == "" {
-			f := strings.Fields(line)
-			k = f[0]
-			if len(f) > 1 {
-				v = f[1]
+			if i := strings.IndexAny(line, " \t"); i >= 0 {
+				k, v = line[:i], line[i+1:]
+			} else {
+				k, v = line, ""
 			}
 		} else {
 			k, v, _ = strings.Cut(line, sep)
 		}
-		kv[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"`)
+		// As the tools take them: the rest of the line, unquoted only
+		// where login.defs quotes it whole.
+		v = strings.TrimSpace(v)
+		if sep == "" && len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		kv[strings.TrimSpace(k)] = v
 	}
 	return kv
+}
+
+// badNums names the first of keys whose login.defs value is not a
+// number the tools read ("" when all are numbers or absent): the tools
+// complain of one and fall back to their own default.
+func badNums(defs map[string]string, keys ...string) string {
+	for _, k := range keys {
+		if v, ok := defs[k]; ok {
+			if _, err := strconv.ParseInt(v, 0, 64); err != nil {
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 // defNum is a login.defs number (decimal, or octal with a leading 0, as
@@ -421,15 +441,85 @@ func newID(used map[int]bool, lo, hi int) (int, bool) {
 	return 0, false
 }
 
-// hasNIS reports whether an account file has NIS compat lines, which
-// shadow's tools keep at the end.
-func hasNIS(b []byte) bool {
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if len(line) > 0 && (line[0] == '+' || line[0] == '-') {
-			return true
+// fileFields is the number of fields of each account file's entries,
+// and which of them are ids and which member lists.
+var fileFields = map[string]struct {
+	n          int
+	ids, lists []int
+}{
+	"passwd":  {n: 7, ids: []int{2, 3}},
+	"shadow":  {n: 9},
+	"group":   {n: 4, ids: []int{2}, lists: []int{3}},
+	"gshadow": {n: 4, lists: []int{2, 3}},
+	"subuid":  {n: 3, ids: []int{1, 2}},
+	"subgid":  {n: 3, ids: []int{1, 2}},
+}
+
+// notCanonical says why an account file is not in the form the tools
+// write it ("" when it is): every line an entry with exactly its
+// fields, ids in plain decimal, member lists without empty members;
+// subordinate ranges in order. The tools read "#" lines and lines of
+// other lengths differently from each other and rewrite a line they
+// change (and sort subordinate ranges): only where the file is as they
+// write it is an edit of its text the same as theirs. NIS lines ("+",
+// "-") fail too: the tools keep them at the end.
+func notCanonical(file string, b []byte) string {
+	spec, ok := fileFields[file]
+	if !ok {
+		return "not an account file"
+	}
+	text := strings.TrimSuffix(string(b), "\n")
+	if text == "" {
+		return ""
+	}
+	prev := -1
+	for i, line := range strings.Split(text, "\n") {
+		f := strings.Split(line, ":")
+		switch {
+		case line == "":
+			return fmt.Sprintf("line %d is empty", i+1)
+		case len(f) != spec.n || !systemName(f[0]) || f[0][0] == '-':
+			return fmt.Sprintf("line %d is not an entry as the tools write one", i+1)
+		}
+		for _, k := range spec.ids {
+			if n, err := strconv.Atoi(f[k]); err != nil || n < 0 || strconv.Itoa(n) != f[k] {
+				return fmt.Sprintf("line %d has an id %q", i+1, f[k])
+			}
+		}
+		for _, k := range spec.lists {
+			if f[k] == "" {
+				continue
+			}
+			for _, m := range strings.Split(f[k], ",") {
+				if m == "" {
+					return fmt.Sprintf("line %d has an empty member", i+1)
+				}
+			}
+		}
+		if file == "subuid" || file == "subgid" {
+			start, _ := strconv.Atoi(f[1])
+			if start < prev {
+				return "its ranges are not in order (the tools sort them)"
+			}
+			prev = start
 		}
 	}
-	return false
+	return ""
+}
+
+// systemName accepts the names the image's existing entries have:
+// letters, digits, "_", "-", "." (Debian's _apt, systemd-network); not
+// "#" comments, NIS "+" lines, a Samba machine account's "$".
+func systemName(n string) bool {
+	if n == "" || len(n) > 32 {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // lockWait bounds the wait for etc/.pwd.lock, as lckpwdf(3) does.
@@ -488,8 +578,12 @@ func lockFile(dfd int, name, path string) (release func(), err error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "lock", Path: path + ".lock", Err: err}
 	}
-	holder, _ := strconv.Atoi(string(bytes.TrimRight(b, "\x00\n")))
-	if holder > 0 && unix.Kill(holder, 0) != unix.ESRCH {
+	holder, err := strconv.Atoi(string(bytes.TrimRight(b, "\x00\n")))
+	if err != nil || holder <= 0 {
+		// As the tools: a lock without a pid is not taken over.
+		return nil, fmt.Errorf("%s.lock exists without a process id in it: not taken over; remove it if no tool is running", path)
+	}
+	if unix.Kill(holder, 0) != unix.ESRCH {
 		return nil, fmt.Errorf("%s is locked by process %d", path, holder)
 	}
 	if err := unix.Unlinkat(dfd, lock, 0); err != nil && err != unix.ENOENT {

@@ -41,6 +41,9 @@ func addGroups(ctx context.Context, root *rootfs.Root, names []string) ([]NewGro
 	exists := entryNames(t.text("group"), 4)
 	inShadow := entryNames(t.text("gshadow"), 4)
 	defs := keyValues(root, "etc/login.defs", "")
+	if k := badNums(defs, "GID_MIN", "GID_MAX"); k != "" {
+		return nil, errUseTool{"groupadd", "login.defs' " + k + " is not a number"}
+	}
 	lo, hi := defNum(defs, "GID_MIN", 1000), defNum(defs, "GID_MAX", 60000)
 	var made []NewGroup
 	for _, n := range names {

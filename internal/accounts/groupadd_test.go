@@ -162,6 +162,9 @@ func TestGroupsNeedGroupaddWhereTheImageAsksForMore(t *testing.T) {
 		{"NIS lines", debianGroups + "+:::\n", nil, "netdev"},
 		{"a stale gshadow entry", debianGroups, map[string]string{"gshadow": "netdev:!::\n"}, "netdev"},
 		{"a name outside the portable set", debianGroups, nil, "Dev.Ops"},
+		{"a comment line", debianGroups + "#oldg:x:1500:\n", nil, "netdev"},
+		{"a line with an extra field", debianGroups + "odd:x:1500::\n", nil, "netdev"},
+		{"a login.defs number with a comment", debianGroups, map[string]string{"login.defs": "GID_MIN 2000 # mine\n"}, "netdev"},
 		{"not a Debian-family image", debianGroups, map[string]string{"os-release": "ID=fedora\n"}, "netdev"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +175,7 @@ func TestGroupsNeedGroupaddWhereTheImageAsksForMore(t *testing.T) {
 			if !errors.As(err, &use) {
 				t.Fatalf("got %v, want groupadd asked for", err)
 			}
+			t.Log(err)
 			if after := fileFacts(t, filepath.Join(dir, "etc/group")); after != before {
 				t.Errorf("etc/group changed: %q", after)
 			}
@@ -230,6 +234,14 @@ func TestGroupLocksAndExistingGroups(t *testing.T) {
 	}
 	if strings.Contains(fileFacts(t, filepath.Join(dir, "etc/group")), "netdev") {
 		t.Fatal("written under another process's lock")
+	}
+	// One without a pid: not taken over, as the tools do not.
+	os.WriteFile(lock, nil, 0o600)
+	if _, err := addGroups(ctx, mustRoot(t, dir), []string{"netdev"}); err == nil || !strings.Contains(err.Error(), "without a process id") {
+		t.Fatalf("a lock without a pid: %v", err)
+	}
+	if strings.Contains(fileFacts(t, filepath.Join(dir, "etc/group")), "netdev") {
+		t.Fatal("written under a lock without a pid")
 	}
 	// A dead one: a process that has exited.
 	dead := exec.Command("true")

@@ -42,8 +42,8 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 		return use("an option flint does not model")
 	case !portableName(u.Name):
 		return use(fmt.Sprintf("%q is outside the portable name set", u.Name))
-	case strings.ContainsAny(u.Gecos, ":\n") || strings.ContainsAny(u.HomeDir, ":\n") || strings.ContainsAny(u.Shell, ":\n") ||
-		strings.ContainsAny(u.Password, ":\n"):
+	case strings.ContainsAny(u.Gecos, ":\n\x00") || strings.ContainsAny(u.HomeDir, ":\n\x00") || strings.ContainsAny(u.Shell, ":\n\x00") ||
+		strings.ContainsAny(u.Password, ":\n\x00"):
 		return use("a field useradd would refuse")
 	}
 	for _, g := range u.Groups {
@@ -51,13 +51,18 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 			return use(fmt.Sprintf("group %q is outside the portable name set", g))
 		}
 	}
-	if err := directCheck(root, "useradd", "passwd", "group", "shadow"); err != nil {
+	if err := directCheck(root, "useradd", "passwd", "group", "shadow", "subid"); err != nil {
 		return 0, 0, "", err
 	}
 	defaults := keyValues(root, "etc/default/useradd", "=")
 	for k, v := range defaults {
 		switch {
-		case k == "SHELL" || k == "HOME" || k == "SKEL" || k == "GROUP":
+		case k == "SHELL" || k == "HOME" || k == "SKEL":
+			// Used as written: "/home/" makes "/home//name", quotes stay.
+			if !path.IsAbs(v) || path.Clean(v) != v || strings.ContainsAny(v, "\"' \t") {
+				return use("etc/default/useradd's " + k + " is not a clean absolute path")
+			}
+		case k == "GROUP":
 		case k == "INACTIVE" && v == "-1", k == "EXPIRE" && v == "", k == "CREATE_MAIL_SPOOL" && v == "no", k == "LOG_INIT":
 		default:
 			return use("etc/default/useradd sets " + k)
@@ -66,6 +71,10 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 	defs := keyValues(root, "etc/login.defs", "")
 	if _, ok := defs["MAX_MEMBERS_PER_GROUP"]; ok {
 		return use("login.defs sets MAX_MEMBERS_PER_GROUP")
+	}
+	if k := badNums(defs, "UID_MIN", "UID_MAX", "GID_MIN", "GID_MAX", "PASS_MIN_DAYS", "PASS_MAX_DAYS", "PASS_WARN_AGE",
+		"UMASK", "HOME_MODE", "SUB_UID_MIN", "SUB_UID_MAX", "SUB_UID_COUNT", "SUB_GID_MIN", "SUB_GID_MAX", "SUB_GID_COUNT"); k != "" {
+		return use("login.defs' " + k + " is not a number")
 	}
 	home = u.HomeDir
 	if home == "" {
@@ -170,7 +179,9 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 				f[3] += "," + u.Name
 			}
 		}
-		t.editEntry("group", g, 4, addMember)
+		if !t.editEntry("group", g, 4, addMember) {
+			return use("group " + g + " has no entry flint can edit")
+		}
 		t.editEntry("gshadow", g, 4, addMember)
 	}
 	t.appendLines("group", fmt.Sprintf("%s:%s:%d:", u.Name, groupPasswd(t), gid))
@@ -299,57 +310,68 @@ func readSkel(root *rootfs.Root, skel string) ([]skelEntry, error) {
 
 // makeHome makes the home with mode, owned by uid:gid, and copies the
 // skeleton into it as useradd does: each file owned by the user, with
-// its mode and its access and modification times.
+// its mode and its access and modification times. Everything is done
+// through descriptors, nothing by path below the home: a process of
+// the user's (a reused UID) cannot redirect it.
 func makeHome(root *rootfs.Root, home string, skel []skelEntry, mode uint32, uid, gid int) error {
-	parent, err := root.Resolve(path.Dir(home), rootfs.InRoot)
+	parent, err := root.OpenFile(path.Dir(home), unix.O_RDONLY|unix.O_DIRECTORY, 0, rootfs.InRoot)
 	if err != nil {
 		return err
 	}
-	dir := path.Join(parent, path.Base(home))
-	if err := unix.Mkdir(dir, 0); err != nil {
-		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+	defer parent.Close()
+	name := path.Base(home)
+	if err := unix.Mkdirat(int(parent.Fd()), name, 0); err != nil {
+		return &os.PathError{Op: "mkdir", Path: root.Path(home), Err: err}
 	}
-	if err := unix.Chown(dir, uid, gid); err != nil {
-		return &os.PathError{Op: "chown", Path: dir, Err: err}
+	hfd, err := unix.Openat(int(parent.Fd()), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: root.Path(home), Err: err}
 	}
-	if err := unix.Chmod(dir, mode); err != nil {
-		return &os.PathError{Op: "chmod", Path: dir, Err: err}
+	defer unix.Close(hfd)
+	if err := unix.Fchown(hfd, uid, gid); err != nil {
+		return &os.PathError{Op: "chown", Path: root.Path(home), Err: err}
+	}
+	if err := unix.Fchmod(hfd, mode); err != nil {
+		return &os.PathError{Op: "chmod", Path: root.Path(home), Err: err}
 	}
 	for _, e := range skel {
-		dst := path.Join(dir, e.rel)
-		if err := copySkelFile(root, e.src, dst); err != nil {
-			return err
-		}
-		if err := unix.Lchown(dst, uid, gid); err != nil {
-			return &os.PathError{Op: "chown", Path: dst, Err: err}
-		}
-		if err := unix.Chmod(dst, e.mode); err != nil {
-			return &os.PathError{Op: "chmod", Path: dst, Err: err}
-		}
-		if err := unix.UtimesNano(dst, []unix.Timespec{e.atim, e.mtim}); err != nil {
-			return &os.PathError{Op: "utimes", Path: dst, Err: err}
+		if err := copySkelFile(root, e, hfd, uid, gid); err != nil {
+			return &os.PathError{Op: "copy", Path: root.Path(path.Join(home, e.rel)), Err: err}
 		}
 	}
 	return nil
 }
 
-// copySkelFile copies the skeleton's file src (below the root) to dst,
-// a new file.
-func copySkelFile(root *rootfs.Root, src, dst string) error {
-	in, err := root.OpenFile(src, unix.O_RDONLY, 0, rootfs.Strict)
+// copySkelFile copies the skeleton's file e into the home (a new file
+// there), owned by uid:gid, with e's mode and times.
+func copySkelFile(root *rootfs.Root, e skelEntry, home int, uid, gid int) error {
+	in, err := root.OpenFile(e.src, unix.O_RDONLY, 0, rootfs.Strict)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	fd, err := unix.Openat(home, e.rel, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+	out := os.NewFile(uintptr(fd), e.rel)
+	defer out.Close()
+	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return err
 	}
-	return out.Close()
+	if err := unix.Fchmod(fd, e.mode); err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	// utimensat(2) on the descriptor (through /proc, where Go has no
+	// futimens); futimes(2), to the microsecond, without /proc.
+	err = unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), []unix.Timespec{e.atim, e.mtim}, 0)
+	if errors.Is(err, unix.ENOENT) {
+		err = unix.Futimes(fd, []unix.Timeval{unix.NsecToTimeval(e.atim.Nano()), unix.NsecToTimeval(e.mtim.Nano())})
+	}
+	return err
 }
 
 // groupPasswd is the password field of the user group's etc/group line:

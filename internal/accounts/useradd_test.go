@@ -210,6 +210,20 @@ func TestUsersNeedUseraddWhereTheImageAsksForMore(t *testing.T) {
 		{"an SELinux label on passwd", func(dir string) {
 			unix.Setxattr(filepath.Join(dir, "etc/passwd"), "security.selinux", []byte("system_u:object_r:passwd_file_t:s0\x00"), 0)
 		}, def},
+		{"a comment line in passwd", func(dir string) { appendFile(dir, "etc/passwd", "#old:x:1500:1500::/home/old:/bin/sh\n") }, def},
+		{"a group line with an extra field", func(dir string) { appendFile(dir, "etc/group", "odd:x:1500::\n") }, def},
+		{"a member list with an empty member", func(dir string) { replaceIn(dir, "etc/group", "sudo:x:27:", "sudo:x:27:bob,") }, def},
+		{"an id not in plain decimal", func(dir string) { replaceIn(dir, "etc/group", "sudo:x:27:", "sudo:x:027:") }, def},
+		{"a comment in subuid", func(dir string) {
+			os.WriteFile(filepath.Join(dir, "etc/subuid"), []byte("# sub ids\nbob:100000:65536\n"), 0o644)
+		}, def},
+		{"a login.defs number with a comment", func(dir string) { replaceIn(dir, "etc/login.defs", "UID_MIN\t\t\t 1000", "UID_MIN 2000 # mine") }, def},
+		{"HOME with a trailing slash", func(dir string) { appendFile(dir, "etc/default/useradd", "HOME=/home/\n") }, def},
+		{"a quoted SHELL", func(dir string) {
+			os.WriteFile(filepath.Join(dir, "etc/default/useradd"), []byte("SHELL=\"/bin/sh\"\n"), 0o644)
+		}, NewUser{Name: "admin"}},
+		{"a NUL in the GECOS", nil, NewUser{Name: "admin", Gecos: "a\x00b", Shell: "/bin/bash"}},
+		{"subordinate ids from a library", func(dir string) { appendFile(dir, "etc/nsswitch.conf", "subid: sss\n") }, def},
 		{"users from LDAP", func(dir string) { appendFile(dir, "etc/nsswitch.conf", "passwd: files ldap\n") }, def},
 		{"not a Debian-family image", func(dir string) { os.WriteFile(filepath.Join(dir, "etc/os-release"), []byte("ID=fedora\n"), 0o644) }, def},
 	} {
@@ -227,6 +241,7 @@ func TestUsersNeedUseraddWhereTheImageAsksForMore(t *testing.T) {
 			if !errors.As(err, &use) || use.tool != "useradd" {
 				t.Fatalf("got %v, want useradd asked for", err)
 			}
+			t.Log(err)
 			if after := fileFacts(t, filepath.Join(dir, "etc/passwd")) + fileFacts(t, filepath.Join(dir, "etc/group")); after != before {
 				t.Errorf("changed: %q", after)
 			}
@@ -237,6 +252,15 @@ func TestUsersNeedUseraddWhereTheImageAsksForMore(t *testing.T) {
 			}
 		})
 	}
+}
+
+func replaceIn(dir, rel, old, new string) {
+	p := filepath.Join(dir, rel)
+	b, _ := os.ReadFile(p)
+	if !strings.Contains(string(b), old) {
+		panic(rel + " has no " + old)
+	}
+	os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
 }
 
 func appendFile(dir, rel, s string) {

@@ -234,7 +234,12 @@ type FileWrite struct {
 // new, never partly written; before the renames, nothing has changed.
 func (r *Root) WriteFiles(writes []FileWrite) error {
 	var staged []*stagedFile
+	var fds []int // the staged files', open until they are synced
+	var paths []string
 	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
 		for _, p := range staged {
 			if p.tmp != "" {
 				unix.Unlinkat(p.dfd, p.tmp, 0)
@@ -242,8 +247,6 @@ func (r *Root) WriteFiles(writes []FileWrite) error {
 			unix.Close(p.dfd)
 		}
 	}()
-	var fds []int
-	var paths []string
 	for _, w := range writes {
 		p, err := r.stage(w.Rel, w.Data, w.Options, false)
 		if err != nil {
@@ -260,6 +263,7 @@ func (r *Root) WriteFiles(writes []FileWrite) error {
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
+	fds = nil
 	if err != nil {
 		return err
 	}
@@ -269,11 +273,11 @@ func (r *Root) WriteFiles(writes []FileWrite) error {
 			return err
 		}
 	}
-	fds, paths = fds[:0], paths[:0]
+	dirs, dirPaths := make([]int, 0, len(staged)), make([]string, 0, len(staged))
 	for _, p := range staged {
-		fds, paths = append(fds, p.dfd), append(paths, r.Path(p.dir))
+		dirs, dirPaths = append(dirs, p.dfd), append(dirPaths, r.Path(p.dir))
 	}
-	return SyncAll(fds, paths)
+	return SyncAll(dirs, dirPaths)
 }
 
 // SyncAll fsyncs the descriptors (of the paths named, for errors) at
