@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -34,10 +33,8 @@ const aheadLock = "lock"
 var ErrAheadExists = errors.New("host keys were already made ahead on this boot")
 
 // MakeAhead generates one key of each type into dir, which must not
-// exist. dir appears locked, with no key in it yet: a reader that sees
-// it waits for a key it wants until the key is there or the maker is
-// gone. It is for a process that exits once it returns: an RSA key is
-// raced (raceSigners), and the keys not taken are still being made.
+// exist. dir appears locked, with no key in it yet: a reader that sees it
+// waits for a key it wants until the key is there or the maker is gone.
 // Each key is written as soon as it is made (ed25519 in milliseconds,
 // RSA in seconds), as an unencrypted PKCS #8 PEM file named after its
 // type, readable by the owner only.
@@ -81,11 +78,7 @@ func MakeAhead(dir string, types []string) error {
 }
 
 func makeAheadKey(dir, typ string) error {
-	racers := 1
-	if typ == "rsa" {
-		racers = min(runtime.NumCPU(), 2)
-	}
-	priv, err := raceSigners(typ, racers)
+	priv, err := newHostSigner(typ)
 	if err != nil {
 		return err
 	}
@@ -98,31 +91,6 @@ func makeAheadKey(dir, typ string) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, typ))
-}
-
-// raceSigners makes n keys of type typ at once and returns the first one
-// made. An RSA key's time is that of its prime search, from a fraction
-// of a second to many seconds under emulation: the first of two is much
-// less often late than one. The others go on until the process exits
-// (crypto/rsa cannot be stopped), which is why only MakeAhead races,
-// in a process that exits once its keys are written.
-func raceSigners(typ string, n int) (crypto.Signer, error) {
-	if n < 2 {
-		return newHostSigner(typ)
-	}
-	type made struct {
-		k   crypto.Signer
-		err error
-	}
-	first := make(chan made, n)
-	for range n {
-		go func() {
-			k, err := newHostSigner(typ)
-			first <- made{k, err}
-		}()
-	}
-	m := <-first
-	return m.k, m.err
 }
 
 // Ahead is a directory of host keys made ahead by MakeAhead, possibly

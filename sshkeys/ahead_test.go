@@ -2,7 +2,6 @@ package sshkeys
 
 import (
 	"context"
-	"crypto/rsa"
 	"errors"
 	"os"
 	"path/filepath"
@@ -158,26 +157,5 @@ func TestKeysAheadAreTrustedOnlyFromAClosedDirectoryOfOurOwn(t *testing.T) {
 	}
 	if pub := pendingPublic(t, StartHostKeyAhead(OpenAhead(dir), "ecdsa")); pub[:5] != "ecdsa" {
 		t.Errorf("an ed25519 key filed as ecdsa was used: %q", pub)
-	}
-}
-
-// A raced key is one of the racers' keys, whole: an RSA key of the host
-// key size that validates, returned as soon as the first is made.
-func TestARacedKeyIsAWholeKeyOfItsType(t *testing.T) {
-	for _, n := range []int{1, 2, 3} {
-		k, err := raceSigners("rsa", n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			t.Fatalf("%d racers: a %T", n, k)
-		}
-		if rk.N.BitLen() != RSAHostKeyBits || rk.Validate() != nil {
-			t.Fatalf("%d racers: %d bits, valid: %v", n, rk.N.BitLen(), rk.Validate())
-		}
-	}
-	if _, err := raceSigners("dsa", 2); err == nil {
-		t.Fatal("a racer's error was not returned")
 	}
 }
