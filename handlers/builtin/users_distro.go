@@ -16,17 +16,10 @@ import (
 // handlers and `flint ssh-keys` (sshd's AuthorizedKeysCommand) decide with
 // it, so all three give the instance's keys to the same account.
 func distroDefaultUser(root *rootfs.Root) (*defaultUserConfig, string) {
-	var raw []byte
-	var err error
-	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
-		if raw, err = root.ReadFile(p, rootfs.InRoot); err == nil {
-			break
-		}
-	}
+	rel, err := distro.Read(root)
 	if err != nil {
 		return nil, "no default user: users.default_user is not set and the image has no os-release"
 	}
-	rel := distro.ParseOSRelease(raw)
 	u, ok := distro.DefaultUser(rel)
 	if !ok {
 		return nil, fmt.Sprintf("no default user: users.default_user is not set and os-release's ID %q (ID_LIKE %q) is no known distribution", rel.ID, rel.IDLike)

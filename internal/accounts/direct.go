@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flint-dev/flint/internal/distro"
 	"github.com/flint-dev/flint/internal/rootfs"
 )
 
@@ -38,7 +40,7 @@ func directCheck(root *rootfs.Root, tool string, dbs ...string) error {
 			return errUseTool{tool, "the root has " + p}
 		}
 	}
-	if !debianFamily(root) {
+	if rel, _ := distro.Read(root); !rel.Like("debian") {
 		return errUseTool{tool, "not a Debian-family image"}
 	}
 	b, err := root.ReadFile("etc/nsswitch.conf", rootfs.InRoot)
@@ -50,7 +52,7 @@ func directCheck(root *rootfs.Root, tool string, dbs ...string) error {
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
-		if !ok || !slicesContains(dbs, strings.TrimSpace(k)) {
+		if !ok || !slices.Contains(dbs, strings.TrimSpace(k)) {
 			continue
 		}
 		if i := strings.IndexByte(v, '#'); i >= 0 {
@@ -64,34 +66,6 @@ func directCheck(root *rootfs.Root, tool string, dbs ...string) error {
 		}
 	}
 	return nil
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// debianFamily reports whether the root's os-release names Debian as
-// the distribution or one it is like.
-func debianFamily(root *rootfs.Root) bool {
-	b, err := root.ReadFile("etc/os-release", rootfs.InRoot)
-	if errors.Is(err, os.ErrNotExist) {
-		b, err = root.ReadFile("usr/lib/os-release", rootfs.InRoot)
-	}
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if ok && (k == "ID" || k == "ID_LIKE") && slicesContains(strings.Fields(strings.Trim(v, `"'`)), "debian") {
-			return true
-		}
-	}
-	return false
 }
 
 // acctTxn is an edit of a root's account files: .pwd.lock held, each

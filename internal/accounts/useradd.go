@@ -1,12 +1,14 @@
 package accounts
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,9 +80,9 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 	}
 	home = u.HomeDir
 	if home == "" {
-		home = path.Join(orDefault(defaults["HOME"], "/home"), u.Name)
+		home = path.Join(cmp.Or(defaults["HOME"], "/home"), u.Name)
 	}
-	shell := orDefault(u.Shell, defaults["SHELL"])
+	shell := cmp.Or(u.Shell, defaults["SHELL"])
 	if shell == "" {
 		return use("no shell given and none in etc/default/useradd")
 	}
@@ -91,7 +93,7 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 	if fi, err := root.Stat(shell, rootfs.InRoot); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
 		return use("the shell " + shell + " is missing or not executable")
 	}
-	skel := orDefault(defaults["SKEL"], "/etc/skel")
+	skel := cmp.Or(defaults["SKEL"], "/etc/skel")
 	var skelTree []skelEntry
 	if !u.NoCreateHome {
 		if _, err := root.Stat(home, rootfs.Strict); !errors.Is(err, os.ErrNotExist) {
@@ -169,13 +171,13 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 	if d := now.Unix() / 86400; d > 0 {
 		days = strconv.FormatInt(d, 10)
 	}
-	t.appendLines("shadow", fmt.Sprintf("%s:%s:%s:%s:%s:%s:::", u.Name, orDefault(u.Password, "!"), days,
+	t.appendLines("shadow", fmt.Sprintf("%s:%s:%s:%s:%s:%s:::", u.Name, cmp.Or(u.Password, "!"), days,
 		age("PASS_MIN_DAYS"), age("PASS_MAX_DAYS"), age("PASS_WARN_AGE")))
 	for _, g := range u.Groups {
 		addMember := func(f []string) {
 			if f[3] == "" {
 				f[3] = u.Name
-			} else if !slicesContains(strings.Split(f[3], ","), u.Name) {
+			} else if !slices.Contains(strings.Split(f[3], ","), u.Name) {
 				f[3] += "," + u.Name
 			}
 		}
@@ -204,13 +206,6 @@ func addUser(ctx context.Context, root *rootfs.Root, u NewUser, now time.Time) (
 		return uid, gid, home, fmt.Errorf("useradd %s: the account was made, its home %s not: %w", u.Name, home, err)
 	}
 	return uid, gid, home, nil
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
 
 // freeRange is useradd's choice of count subordinate ids in lo..hi: the

@@ -5,9 +5,14 @@ package distro
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/flint-dev/flint/internal/rootfs"
 )
 
 // OSRelease holds the fields of os-release(5) that identify a distribution.
@@ -43,6 +48,27 @@ func ParseOSRelease(b []byte) OSRelease {
 		}
 	}
 	return r
+}
+
+// Read reads the root's os-release: etc/os-release, else
+// usr/lib/os-release, as os-release(5) says. An error wrapping
+// fs.ErrNotExist means the image has neither.
+func Read(root *rootfs.Root) (OSRelease, error) {
+	var err error
+	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
+		var b []byte
+		if b, err = root.ReadFile(p, rootfs.InRoot); err == nil {
+			return ParseOSRelease(b), nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return OSRelease{}, err
+		}
+	}
+	return OSRelease{}, err
+}
+
+// Like reports whether r is the distribution id or one like it (ID_LIKE).
+func (r OSRelease) Like(id string) bool {
+	return r.ID == id || slices.Contains(r.IDLike, id)
 }
 
 func unquote(v string) string {

@@ -1,8 +1,14 @@
 package distro
 
 import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/flint-dev/flint/internal/rootfs"
 )
 
 func TestParseOSReleaseReadsQuotedAndBareValues(t *testing.T) {
@@ -67,5 +73,30 @@ func TestDefaultUserReturnsACopyOfTheGroups(t *testing.T) {
 	v, _ := DefaultUser(OSRelease{ID: "debian"})
 	if v.Groups[0] == "changed" {
 		t.Error("a caller's edit changed the table")
+	}
+}
+
+// Read finds os-release where os-release(5) puts it, etc first; Like
+// matches the ID and each ID_LIKE entry, nothing else.
+func TestReadFindsOSReleaseAndLikeMatchesTheFamily(t *testing.T) {
+	dir := t.TempDir()
+	r, err := rootfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := Read(r); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("no os-release: %v", err)
+	}
+	os.MkdirAll(filepath.Join(dir, "usr/lib"), 0o755)
+	os.WriteFile(filepath.Join(dir, "usr/lib/os-release"), []byte("ID=ubuntu\nID_LIKE=debian\n"), 0o644)
+	rel, err := Read(r)
+	if err != nil || rel.ID != "ubuntu" || !rel.Like("debian") || !rel.Like("ubuntu") || rel.Like("deb") || rel.Like("fedora") {
+		t.Fatalf("usr/lib/os-release: %+v %v", rel, err)
+	}
+	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc/os-release"), []byte(`ID="rocky"`+"\nID_LIKE=\"rhel centos fedora\"\n"), 0o644)
+	if rel, err := Read(r); err != nil || !rel.Like("fedora") || rel.Like("debian") {
+		t.Fatalf("etc/os-release first: %+v %v", rel, err)
 	}
 }
