@@ -40,6 +40,10 @@ func TestTheUsersPlanCreatesWhatIsMissingAndAddsOnlyMissingGroups(t *testing.T) 
 			t.Errorf("a note holds a password hash: %q", n)
 		}
 	}
+	svc, err := planUsers([]userSpec{{Name: "svc", System: true}}, nil, db, "")
+	if err != nil || !slices.Contains(svc.notes(), "user svc: create (groups none, shell the image's default)") {
+		t.Errorf("a user without groups or shell: %q %v", svc.notes(), err)
+	}
 	if _, err := planUsers(nil, &userdata.Chpasswd{List: []userdata.ChpasswdUser{{Name: "dev", Type: "RANDOM"}}}, db, ""); err == nil {
 		t.Error("a RANDOM chpasswd password was planned")
 	}

@@ -384,7 +384,8 @@ func (p usersPlan) notes() []string {
 	for _, u := range p.users {
 		s := u.spec
 		if u.create {
-			out = append(out, fmt.Sprintf("user %s: create (groups %s, shell %s)", s.Name, strings.Join(s.Groups, ","), orDefault(s.Shell, "default")))
+			out = append(out, fmt.Sprintf("user %s: create (groups %s, shell %s)", s.Name,
+				orDefault(strings.Join(s.Groups, ","), "none"), orDefault(s.Shell, "the image's default")))
 		} else {
 			out = append(out, fmt.Sprintf("user %s: exists; groups %s", s.Name, strings.Join(s.Groups, ",")))
 		}
